@@ -1,0 +1,305 @@
+"""The wire codec: msgpack envelopes with a closed extension registry.
+
+Every message between parties, in simulation as in deployment, is one envelope::
+
+    [version, session_id, step, sender, seq, kind, body]
+
+encoded with msgpack. ``body`` is a map with ``str`` keys whose values are msgpack
+natives or one of three extension types, and nothing else:
+
+====  ===============  ========================================================
+code  name             payload
+====  ===============  ========================================================
+1     BIGINT           sign byte (0 or 1) + big-endian magnitude, for ints that
+                       do not fit msgpack's 64-bit integers
+2     BIGINT_ARRAY     ``>BI`` header (signed flag, byte width) + ``count * width``
+                       bytes, two's complement when signed: ciphertexts, shares
+3     NDARRAY          dtype length + dtype + ndim + ``ndim`` big-endian u64 dims
+                       + C-order data; dtypes ``<i8 <u8 <f8 |u1 |b1`` only
+====  ===============  ========================================================
+
+Anything else (an unknown ext code, an object dtype, a shape that does not match the
+data, a non-``str`` map key, trailing or truncated bytes, a message over the size
+limit) is a :class:`~mpcactors.errors.CodecError`. No pickle is involved anywhere:
+decoding never constructs anything but ints, floats, strings, bytes, lists, dicts,
+:class:`BigIntArray` and read-only numpy arrays.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gmpy2
+import msgpack
+import numpy as np
+
+from .errors import CodecError
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "ROLES",
+    "BigIntArray",
+    "Envelope",
+    "decode",
+    "decode_envelope",
+    "encode",
+    "encode_envelope",
+]
+
+PROTOCOL_VERSION = 1
+#: Default hard cap on one encoded message (also the TLS frame cap).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: The three roles, in Shamir evaluation-point order (hospital = 1, insurer = 2, ttp = 3).
+ROLES = ("hospital", "insurer", "ttp")
+
+EXT_BIGINT = 1
+EXT_BIGINT_ARRAY = 2
+EXT_NDARRAY = 3
+
+_ALLOWED_DTYPES = frozenset({"<i8", "<u8", "<f8", "|u1", "|b1"})
+_MAX_NDIM = 4
+_MAX_BIGINT_BYTES = 4096  # 32768-bit integers: far above any modulus we use
+_MAX_WIDTH = 4096
+_ARRAY_HEADER = struct.Struct(">BI")
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_MPZ = type(gmpy2.mpz(0))
+
+
+@dataclass(frozen=True, slots=True)
+class BigIntArray(Sequence[int]):
+    """A vector of big integers that travels as one fixed-width byte string.
+
+    Ciphertexts (values mod n^2) and field elements are sent this way: ``width`` bytes
+    per element, so the encoded size is exactly ``len * width`` plus a 5-byte header,
+    and decoding a million elements does not build a million msgpack objects.
+    ``signed`` selects two's complement (additive shares can be negative).
+    """
+
+    values: tuple[int, ...]
+    width: int
+    signed: bool = False
+
+    @classmethod
+    def of(cls, values: Iterable[int], *, width: int | None = None, signed: bool = False) -> BigIntArray:
+        """Build from ints (or ``gmpy2.mpz``); ``width`` defaults to the smallest that fits."""
+        items = tuple(int(v) for v in values)
+        if width is None:
+            top = max((abs(v) for v in items), default=0)
+            width = max(1, (top.bit_length() + (8 if signed else 7)) // 8)
+        return cls(items, width, signed)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.values[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.values)
+
+    def to_bytes(self) -> bytes:
+        width, signed = self.width, self.signed
+        try:
+            body = b"".join(v.to_bytes(width, "big", signed=signed) for v in self.values)
+        except OverflowError:
+            raise ValueError(f"a BigIntArray element does not fit {width} bytes") from None
+        return _ARRAY_HEADER.pack(int(signed), width) + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BigIntArray:
+        if len(data) < _ARRAY_HEADER.size:
+            raise CodecError("truncated BIGINT_ARRAY header")
+        signed, width = _ARRAY_HEADER.unpack_from(data)
+        if signed not in (0, 1) or not 1 <= width <= _MAX_WIDTH:
+            raise CodecError(f"BIGINT_ARRAY with invalid header (signed={signed}, width={width})")
+        body = memoryview(data)[_ARRAY_HEADER.size :]
+        if len(body) % width:
+            raise CodecError(f"BIGINT_ARRAY of {len(body)} bytes is not a multiple of width {width}")
+        from_bytes = int.from_bytes
+        values = tuple(
+            from_bytes(body[i : i + width], "big", signed=bool(signed)) for i in range(0, len(body), width)
+        )
+        return cls(values, width, bool(signed))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One protocol message. ``kind`` names a message type from the step table."""
+
+    session: bytes
+    step: int
+    sender: str
+    seq: int
+    kind: str
+    body: dict[str, Any]
+    version: int = PROTOCOL_VERSION
+
+
+# ---- encoding ---------------------------------------------------------------------
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int):  # only reached for ints outside msgpack's 64-bit range
+        if abs(obj).bit_length() > 8 * _MAX_BIGINT_BYTES:
+            raise ValueError("integer too large for the codec")
+        magnitude = abs(obj)
+        return msgpack.ExtType(
+            EXT_BIGINT, bytes([obj < 0]) + magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "big")
+        )
+    if isinstance(obj, _MPZ):
+        value = int(obj)
+        return value if _INT64_MIN <= value <= _UINT64_MAX else _default(value)
+    if isinstance(obj, BigIntArray):
+        return msgpack.ExtType(EXT_BIGINT_ARRAY, obj.to_bytes())
+    if isinstance(obj, np.ndarray):
+        return msgpack.ExtType(EXT_NDARRAY, _ndarray_bytes(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"the codec cannot encode a {type(obj).__name__}")
+
+
+def _ndarray_bytes(array: np.ndarray) -> bytes:
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    name = dtype.str
+    if name not in _ALLOWED_DTYPES:
+        raise TypeError(f"the codec does not send arrays of dtype {array.dtype}")
+    if array.ndim > _MAX_NDIM:
+        raise TypeError(f"the codec does not send arrays with more than {_MAX_NDIM} dimensions")
+    data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+    header = bytes([len(name)]) + name.encode() + bytes([array.ndim])
+    return header + b"".join(struct.pack(">Q", n) for n in array.shape) + data
+
+
+def encode(obj: Any) -> bytes:
+    """Encode a value (msgpack natives plus the registry types) to bytes."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True, strict_types=False)
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Encode an envelope as the fixed 7-element msgpack array."""
+    return encode(
+        [
+            envelope.version,
+            envelope.session,
+            envelope.step,
+            envelope.sender,
+            envelope.seq,
+            envelope.kind,
+            envelope.body,
+        ]
+    )
+
+
+# ---- decoding ---------------------------------------------------------------------
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_BIGINT:
+        if not 2 <= len(data) <= _MAX_BIGINT_BYTES + 1 or data[0] not in (0, 1):
+            raise CodecError("malformed BIGINT")
+        magnitude = int.from_bytes(data[1:], "big")
+        return -magnitude if data[0] else magnitude
+    if code == EXT_BIGINT_ARRAY:
+        return BigIntArray.from_bytes(data)
+    if code == EXT_NDARRAY:
+        return _ndarray_from(data)
+    raise CodecError(f"unknown msgpack extension code {code}")
+
+
+def _ndarray_from(data: bytes) -> np.ndarray:
+    try:
+        name_len = data[0]
+        name = data[1 : 1 + name_len].decode("ascii")
+        pos = 1 + name_len
+        ndim = data[pos]
+        pos += 1
+    except (IndexError, UnicodeDecodeError):
+        raise CodecError("truncated NDARRAY header") from None
+    if name not in _ALLOWED_DTYPES:
+        raise CodecError(f"NDARRAY dtype {name!r} is not allowed")
+    if ndim > _MAX_NDIM:
+        raise CodecError(f"NDARRAY with {ndim} dimensions (at most {_MAX_NDIM})")
+    if len(data) < pos + 8 * ndim:
+        raise CodecError("truncated NDARRAY shape")
+    shape = struct.unpack_from(f">{ndim}Q", data, pos)
+    pos += 8 * ndim
+    dtype = np.dtype(name)
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != len(data) - pos:
+        raise CodecError(f"NDARRAY shape {shape} does not match {len(data) - pos} data bytes")
+    array = np.frombuffer(data, dtype=dtype, offset=pos).reshape(shape).copy()
+    if dtype.str == "|b1" and array.view(np.uint8).max(initial=0) > 1:
+        raise CodecError("NDARRAY of booleans holds a byte other than 0 or 1")
+    array.setflags(write=False)
+    return array
+
+
+def _pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if not isinstance(key, str):
+            raise CodecError(f"map key of type {type(key).__name__} (only str keys are allowed)")
+        if key in out:
+            raise CodecError(f"duplicate map key {key!r}")
+        out[key] = value
+    return out
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """Decode bytes produced by :func:`encode`.
+
+    Raises:
+        CodecError: for anything that is not exactly one valid value within the limits.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise CodecError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    try:
+        return msgpack.unpackb(
+            data,
+            ext_hook=_ext_hook,
+            object_pairs_hook=_pairs,
+            strict_map_key=False,  # _pairs enforces str keys with a clearer error
+            raw=False,
+            use_list=True,
+        )
+    except CodecError:
+        raise
+    except Exception as exc:  # msgpack raises many types; all mean "malformed"
+        raise CodecError(f"malformed message ({type(exc).__name__})") from None
+
+
+def decode_envelope(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope:
+    """Decode and structurally validate one envelope (the scheduler checks the rest)."""
+    item = decode(data, max_bytes=max_bytes)
+    if not isinstance(item, list) or len(item) != 7:
+        raise CodecError("an envelope must be a 7-element array")
+    version, session, step, sender, seq, kind, body = item
+    if version != PROTOCOL_VERSION or type(version) is not int:
+        raise CodecError(f"unsupported protocol version {version!r} (this is {PROTOCOL_VERSION})")
+    if not isinstance(session, bytes) or len(session) != 16:
+        raise CodecError("the session id must be 16 bytes")
+    if type(step) is not int or not 0 <= step <= 9:
+        raise CodecError(f"invalid step {step!r}")
+    if sender not in ROLES:
+        raise CodecError(f"unknown sender {sender!r}")
+    if type(seq) is not int or seq < 0:
+        raise CodecError(f"invalid sequence number {seq!r}")
+    if not isinstance(kind, str) or not 0 < len(kind) <= 64:
+        raise CodecError("invalid message kind")
+    if not isinstance(body, dict):
+        raise CodecError("the message body must be a map")
+    return Envelope(session, step, sender, seq, kind, body, version)
