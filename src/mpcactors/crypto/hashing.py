@@ -1,0 +1,193 @@
+"""Step 2: the joint HMAC key of hospital and insurer, and keyed hashing of ids.
+
+Hospital and insurer each draw a 256-bit :func:`contribution`, send it to the other
+over their direct link (never via the TTP) and both derive the same key as the sum
+of the two contributions modulo ``2**256``. The sum is order-independent, so neither
+side has to agree on who is "first", and it is uniform as long as *one* of the two
+contributions is: a party cannot bias the key by choosing its own contribution.
+
+Each party then replaces every id by ``HMAC-SHA256(key, encoding(id))``. The TTP,
+which never sees the key, can match the hashed ids of the two parties but cannot run
+a dictionary attack over the (low-entropy) id space, as it could against an unkeyed or
+short-salted hash (the TNO pilot hashed ``sha256(id || str(r_A + r_B))`` with 64-bit
+salts; see ``research/lasso-and-crypto.md`` section 6).
+
+The HMAC input is :data:`DOMAIN_TAG` followed by the 8-byte big-endian length of the
+UTF-8 encoded id and then those bytes. The encoding is injective: two different ids
+never produce the same HMAC input, so they can only collide if SHA-256 does. The tag
+separates these digests from any other use of the same key.
+
+No trio, no I/O, no logging: this is a plain value type plus functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from collections.abc import Iterable
+
+from ..errors import KeyDestroyedError, PeerProtocolError
+
+__all__ = [
+    "CONTRIBUTION_BYTES",
+    "DIGEST_BYTES",
+    "DOMAIN_TAG",
+    "JointKey",
+    "contribution",
+    "normalise_id",
+]
+
+#: size of one party's key contribution and of the joint key (256 bits)
+CONTRIBUTION_BYTES = 32
+#: size of one hashed id (HMAC-SHA256)
+DIGEST_BYTES = 32
+#: domain-separation prefix of every HMAC input (versioned: change it and ids stop matching)
+DOMAIN_TAG = b"mpcactors/step2/id-hmac-sha256/v1\x00"
+
+_MODULUS = 1 << (8 * CONTRIBUTION_BYTES)
+_SHA256_BLOCK = 64  # bytes; HMAC pads or hashes the key to this size (RFC 2104)
+
+
+def contribution() -> bytes:
+    """One party's random key contribution: 32 bytes from the OS CSPRNG (``secrets``)."""
+    return secrets.token_bytes(CONTRIBUTION_BYTES)
+
+
+def normalise_id(raw: str) -> str:
+    """The canonical form of an id, as both data parties must compute it.
+
+    Hospital and insurer hash their ids independently, and an HMAC is sensitive to
+    every byte: if one site writes ``"AB123 "`` or ``"ab123"`` and the other
+    ``"AB123"``, the patient silently drops out of the intersection, with no error
+    anywhere. So both parties map each id to one canonical string first:
+
+    * Unicode NFC, so that a letter with an accent is the same whether it was stored
+      precomposed (``"é"``) or as a letter plus combining mark (``"e\\u0301"``);
+    * surrounding whitespace stripped (a spreadsheet artefact, never meaningful);
+    * ``str.casefold``: the Unicode caseless-matching fold (stronger than ``lower``:
+      ``"ß"`` folds to ``"ss"``), followed by NFC again because case folding can
+      produce decomposed sequences. The result is idempotent.
+
+    Internal whitespace and punctuation are kept: ``"AB 123"`` and ``"AB123"`` stay
+    different ids; harmonising such conventions is the data owners' job. An empty
+    result is returned as is; the table loader rejects it.
+    """
+    if raw.isascii():  # the common case: NFC is the identity and casefold is lower
+        return raw.strip().lower()
+    folded = unicodedata.normalize("NFC", raw).strip().casefold()
+    return unicodedata.normalize("NFC", folded)
+
+
+def _contribution_int(value: object, *, whose: str, error: type[Exception]) -> int:
+    """A contribution as an integer, or ``error`` naming ``whose`` it is and its size."""
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) == CONTRIBUTION_BYTES:
+            return int.from_bytes(value, "big")
+        got = f"{len(value)} bytes"
+    else:
+        got = f"a {type(value).__name__}"
+    raise error(f"{whose} key contribution must be {CONTRIBUTION_BYTES} bytes, got {got}")
+
+
+class JointKey:
+    """The step-2 HMAC key shared by hospital and insurer, usable until destroyed.
+
+    Build it with :meth:`from_contributions`. The object keeps only the two SHA-256
+    states that HMAC derives from the key (``key XOR ipad`` and ``key XOR opad``,
+    RFC 2104), which is what makes hashing a million ids take about a second.
+    :meth:`destroy` drops them; every later use raises :class:`KeyDestroyedError`.
+
+    Python cannot guarantee that no copy of the key bytes survives in freed memory;
+    ``destroy`` removes every reference this object holds, zeroes the key buffer it
+    built, and makes accidental reuse fail loudly, which is what the protocol's
+    "delete the key after step 2" rule needs in a semi-honest setting.
+
+    The key never leaves the object: ``repr`` shows no key material, and copying or
+    pickling raises :class:`TypeError` (a pickled key would be a copy on disk).
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, *, _key: bytearray) -> None:
+        if len(_key) != CONTRIBUTION_BYTES:  # internal constructor; guards our own bugs
+            raise ValueError("internal: the joint key must be 32 bytes")
+        padded = bytes(_key) + bytes(_SHA256_BLOCK - len(_key))
+        self._inner: hashlib._Hash | None = hashlib.sha256(
+            bytes(b ^ 0x36 for b in padded) + DOMAIN_TAG
+        )
+        self._outer: hashlib._Hash | None = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    @classmethod
+    def from_contributions(cls, mine: bytes, theirs: bytes) -> JointKey:
+        """The joint key ``(mine + theirs) mod 2**256`` (big-endian 32-byte integers).
+
+        The sum is symmetric, so both parties get the same key whichever way round
+        they pass the two contributions.
+
+        Raises:
+            ValueError: ``mine`` is not 32 bytes (our own bug).
+            PeerProtocolError: ``theirs``, which came from the peer, is not 32 bytes.
+        """
+        total = _contribution_int(mine, whose="our own", error=ValueError)
+        total += _contribution_int(theirs, whose="the peer's", error=PeerProtocolError)
+        key = bytearray((total % _MODULUS).to_bytes(CONTRIBUTION_BYTES, "big"))
+        try:
+            return cls(_key=key)
+        finally:
+            key[:] = bytes(len(key))
+
+    @property
+    def destroyed(self) -> bool:
+        """Whether :meth:`destroy` has been called."""
+        return self._inner is None
+
+    def destroy(self) -> None:
+        """Forget the key. Idempotent. Every later :meth:`hash_ids` raises."""
+        self._inner = None
+        self._outer = None
+
+    def hash_ids(self, ids: Iterable[str]) -> list[bytes]:
+        """``HMAC-SHA256(key, DOMAIN_TAG || len(id) || id)`` of every id, in order.
+
+        ``ids`` must already be in canonical form (:func:`normalise_id`); this
+        function hashes exactly the UTF-8 bytes it is given, so that a caller that
+        normalised once does not pay for it twice. The length is the byte length
+        of the UTF-8 encoding as an 8-byte big-endian integer. Returns 32-byte digests.
+
+        Raises:
+            KeyDestroyedError: the key has been destroyed.
+            TypeError: an id is not a ``str``.
+            UnicodeEncodeError: an id contains a lone surrogate (not valid Unicode text).
+        """
+        inner, outer = self._inner, self._outer
+        if inner is None or outer is None:
+            raise KeyDestroyedError("the step-2 HMAC key was used after it was destroyed")
+        inner_copy, outer_copy = inner.copy, outer.copy
+        out: list[bytes] = []
+        append = out.append
+        for position, id_ in enumerate(ids):
+            try:
+                data = id_.encode("utf-8")
+            except AttributeError:
+                raise TypeError(
+                    f"id at position {position} is a {type(id_).__name__}, not a str"
+                ) from None
+            h = inner_copy()
+            h.update(len(data).to_bytes(8, "big") + data)
+            o = outer_copy()
+            o.update(h.digest())
+            append(o.digest())
+        return out
+
+    def __repr__(self) -> str:
+        return f"<JointKey destroyed={self.destroyed}>"
+
+    def __reduce_ex__(self, protocol: object) -> object:
+        raise TypeError("a JointKey cannot be pickled or copied (it holds the step-2 key)")
+
+    def __copy__(self) -> JointKey:
+        raise TypeError("a JointKey cannot be copied (it holds the step-2 key)")
+
+    def __deepcopy__(self, memo: object) -> JointKey:
+        raise TypeError("a JointKey cannot be copied (it holds the step-2 key)")

@@ -1,0 +1,182 @@
+"""Step 2: joint key derivation and keyed hashing of ids.
+
+The oracle is Python's own ``hmac`` module, fed with the HMAC input exactly as the
+module documents it (tag, 8-byte big-endian length, UTF-8 bytes), built here
+independently of the implementation.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import pickle
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mpcactors.crypto.hashing import (
+    DOMAIN_TAG,
+    JointKey,
+    contribution,
+    normalise_id,
+)
+from mpcactors.errors import KeyDestroyedError, PeerProtocolError
+
+MINE = bytes(range(32))
+THEIRS = bytes(range(100, 132))
+
+
+def expected_key(mine: bytes, theirs: bytes) -> bytes:
+    total = int.from_bytes(mine, "big") + int.from_bytes(theirs, "big")
+    return (total % 2**256).to_bytes(32, "big")
+
+
+def hmac_input(id_: str) -> bytes:
+    data = id_.encode("utf-8")
+    return DOMAIN_TAG + len(data).to_bytes(8, "big") + data
+
+
+def reference_digest(key: bytes, id_: str) -> bytes:
+    return hmac.new(key, hmac_input(id_), "sha256").digest()
+
+
+def test_contribution_is_32_fresh_random_bytes() -> None:
+    a, b = contribution(), contribution()
+    assert isinstance(a, bytes) and len(a) == 32
+    assert a != b  # equal only with probability 2**-256
+
+
+def test_known_answer_against_stdlib_hmac() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    ids = ["000000001", "123456789", "", "é", "a" * 1000, "patiënt-7"]
+    assert key.hash_ids(ids) == [reference_digest(expected_key(MINE, THEIRS), i) for i in ids]
+
+
+def test_domain_tag_is_part_of_the_input() -> None:
+    # Without the tag (or the length prefix) the digest would differ: pins the encoding.
+    key_bytes = expected_key(MINE, THEIRS)
+    digest = JointKey.from_contributions(MINE, THEIRS).hash_ids(["42"])[0]
+    assert digest != hmac.new(key_bytes, b"42", "sha256").digest()
+    assert digest != hmac.new(key_bytes, DOMAIN_TAG + b"42", "sha256").digest()
+
+
+def test_contribution_order_does_not_matter() -> None:
+    a, b = contribution(), contribution()
+    ids = ["000000001", "000000002"]
+    assert JointKey.from_contributions(a, b).hash_ids(ids) == JointKey.from_contributions(
+        b, a
+    ).hash_ids(ids)
+
+
+def test_key_is_the_sum_modulo_2_to_the_256() -> None:
+    # (2**256 - 1) + 2 wraps to 1.
+    mine = (2**256 - 1).to_bytes(32, "big")
+    theirs = (2).to_bytes(32, "big")
+    digest = JointKey.from_contributions(mine, theirs).hash_ids(["x"])
+    assert digest == [reference_digest((1).to_bytes(32, "big"), "x")]
+
+
+def test_different_keys_give_different_digests() -> None:
+    other = bytes(range(1, 33))
+    ids = ["000000001"]
+    assert JointKey.from_contributions(MINE, THEIRS).hash_ids(ids) != JointKey.from_contributions(
+        other, THEIRS
+    ).hash_ids(ids)
+
+
+@pytest.mark.parametrize("bad", [b"", bytes(31), bytes(33)])
+def test_own_contribution_of_wrong_size_is_a_value_error(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="must be 32 bytes"):
+        JointKey.from_contributions(bad, THEIRS)
+
+
+@pytest.mark.parametrize("bad", [b"", bytes(31), bytes(64), "x" * 32, 12345])
+def test_bad_peer_contribution_is_a_peer_protocol_error(bad: object) -> None:
+    with pytest.raises(PeerProtocolError, match="peer's key contribution must be 32 bytes"):
+        JointKey.from_contributions(MINE, bad)  # type: ignore[arg-type]
+
+
+def test_destroy_makes_every_use_fail() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    assert not key.destroyed
+    key.destroy()
+    assert key.destroyed
+    with pytest.raises(KeyDestroyedError):
+        key.hash_ids(["1"])
+    key.destroy()  # idempotent
+    assert key.destroyed
+
+
+def test_repr_shows_no_key_material() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    text = repr(key) + str(key)
+    joint = expected_key(MINE, THEIRS)
+    for secret in (MINE, THEIRS, joint):
+        assert secret.hex() not in text
+        assert repr(secret) not in text
+    assert "destroyed=False" in text
+
+
+def test_key_cannot_be_pickled_or_copied() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    with pytest.raises(TypeError):
+        pickle.dumps(key)
+    with pytest.raises(TypeError):
+        copy.copy(key)
+    with pytest.raises(TypeError):
+        copy.deepcopy(key)
+
+
+def test_non_string_id_is_a_type_error_naming_the_position() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    with pytest.raises(TypeError, match="position 1"):
+        key.hash_ids(["a", 7])  # type: ignore[list-item]
+
+
+@given(st.lists(st.text(), min_size=2, max_size=20, unique=True))
+def test_distinct_ids_never_share_an_hmac_input_or_digest(ids: list[str]) -> None:
+    ids = [i for i in ids if not any(0xD800 <= ord(c) <= 0xDFFF for c in i)]
+    inputs = [hmac_input(i) for i in ids]
+    # The documented encoding is injective: the id is recovered from the input alone,
+    # so even ids that are prefixes or concatenations of each other cannot collide.
+    for id_, data in zip(ids, inputs, strict=True):
+        rest = data[len(DOMAIN_TAG) :]
+        length = int.from_bytes(rest[:8], "big")
+        assert len(rest) == 8 + length
+        assert rest[8:].decode("utf-8") == id_
+    digests = JointKey.from_contributions(MINE, THEIRS).hash_ids(ids)
+    assert len(set(digests)) == len(ids)
+    assert digests == [reference_digest(expected_key(MINE, THEIRS), i) for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("  AB123 \t\n", "ab123"),
+        ("000000042", "000000042"),
+        ("Straße", "strasse"),  # casefold, not lower
+        ("e\u0301", "\u00e9"),  # decomposed accent composes (NFC)
+        ("\u00c9LISE", "\u00e9lise"),
+        ("\u00a0x\u3000", "x"),  # non-ASCII whitespace is stripped too
+        ("AB 123", "ab 123"),  # internal whitespace is kept
+        ("", ""),
+    ],
+)
+def test_normalise_id_examples(raw: str, canonical: str) -> None:
+    assert normalise_id(raw) == canonical
+
+
+def test_ids_equal_after_normalisation_hash_equal() -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    a, b = key.hash_ids([normalise_id(" Ke\u0301vin "), normalise_id("K\u00c9VIN")])
+    assert a == b
+
+
+@given(st.text())
+def test_normalise_id_is_idempotent_and_nfc(raw: str) -> None:
+    once = normalise_id(raw)
+    assert normalise_id(once) == once
+    assert unicodedata.is_normalized("NFC", once)
+    assert once == once.strip()
