@@ -441,7 +441,8 @@ class Ciphertext:
             return NotImplemented
         self._check_same_key(other)
         nsquare = self._public._nsquare
-        return Ciphertext(self._public, self._value * gmpy2.invert(other._value, nsquare) % nsquare)
+        inverse = gmpy2.invert(other._value, nsquare)
+        return Ciphertext(self._public, self._value * inverse % nsquare)
 
     def __neg__(self) -> Ciphertext:
         return Ciphertext(self._public, gmpy2.invert(self._value, self._public._nsquare))
