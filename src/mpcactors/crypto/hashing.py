@@ -107,7 +107,7 @@ class JointKey:
     pickling raises :class:`TypeError` (a pickled key would be a copy on disk).
     """
 
-    __slots__ = ("_inner", "_outer")
+    __slots__ = ("__weakref__", "_inner", "_outer")  # weakref: tests prove deletion
 
     def __init__(self, *, _key: bytearray) -> None:
         if len(_key) != CONTRIBUTION_BYTES:  # internal constructor; guards our own bugs

@@ -18,7 +18,6 @@ move changes nothing else (tests check this).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Protocol
 
 from ..codec import Envelope
@@ -51,8 +50,8 @@ class StepScheduler:
         self._steps = tuple(s for s in STEPS_OF[role] if s <= last_step)
         self._created: set[str] = set()
         self._deleted: set[str] = set()
-        self._seq_out: dict[str, int] = defaultdict(int)
-        self._seq_in: dict[str, int] = defaultdict(int)
+        self._seq_out: dict[str, int] = {}
+        self._seq_in: dict[str, int] = {}
         self._reset_step_progress()
 
     # ---- state ------------------------------------------------------------------
@@ -72,7 +71,7 @@ class StepScheduler:
 
     def _reset_step_progress(self) -> None:
         # (direction, peer, kind) -> count of messages; "ended" for closed streams
-        self._count: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._count: dict[tuple[str, str, str], int] = {}
         self._ended: set[tuple[str, str, str]] = set()
 
     def _fail(self, exc: BaseException) -> BaseException:
@@ -108,7 +107,7 @@ class StepScheduler:
             for rule in rules:
                 peer = rule.receiver if direction == "out" else rule.sender
                 key = (direction, peer, rule.kind)
-                if rule.flow is Flow.SINGLE and self._count[key] != 1:
+                if rule.flow is Flow.SINGLE and self._count.get(key, 0) != 1:
                     return False
                 if rule.flow is Flow.STREAM and key not in self._ended:
                     return False
@@ -177,9 +176,9 @@ class StepScheduler:
         key = (direction, peer, rule.kind)
         if key in self._ended:
             raise self._fail(error_type(f"{sender} -> {receiver}: {kind!r} after the {rule.kind} stream ended"))
-        if rule.flow is Flow.SINGLE and self._count[key] >= 1:
+        if rule.flow is Flow.SINGLE and self._count.get(key, 0) >= 1:
             raise self._fail(error_type(f"{sender} -> {receiver}: a second {kind!r} message at step {self.step}"))
-        self._count[key] += 1
+        self._count[key] = self._count.get(key, 0) + 1
         if rule.flow is Flow.STREAM and kind.endswith("_end"):
             self._ended.add(key)
 
@@ -187,9 +186,13 @@ class StepScheduler:
         """Validate a move of ours and wrap it in an envelope."""
         self._check_alive()
         self._advance("out", receiver, kind, StepOrderError)
-        seq = self._seq_out[receiver]
+        seq = self._seq_out.get(receiver, 0)
         self._seq_out[receiver] = seq + 1
         return Envelope(self.session, self.step, self.role, seq, kind, body)
+
+    def next_seq(self, receiver: str) -> int:
+        """The sequence number our next message to ``receiver`` will carry (for ``abort``)."""
+        return self._seq_out.get(receiver, 0)
 
     def incoming(self, envelope: Envelope) -> Envelope:
         """Validate a peer's move. Raises :class:`PeerProtocolError` if it is illegal."""
@@ -200,7 +203,7 @@ class StepScheduler:
             raise self._fail(PeerProtocolError(f"message claims to come from {sender!r}"))
         if envelope.session != self.session:
             raise self._fail(PeerProtocolError(f"{sender} sent a message from another session"))
-        expected_seq = self._seq_in[sender]
+        expected_seq = self._seq_in.get(sender, 0)
         if envelope.seq != expected_seq:
             raise self._fail(
                 PeerProtocolError(

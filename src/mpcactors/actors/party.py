@@ -1,0 +1,743 @@
+"""The three actors: hospital, insurer and TTP as trio tasks.
+
+An actor is thin. It owns a :class:`~mpcactors.protocol.scheduler.StepScheduler`
+(which refuses illegal moves and unproven deletions), one transport per peer, one
+bounded mailbox per peer fed by a reader task, and an :class:`Executor` for crypto.
+The protocol's arithmetic lives in :mod:`mpcactors.crypto` and :mod:`mpcactors.mpc`;
+this module only sequences it, applies per-step deadlines and cleans up.
+
+Failure semantics (one-for-all): any error stops the party, which tells its peers
+(an ``abort`` message, best effort) and, in a shielded ``finally``, destroys every key
+and clears every share it holds. Nothing partial is returned.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gmpy2
+import structlog
+import trio
+
+from ..codec import BigIntArray, Envelope
+from ..config import RunConfig
+from ..crypto import hashing, paillier
+from ..crypto.packing import Packing
+from ..errors import AbortedError, InputError, MpcactorsError, PeerProtocolError, StepTimeout, TransportError
+from ..protocol import messages as msg
+from ..protocol.scheduler import StepScheduler
+from ..protocol.steps import DONE, HOSPITAL, INSURER, STEP_NAMES, TTP
+from .executor import Executor
+
+__all__ = ["IntersectionTooSmall", "Observer", "PartyResult", "StepStats", "run_party"]
+
+log = structlog.get_logger(__name__)
+
+PARTY_INDEX = {HOSPITAL: 1, INSURER: 2, TTP: 3}
+ROLE_OF = {v: k for k, v in PARTY_INDEX.items()}
+MAILBOX_SIZE = 8
+
+
+class IntersectionTooSmall(MpcactorsError):
+    """The intersection is below ``min_intersection``: every party stops, nothing is computed."""
+
+    exit_code = 3
+
+
+class Observer(Protocol):
+    """Simulation-only hooks (god view, leak analysis).
+
+    An observer is handed to one party's actor and sees only what that party holds:
+    in a deployment each daemon has at most its own. It must keep only weak
+    references to key objects, or it would itself keep a deleted key alive.
+    """
+
+    def hold(self, role: str, step: int, name: str, value: Any) -> None: ...
+
+    def key_created(self, role: str, name: str, key: Any) -> None: ...
+
+    def key_destroyed(self, role: str, name: str, key: Any) -> None: ...
+
+
+@dataclass
+class StepStats:
+    step: int
+    seconds: float = 0.0
+    bytes_sent: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    messages_received: int = 0
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PartyResult:
+    """What one party ends with: public outputs and run statistics, no secrets."""
+
+    role: str
+    intersection_size: int
+    result: Any  # mpc.lasso.LassoResult | None
+    features: tuple[str, ...]
+    owners: tuple[str, ...]
+    steps: dict[int, StepStats]
+    rows: int = 0
+    dropped_missing: int = 0
+
+    def result_document(self) -> dict[str, Any] | None:
+        if self.result is None:
+            return None
+        r = self.result
+        return {
+            "coefficients": dict(zip(self.features, (float(c) for c in r.coefficients), strict=True)),
+            "owners": dict(zip(self.features, self.owners, strict=True)),
+            "intercept": float(r.intercept),
+            "r2": float(r.r2),
+            "iterations": int(r.iterations),
+            "converged": bool(r.converged),
+        }
+
+    def document(self) -> dict[str, Any]:
+        """The JSON-able run document (``simulate --json`` merges all three parties')."""
+        return {
+            "party": self.role,
+            "intersection_size": self.intersection_size,
+            "result": self.result_document(),
+            "rows": self.rows,
+            "dropped_missing": self.dropped_missing,
+            "steps": [
+                {
+                    "step": s.step,
+                    "name": STEP_NAMES[s.step],
+                    "party": self.role,
+                    "seconds": round(s.seconds, 4),
+                    "bytes_sent": s.bytes_sent,
+                    "messages_sent": s.messages_sent,
+                    "deleted": s.deleted,
+                }
+                for s in sorted(self.steps.values(), key=lambda s: s.step)
+            ],
+        }
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+class _Party:
+    def __init__(
+        self,
+        role: str,
+        links: Mapping[str, trio.abc.Channel[Envelope]],
+        *,
+        session: bytes,
+        config: RunConfig,
+        table: Any,
+        executor: Executor,
+        observer: Observer | None,
+        progress: Any,
+    ) -> None:
+        self.role = role
+        self.links = dict(links)
+        self.config = config
+        self.params = config.params
+        self.table = table
+        self.executor = executor
+        self.observer = observer
+        self.progress = progress
+        self.scheduler = StepScheduler(role, session, last_step=8 if config.lasso else 7)
+        self.stats: dict[int, StepStats] = {}
+        self._mailbox_send: dict[str, trio.MemorySendChannel[Envelope]] = {}
+        self._mailbox: dict[str, trio.MemoryReceiveChannel[Envelope]] = {}
+        self._waiting: tuple[str, str] | None = None
+        self._step_started = 0.0
+        # secrets (each is destroyed by the step that ends its life, and in cleanup)
+        self._hash_key: hashing.JointKey | None = None
+        self._secret: paillier.SecretKey | None = None
+        self._additive: list[list[int]] | None = None
+        self._shamir: list[int] | None = None
+        self._engine: Any = None
+        self._masks: list[list[int]] | None = None
+        self.intersection_size = 0
+        self.result: Any = None
+
+    # ---- plumbing ---------------------------------------------------------------
+    def _hold(self, name: str, value: Any) -> None:
+        if self.observer is not None:
+            self.observer.hold(self.role, self.scheduler.step, name, value)
+
+    async def _reader(self, peer: str) -> None:
+        link = self.links[peer]
+        send = self._mailbox_send[peer]
+        async with send:
+            while True:
+                try:
+                    envelope = await link.receive()
+                except TransportError:
+                    # The peer closed its side. That is only an error if we still need a
+                    # message from it, which _expect reports with the step it happened at.
+                    return
+                if envelope.kind == "abort":
+                    reason = msg.parse(envelope).reason  # type: ignore[attr-defined]
+                    raise AbortedError(f"{peer} aborted the run at step {envelope.step}: {reason}")
+                await send.send(envelope)
+
+    async def _send(self, peer: str, message: msg.Message) -> None:
+        envelope = self.scheduler.outgoing(peer, message.kind, message.body())
+        await self.links[peer].send(envelope)
+
+    async def _expect(self, peer: str, kind: str) -> msg.Message:
+        """Wait for the next message from ``peer``; it must be legal here and of ``kind``."""
+        self._waiting = (kind, peer)
+        try:
+            envelope = await self._mailbox[peer].receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportError(f"{peer} closed the connection at step {self.scheduler.step}") from None
+        self._waiting = None
+        self.scheduler.incoming(envelope)
+        message = msg.parse(envelope)
+        if message.kind != kind and not (message.kind == kind + "_end"):
+            raise PeerProtocolError(f"{peer} sent {message.kind!r} at step {envelope.step} where {kind!r} was expected")
+        return message
+
+    def _begin(self, step: int) -> None:
+        now = time.perf_counter()
+        if self.scheduler.step in self.stats:
+            self.stats[self.scheduler.step].seconds = now - self._step_started
+        self.scheduler.begin_step(step)
+        self._step_started = now
+        if step != DONE:
+            self.stats[step] = StepStats(step)
+            structlog.contextvars.bind_contextvars(step=step)
+            log.info("step begins", step_name=STEP_NAMES[step])
+
+    def _deleted(self, name: str, *objects: Any) -> None:
+        self.scheduler.destroyed(name, *objects)
+        self.stats[self.scheduler.step].deleted.append(name)
+        if self.observer is not None:
+            for obj in objects:
+                self.observer.key_destroyed(self.role, name, obj)
+
+    def _created(self, name: str, key: Any = None) -> None:
+        self.scheduler.created(name)
+        if self.observer is not None and key is not None:
+            self.observer.key_created(self.role, name, key)
+
+    def _report(self, done: int, total: int, unit: str) -> None:
+        if self.progress is not None:
+            self.progress(self.role, self.scheduler.step, done, total, unit)
+
+    async def _in_step(self, step: int, body: Any) -> None:
+        self._begin(step)
+        try:
+            with trio.fail_after(self.config.deadline(step)):
+                await body()
+        except trio.TooSlowError:
+            what = (
+                f"waiting for {self._waiting[0]} from {self._waiting[1]}" if self._waiting else "computing"
+            )
+            raise StepTimeout(
+                f"{self.role}: {what} at step {step} ({STEP_NAMES[step]}) took longer than "
+                f"{self.config.deadline(step):g} s"
+            ) from None
+
+    # ---- MPC driver (steps 7 and 8) -----------------------------------------------
+    async def _run_program(self, program: Generator[Any, dict[int, list[int]], Any]) -> Any:
+        width = (self.params.prime.bit_length() + 7) // 8
+        try:
+            request = next(program)
+        except StopIteration as stop:
+            return stop.value
+        round_no = 0
+        while True:
+            for peer_index, values in request.send.items():
+                await self._send(ROLE_OF[peer_index], msg.Mpc(round_no, request.label, BigIntArray(tuple(values), width)))
+            received: dict[int, list[int]] = {}
+            for peer_index in sorted(request.expect):
+                peer = ROLE_OF[peer_index]
+                message = await self._expect(peer, "mpc")
+                assert isinstance(message, msg.Mpc)
+                if message.round != round_no or message.label != request.label:
+                    raise PeerProtocolError(
+                        f"{peer} sent MPC round {message.round} ({message.label}) where round {round_no} "
+                        f"({request.label}) was expected"
+                    )
+                received[peer_index] = list(message.values)
+            round_no += 1
+            try:
+                request = program.send(received)
+            except StopIteration as stop:
+                return stop.value
+
+    # ---- cleanup ----------------------------------------------------------------
+    def _destroy_everything(self) -> None:
+        """Destroy every secret still alive (idempotent; used on success and failure)."""
+        if self._hash_key is not None:
+            self._hash_key.destroy()
+            self._hash_key = None
+        if self._secret is not None:
+            self._secret.destroy()
+            self._secret = None
+        if self._engine is not None:
+            self._engine.destroy()
+            self._engine = None
+        for name in ("_additive", "_shamir", "_masks"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                value.clear()
+            setattr(self, name, None)
+
+    async def _abort_peers(self, reason: str) -> None:
+        with trio.move_on_after(1) as scope:
+            scope.shield = True
+            for peer, link in self.links.items():
+                try:
+                    envelope = Envelope(self.scheduler.session, max(self.scheduler.step, 0), self.role,
+                                        self.scheduler.next_seq(peer), "abort", {"reason": reason[:500]})
+                    await link.send(envelope)
+                except Exception:  # best effort: the peer may already be gone
+                    pass
+
+    # ---- the run ----------------------------------------------------------------
+    async def run(self, task_status: trio.TaskStatus[None]) -> PartyResult:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(party=self.role, session=self.scheduler.session.hex()[:8])
+        failure: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                for peer in self.links:
+                    send, receive = trio.open_memory_channel[Envelope](MAILBOX_SIZE)
+                    self._mailbox_send[peer], self._mailbox[peer] = send, receive
+                    nursery.start_soon(self._reader, peer)
+                task_status.started()
+                if self.role == TTP:
+                    await self._run_ttp()
+                else:
+                    await self._run_data_party()
+                self._begin(DONE)
+                nursery.cancel_scope.cancel()
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                self._destroy_everything()
+                if failure is not None:
+                    if self.scheduler.step not in (-1, DONE):
+                        self.scheduler.step = -1
+                    if not isinstance(failure, AbortedError | trio.Cancelled):
+                        await self._abort_peers(_reason(failure))
+                for link in self.links.values():
+                    with trio.move_on_after(1):
+                        await link.aclose()
+        self._collect_link_stats()
+        return PartyResult(
+            role=self.role,
+            intersection_size=self.intersection_size,
+            result=self.result,
+            features=self.config.features,
+            owners=tuple(self._owner_of(c) for c in self.config.features),
+            steps=self.stats,
+            rows=len(self.table) if self.table is not None else 0,
+            dropped_missing=getattr(self.table, "dropped_missing", 0) if self.table is not None else 0,
+        )
+
+    def _owner_of(self, column: str) -> str:
+        return HOSPITAL if column in self.config.hospital_columns else INSURER
+
+    def _collect_link_stats(self) -> None:
+        for link in self.links.values():
+            stats = getattr(link, "statistics", None)
+            if stats is None:
+                continue
+            s = stats()
+            for step, count in s.sent_messages.items():
+                if step in self.stats:
+                    self.stats[step].messages_sent += count
+                    self.stats[step].bytes_sent += s.sent_bytes[step]
+            for step, count in s.received_messages.items():
+                if step in self.stats:
+                    self.stats[step].messages_received += count
+                    self.stats[step].bytes_received += s.received_bytes[step]
+
+    # ---- hospital and insurer ---------------------------------------------------
+    async def _run_data_party(self) -> None:
+        role = self.role
+        other = INSURER if role == HOSPITAL else HOSPITAL
+        config, params = self.config, self.params
+        own_columns = config.columns_of(role)
+        other_columns = config.columns_of(other)
+        if tuple(self.table.columns) != tuple(own_columns):
+            raise InputError(f"{role}'s table has columns {list(self.table.columns)}, the run expects {list(own_columns)}")
+        state: dict[str, Any] = {}
+
+        async def step1() -> None:
+            # prepare: the table was validated before the run; shuffle with a CSPRNG so
+            # the TTP cannot learn anything from the order rows arrive in.
+            order = list(range(len(self.table)))
+            secrets.SystemRandom().shuffle(order)
+            state["order"] = order
+            self._hold("input", self.table)
+
+        async def step2() -> None:
+            mine = hashing.contribution()
+            await self._send(other, msg.HashContribution(mine))
+            theirs = await self._expect(other, "hash_contribution")
+            self._hash_key = hashing.JointKey.from_contributions(mine, theirs.value)  # type: ignore[attr-defined]
+            self._created("hash_key", self._hash_key)
+            ids = self.table.ids
+            ordered = [ids[i] for i in state["order"]]
+            state["hashes"] = await self.executor.run_secret(self._hash_key.hash_ids, ordered)
+            self._hold("hashed_ids", state["hashes"])
+            self._hash_key.destroy()
+            self._deleted("hash_key", self._hash_key)
+            self._hash_key = None
+
+        async def step3() -> None:
+            public, secret = await self.executor.run_secret(
+                lambda: paillier.generate_keypair(bits=config.key_bits, _allow_insecure_test_size=config.allow_test_key_sizes)
+            )
+            self._secret = secret
+            self._created("paillier_secret", secret)
+            state["public"] = public
+            await self._send(other, msg.PublicKey(public.to_wire(), len(own_columns)))
+            theirs = await self._expect(other, "public_key")
+            other_public = paillier.PublicKey.from_wire(theirs.key, _allow_insecure_test_size=config.allow_test_key_sizes)  # type: ignore[attr-defined]
+            if theirs.columns != len(other_columns):  # type: ignore[attr-defined]
+                raise PeerProtocolError(f"{other} announced {theirs.columns} columns, the run expects {len(other_columns)}")  # type: ignore[attr-defined]
+            state["other_public"] = other_public
+            self._hold("public_keys", (public.to_wire(), other_public.to_wire()))
+            packing = Packing(params, public.n.bit_length())
+            values = self.table.values
+            order = state["order"]
+            wire = public.to_wire()
+            ciphertexts: list[int] = []
+            for chunk in _chunks(len(order), config.chunk_rows):
+                plain = packing.pack_values(values[[order[i] for i in chunk]])
+                ciphertexts.extend(await self.executor.run(paillier.encrypt_raw, wire, plain))
+                self._report(chunk.stop, len(order), "rows encrypted")
+            state["ciphertexts"] = ciphertexts
+            state["per_row"] = packing.plaintexts_per_row(len(own_columns))
+            self._hold("own_ciphertexts", ciphertexts)
+
+        async def step4() -> None:
+            public = state["public"]
+            await self._send(TTP, msg.PublicKey(public.to_wire(), len(own_columns)))
+            hashes, ciphertexts, per_row = state.pop("hashes"), state.pop("ciphertexts"), state["per_row"]
+            width = (2 * public.n.bit_length() + 7) // 8
+            rows = len(hashes)
+            for chunk in _chunks(rows, config.chunk_rows):
+                await self._send(
+                    TTP,
+                    msg.Rows(
+                        b"".join(hashes[i] for i in chunk),
+                        BigIntArray(tuple(ciphertexts[chunk.start * per_row : chunk.stop * per_row]), width),
+                    ),
+                )
+            await self._send(TTP, msg.RowsEnd(rows))
+            reply = await self._expect(TTP, "intersection")
+            self.intersection_size = m = reply.size  # type: ignore[attr-defined]
+            self._hold("intersection_size", m)
+            _check_intersection(m, rows, config.min_intersection, role)
+
+        async def step5() -> None:
+            m = self.intersection_size
+            other_public = state["other_public"]
+            d_other = len(other_columns)
+            packing = Packing(params, other_public.n.bit_length())
+            masks = [params.masks(d_other) for _ in range(m)]
+            self._masks = masks
+            self._hold("masks", masks)
+            wire = other_public.to_wire()
+            width = (2 * other_public.n.bit_length() + 7) // 8
+            for chunk in _chunks(m, config.chunk_rows):
+                plain = packing.pack_masks([masks[i] for i in chunk])
+                encrypted = await self.executor.run(paillier.encrypt_raw, wire, plain)
+                await self._send(TTP, msg.Masks(BigIntArray(tuple(encrypted), width)))
+                self._report(chunk.stop, m, "masks encrypted")
+            await self._send(TTP, msg.MasksEnd(m))
+
+        async def step6() -> None:
+            m = self.intersection_size
+            public = state["public"]
+            packing = Packing(params, public.n.bit_length())
+            per_row = state["per_row"]
+            d_own = len(own_columns)
+            own_shares: list[list[int]] = []
+            while True:
+                message = await self._expect(TTP, "masked")
+                if isinstance(message, msg.MaskedEnd):
+                    if message.rows != m or len(own_shares) != m:
+                        raise PeerProtocolError(f"ttp sent {len(own_shares)} masked rows, announced {message.rows}, expected {m}")
+                    break
+                values = list(message.ciphertexts)  # type: ignore[attr-defined]
+                if len(values) % per_row or len(own_shares) + len(values) // per_row > m:
+                    raise PeerProtocolError("ttp sent a masked chunk of the wrong size")
+                try:
+                    plain = await self.executor.run_secret(self._secret.decrypt_raw, values)  # type: ignore[union-attr]
+                    own_shares.extend(packing.unpack_shares(plain, d_own))
+                except ValueError as exc:
+                    raise PeerProtocolError(f"ttp sent masked values that do not unpack: {exc}") from None
+                self._report(len(own_shares), m, "rows decrypted")
+            self._hold("masked_values", own_shares)
+            # the additive sharing of the joined table: own columns from the decryption,
+            # the other party's columns are our own masks (hospital columns come first)
+            masks = self._masks or []
+            if role == HOSPITAL:
+                additive = [own + mask for own, mask in zip(own_shares, masks, strict=True)]
+            else:
+                additive = [mask + own for own, mask in zip(own_shares, masks, strict=True)]
+            self._masks = None
+            self._additive = additive
+            self._created("additive_shares")
+            self._hold("additive_shares", additive)
+            self._secret.destroy()  # type: ignore[union-attr]
+            self._deleted("paillier_secret", self._secret)
+            self._secret = None
+
+        await self._in_step(1, step1)
+        await self._in_step(2, step2)
+        await self._in_step(3, step3)
+        await self._in_step(4, step4)
+        await self._in_step(5, step5)
+        await self._in_step(6, step6)
+        await self._in_step(7, self._step7)
+        if config.lasso:
+            await self._in_step(8, self._step8)
+
+    # ---- TTP ----------------------------------------------------------------------
+    async def _run_ttp(self) -> None:
+        config = self.config
+        state: dict[str, Any] = {}
+        d = {HOSPITAL: len(config.hospital_columns), INSURER: len(config.insurer_columns)}
+
+        async def receive_table(party: str) -> None:
+            key = await self._expect(party, "public_key")
+            public = paillier.PublicKey.from_wire(key.key, _allow_insecure_test_size=config.allow_test_key_sizes)  # type: ignore[attr-defined]
+            if key.columns != d[party]:  # type: ignore[attr-defined]
+                raise PeerProtocolError(f"{party} announced {key.columns} columns, the run expects {d[party]}")  # type: ignore[attr-defined]
+            per_row = Packing(self.params, public.n.bit_length()).plaintexts_per_row(d[party])
+            index: dict[bytes, int] = {}
+            ciphertexts: list[int] = []
+            while True:
+                message = await self._expect(party, "rows")
+                if isinstance(message, msg.RowsEnd):
+                    if message.rows != len(index):
+                        raise PeerProtocolError(f"{party} announced {message.rows} rows but sent {len(index)}")
+                    break
+                hashes = message.hashes  # type: ignore[attr-defined]
+                count = len(hashes) // msg.HASH_BYTES
+                values = list(message.ciphertexts)  # type: ignore[attr-defined]
+                if len(values) != count * per_row:
+                    raise PeerProtocolError(f"{party} sent {len(values)} ciphertexts for {count} rows")
+                for i in range(count):
+                    digest = hashes[i * 32 : (i + 1) * 32]
+                    if digest in index:
+                        raise PeerProtocolError(f"{party} sent the same hashed id twice")
+                    index[digest] = len(index)
+                ciphertexts.extend(values)
+            state[party] = {"public": public, "index": index, "ciphertexts": ciphertexts, "per_row": per_row}
+
+        async def step4() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive_table, HOSPITAL)
+                nursery.start_soon(receive_table, INSURER)
+            h_index, i_index = state[HOSPITAL]["index"], state[INSURER]["index"]
+            self._created("hashed_ids")
+            self._hold("hashed_ids", (list(h_index), list(i_index)))
+            pairs = [(h_row, i_index[digest]) for digest, h_row in h_index.items() if digest in i_index]
+            secrets.SystemRandom().shuffle(pairs)  # the joined table's row order
+            state["pairs"] = pairs
+            rows = {HOSPITAL: len(h_index), INSURER: len(i_index)}
+            # drop the hashed-id columns: only the row pairing survives matching
+            h_index.clear()
+            i_index.clear()
+            del state[HOSPITAL]["index"], state[INSURER]["index"]
+            self._deleted("hashed_ids")
+            self.intersection_size = m = len(pairs)
+            self._hold("intersection_size", m)
+            for party in (HOSPITAL, INSURER):
+                await self._send(party, msg.Intersection(m))
+            _check_intersection(m, min(rows.values()), config.min_intersection, TTP)
+
+        async def receive_masks(party: str, under: str) -> None:
+            # masks from `party` are encrypted under the other party's (`under`) key
+            m = self.intersection_size
+            per_row = state[under]["per_row"]
+            masks: list[int] = []
+            while True:
+                message = await self._expect(party, "masks")
+                if isinstance(message, msg.MasksEnd):
+                    if message.rows != m or len(masks) != m * per_row:
+                        raise PeerProtocolError(f"{party} sent masks for {len(masks) // per_row} rows, expected {m}")
+                    break
+                masks.extend(message.ciphertexts)  # type: ignore[attr-defined]
+                if len(masks) > m * per_row:
+                    raise PeerProtocolError(f"{party} sent more masks than the intersection has rows")
+            state[under]["masks"] = masks
+
+        async def step5() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receive_masks, HOSPITAL, INSURER)
+                nursery.start_soon(receive_masks, INSURER, HOSPITAL)
+
+        async def forward(party: str, column: int) -> None:
+            s = state[party]
+            public, per_row, ciphertexts, masks = s["public"], s["per_row"], s["ciphertexts"], s.pop("masks")
+            width = (2 * public.n.bit_length() + 7) // 8
+            pairs = state["pairs"]
+            m = len(pairs)
+            for chunk in _chunks(m, config.chunk_rows):
+                own = []
+                for j in chunk:
+                    row = pairs[j][column]
+                    own.extend(ciphertexts[row * per_row : (row + 1) * per_row])
+                mask = masks[chunk.start * per_row : chunk.stop * per_row]
+                combined = await self.executor.run(_mask_and_rerandomise, public.to_wire(), own, mask)
+                await self._send(party, msg.Masked(BigIntArray(tuple(combined), width)))
+                self._report(chunk.stop, m, f"rows re-randomised for {party}")
+            await self._send(party, msg.MaskedEnd(m))
+            s["ciphertexts"] = None
+
+        async def step6() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(forward, HOSPITAL, 0)
+                nursery.start_soon(forward, INSURER, 1)
+            state.clear()
+
+        await self._in_step(4, step4)
+        await self._in_step(5, step5)
+        await self._in_step(6, step6)
+        await self._in_step(7, self._step7)
+        if config.lasso:
+            await self._in_step(8, self._step8)
+
+    # ---- steps 7 and 8 (all three parties) -----------------------------------------
+    async def _step7(self) -> None:
+        from ..mpc.convert import to_shamir
+        from ..mpc.engine import Engine
+
+        m = self.intersection_size
+        width = len(self.config.joined_columns)
+        self._engine = Engine(PARTY_INDEX[self.role], self.params)
+        self._created("mpc_state", self._engine)
+        await self._run_program(self._engine.setup())
+        shamir: list[int] = []
+        additive = self._additive
+        for chunk in _chunks(m, self.config.chunk_rows):
+            flat = None if additive is None else [v for i in chunk for v in additive[i]]
+            shamir.extend(await self._run_program(to_shamir(self._engine, flat, len(chunk) * width)))
+            self._report(chunk.stop, m, "rows converted")
+        self._shamir = shamir
+        self._created("shamir_shares")
+        self._hold("shamir_shares", shamir)
+        if additive is not None:
+            additive.clear()
+            self._additive = None
+            self._deleted("additive_shares")
+        if not self.config.lasso:
+            self._finish_mpc()
+
+    def _finish_mpc(self) -> None:
+        if self._shamir is not None:
+            self._shamir.clear()
+            self._shamir = None
+        self._deleted("shamir_shares")
+        engine, self._engine = self._engine, None
+        engine.destroy()
+        self._deleted("mpc_state", engine)
+
+    async def _step8(self) -> None:
+        from ..mpc.lasso import lasso_fit
+
+        config = self.config
+        columns = config.joined_columns
+        width = len(columns)
+        m = self.intersection_size
+        shares = self._shamir or []
+        target = columns.index(config.target)
+        feature_index = [i for i, c in enumerate(columns) if c != config.target]
+        x = [[shares[r * width + c] for c in feature_index] for r in range(m)]
+        y = [shares[r * width + target] for r in range(m)]
+        owners = [PARTY_INDEX[self._owner_of(columns[c])] for c in feature_index]
+        scales: dict[int, float] = {}
+        if self.table is not None:
+            own = config.columns_of(self.role)
+            values = self.table.values
+            scale = float(1 << self.params.frac_bits)
+            for j, c in enumerate(feature_index):
+                if columns[c] in own:
+                    local = own.index(columns[c])
+                    top = float(abs(values[:, local]).max()) / scale if len(values) else 0.0
+                    scales[j] = top if top > 0 else 1.0
+        program = lasso_fit(
+            self._engine, x, y, m=m, d=len(feature_index), owners=owners, scales=scales,
+            alpha=config.alpha, max_iter=config.max_iter,
+        )
+        self.result = await self._run_program(program)
+        x.clear()
+        y.clear()
+        self._hold("result", self.result)
+        self._finish_mpc()
+
+
+def _mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:
+    """TTP, step 6: ``Enc(x) * Enc(2^k - r)`` re-randomised, so the key owner cannot link it to its row."""
+    nsquare = gmpy2.mpz(public_wire["n"]) ** 2
+    combined = [int(gmpy2.mpz(a) * b % nsquare) for a, b in zip(own, masks, strict=True)]
+    return paillier.rerandomize_raw(public_wire, combined)
+
+
+def _check_intersection(m: int, rows: int, minimum: int, role: str) -> None:
+    if m < minimum:
+        raise IntersectionTooSmall(
+            f"{role}: the intersection has {m} rows, below the minimum of {minimum}; "
+            "every party stops and nothing is computed"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MpcactorsError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"internal error ({type(exc).__name__})"
+
+
+async def run_party(
+    role: str,
+    links: Mapping[str, trio.abc.Channel[Envelope]],
+    *,
+    session: bytes,
+    config: RunConfig,
+    table: Any = None,
+    executor: Executor | None = None,
+    observer: Observer | None = None,
+    progress: Any = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> PartyResult:
+    """Run one party of the protocol to the end over the given links.
+
+    Args:
+        role: ``"hospital"``, ``"insurer"`` or ``"ttp"``.
+        links: one :class:`trio.abc.Channel` of envelopes per peer role (memory or TLS).
+        session: the 16-byte session id every message is bound to.
+        config: the public run parameters (all parties must agree).
+        table: this party's validated :class:`~mpcactors.data.PartyTable` (``None`` for the TTP).
+        executor: where crypto runs (default: inline).
+        observer: simulation-only hooks that see what this party holds.
+        progress: ``progress(role, step, done, total, unit)`` for long steps.
+
+    Raises:
+        MpcactorsError: a subclass naming the party, step and cause; every key and
+            share this party held is destroyed before it propagates.
+    """
+    if (role == TTP) != (table is None):
+        raise ValueError("the TTP has no input table; the data parties must have one")
+    party = _Party(
+        role, links, session=session, config=config, table=table,
+        executor=executor or Executor(), observer=observer, progress=progress,
+    )
+    return await party.run(task_status)

@@ -1,0 +1,248 @@
+"""Local simulation: the three actors in one trio run, over in-memory links.
+
+The links encode every message to msgpack bytes (as TLS would), so a simulation
+exercises the real codec and can record a byte-exact transcript. The optional *god
+view* (:class:`GodView`) is for teaching and testing only: it collects what each
+party holds, reconstructs the Shamir-shared table and compares it with the plaintext
+join. It exists only here; a deployed daemon has no way to see other parties' state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import trio
+
+from .actors.executor import Executor
+from .actors.party import PartyResult, run_party
+from .config import RunConfig
+
+from .data import PartyTable, plaintext_join
+from .errors import AbortedError, MpcactorsError, TransportError
+from .protocol.steps import HOSPITAL, INSURER, ROLES, TTP
+from .transport.base import Recorder
+from .transport.memory import memory_link
+
+__all__ = ["GodView", "Simulation", "first_cause", "simulate"]
+
+
+class GodView:
+    """Simulation-only observer of all three parties (never available to a daemon).
+
+    Keeps *copies* of what parties hold (they clear their own lists on deletion) and
+    only weak references to key objects, so it cannot keep a deleted key alive.
+    """
+
+    def __init__(self, *, keep: Callable[[str, int, str], bool] | None = None) -> None:
+        self.held: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
+        self.held_at: dict[str, dict[str, int]] = {role: {} for role in ROLES}
+        self.keys: list[tuple[str, str, weakref.ref[Any]]] = []
+        self.destroyed: list[tuple[str, str, bool]] = []
+        self._keep = keep
+
+    def hold(self, role: str, step: int, name: str, value: Any) -> None:
+        if self._keep is not None and not self._keep(role, step, name):
+            return
+        self.held[role][name] = list(value) if isinstance(value, list) else value
+        self.held_at[role][name] = step
+
+    def key_created(self, role: str, name: str, key: Any) -> None:
+        self.keys.append((role, name, weakref.ref(key)))
+
+    def key_destroyed(self, role: str, name: str, key: Any) -> None:
+        self.destroyed.append((role, name, bool(getattr(key, "destroyed", False))))
+
+    def joined_table(self, config: RunConfig) -> np.ndarray:
+        """Reconstruct the Shamir-shared joined table (encoded ints) from two parties' shares."""
+        h = self.held[HOSPITAL]["shamir_shares"]
+        i = self.held[INSURER]["shamir_shares"]
+        from .crypto import shamir
+
+        values = shamir.reconstruct({1: h, 2: i}, config.params.prime)
+        width = len(config.joined_columns)
+        centred = [config.params.centred(v) for v in values]
+        return np.array(centred, dtype=np.int64).reshape(-1, width)
+
+
+@dataclass
+class Simulation:
+    """The outcome of a simulated run: every party's result plus run facts."""
+
+    config: RunConfig
+    parties: dict[str, PartyResult]
+    seconds: float
+    verified: bool | None = None
+    verification: dict[str, Any] = field(default_factory=dict)
+    god_view: GodView | None = None
+
+    @property
+    def intersection_size(self) -> int:
+        return self.parties[TTP].intersection_size
+
+    @property
+    def result(self) -> Any:
+        return self.parties[HOSPITAL].result
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "intersection_size": self.intersection_size,
+            "result": self.parties[HOSPITAL].result_document(),
+            "rows": {r: self.parties[r].rows for r in (HOSPITAL, INSURER)},
+            "dropped_missing": {r: self.parties[r].dropped_missing for r in (HOSPITAL, INSURER)},
+            "seconds": round(self.seconds, 3),
+            "parameters": {
+                "key_bits": self.config.key_bits,
+                "alpha": self.config.alpha,
+                "target": self.config.target,
+                "frac_bits": self.config.params.frac_bits,
+                "sigma": self.config.params.sigma,
+                "min_intersection": self.config.min_intersection,
+                "chunk_rows": self.config.chunk_rows,
+            },
+            "steps": [entry for role in ROLES for entry in self.parties[role].document()["steps"]],
+        }
+        if self.verified is not None:
+            doc["verified"] = self.verified
+            doc["verification"] = self.verification
+        return doc
+
+
+def first_cause(exc: BaseException) -> BaseException:
+    """The error to show for a failed run: the root cause, not the echoes.
+
+    When one party fails the others stop with :class:`AbortedError`, see a closed
+    link, or get cancelled; prefer the original error, then a bug, then the echoes.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(exc)
+    for predicate in (
+        lambda e: isinstance(e, MpcactorsError) and not isinstance(e, AbortedError | TransportError),
+        lambda e: not isinstance(e, MpcactorsError | trio.Cancelled),  # a bug: show it
+        lambda e: isinstance(e, TransportError),
+        lambda e: isinstance(e, MpcactorsError),
+    ):
+        for leaf in leaves:
+            if predicate(leaf):
+                return leaf
+    return leaves[0] if leaves else exc
+
+
+async def simulate(
+    hospital: PartyTable,
+    insurer: PartyTable,
+    config: RunConfig,
+    *,
+    executor: Executor | None = None,
+    recorder: Recorder | None = None,
+    observer: GodView | None = None,
+    progress: Any = None,
+    verify: bool = False,
+) -> Simulation:
+    """Run all three parties to the end in this trio run.
+
+    Raises:
+        MpcactorsError: the root cause if any party fails (all three are stopped and
+            every key and share destroyed first).
+    """
+    if verify and observer is None:
+        observer = GodView()
+    session = secrets.token_bytes(16)
+    h_i, i_h = memory_link(HOSPITAL, INSURER, recorder=recorder)
+    h_t, t_h = memory_link(HOSPITAL, TTP, recorder=recorder)
+    i_t, t_i = memory_link(INSURER, TTP, recorder=recorder)
+    links = {
+        HOSPITAL: {INSURER: h_i, TTP: h_t},
+        INSURER: {HOSPITAL: i_h, TTP: i_t},
+        TTP: {HOSPITAL: t_h, INSURER: t_i},
+    }
+    tables = {HOSPITAL: hospital, INSURER: insurer, TTP: None}
+    executor = executor or Executor()
+    results: dict[str, PartyResult] = {}
+
+    async def one(role: str) -> None:
+        results[role] = await run_party(
+            role, links[role], session=session, config=config, table=tables[role],
+            executor=executor, observer=observer, progress=progress,
+        )
+
+    started = time.perf_counter()
+    try:
+        async with trio.open_nursery() as nursery:
+            for role in ROLES:
+                nursery.start_soon(one, role)
+    except BaseExceptionGroup as group:
+        cause = first_cause(group)
+        raise cause from None
+    simulation = Simulation(config, results, time.perf_counter() - started, god_view=observer)
+    if verify:
+        _verify(simulation, hospital, insurer)
+    return simulation
+
+
+def _verify(simulation: Simulation, hospital: PartyTable, insurer: PartyTable) -> None:
+    """God view: the shared table equals the plaintext join (as a multiset of rows)."""
+    config = simulation.config
+    assert simulation.god_view is not None
+    columns, expected = plaintext_join(hospital, insurer)
+    if tuple(columns) != config.joined_columns:
+        raise AssertionError(f"join columns {columns} differ from the run's {config.joined_columns}")
+    actual = simulation.god_view.joined_table(config)
+    same = Counter(map(tuple, expected.tolist())) == Counter(map(tuple, actual.tolist()))
+    simulation.verified = bool(same and len(actual) == simulation.intersection_size)
+    simulation.verification = {
+        "plaintext_join_rows": int(len(expected)),
+        "shared_rows": int(len(actual)),
+        "table_matches": bool(same),
+    }
+    if config.lasso and simulation.result is not None:
+        simulation.verification["lasso"] = compare_with_sklearn(simulation, expected)
+        simulation.verified = simulation.verified and simulation.verification["lasso"]["within_tolerance"]
+
+
+def compare_with_sklearn(simulation: Simulation, joined: np.ndarray, tolerance: float = 1e-3) -> dict[str, Any]:
+    """Fit scikit-learn's ``Lasso`` on the plaintext join; report the largest difference.
+
+    The tolerance is relative to the largest coefficient, as the lasso issue states.
+    """
+    from sklearn.linear_model import Lasso
+
+    config = simulation.config
+    scale = float(1 << config.params.frac_bits)
+    columns = config.joined_columns
+    data = joined.astype(np.float64) / scale
+    target = columns.index(config.target)
+    features = [i for i in range(len(columns)) if i != target]
+    model = Lasso(alpha=config.alpha, tol=1e-12, max_iter=1_000_000)
+    model.fit(data[:, features], data[:, target])
+    r2 = float(model.score(data[:, features], data[:, target]))
+    ours = simulation.result
+    ref = [float(c) for c in model.coef_]
+    diffs = [abs(a - b) for a, b in zip(ours.coefficients, ref, strict=True)]
+    largest = max(max(abs(c) for c in ref), 1e-12)
+    worst = max(diffs + [abs(ours.intercept - float(model.intercept_)), abs(ours.r2 - r2)])
+    return {
+        "sklearn": {
+            "coefficients": dict(zip(config.features, ref, strict=True)),
+            "intercept": float(model.intercept_),
+            "r2": r2,
+        },
+        "max_abs_difference": worst,
+        "max_relative_difference": worst / largest,
+        "tolerance": tolerance,
+        "within_tolerance": worst / largest <= tolerance,
+    }
