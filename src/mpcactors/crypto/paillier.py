@@ -19,27 +19,28 @@ The scheme (Paillier, EUROCRYPT 1999) with the usual engineering choices:
   - since ``h`` is fixed per key, ``h**a`` uses a *fixed-base table* of
     ``h**(j * 2**(8*i))`` for every byte position ``i`` and byte value ``j``: one
     exponentiation is one modular multiplication per random *byte* of ``a``, i.e.
-    ``bits/16`` of them (192 at 3072 bits) against about 3 000 for ``r**n`` at 3072
-    bits. The table is public data, built lazily on first use and cached per process
-    (:data:`FIXED_BASE_CACHE_SIZE` keys); it costs ``bits/16 * 256`` entries of
-    ``2*bits`` bits, about 17 MB at 2048 bits and 38 MB at 3072 bits, and about
-    ``bits/16 * 255`` modular multiplications to build (well under a second).
+    ``bits/16`` of them (192 at 3072 bits), where ``r**n`` costs as much as about
+    3 000 (measured at 3072 bits). The table is public data, built lazily on first
+    use and cached per process (:data:`FIXED_BASE_CACHE_SIZE` keys); it costs
+    ``bits/16 * 256`` entries of ``2*bits`` bits, about 17 MB at 2048 bits and 38 MB
+    at 3072 bits, and ``bits/16 * 255`` modular multiplications to build (under a
+    second at 3072 bits).
 
   Why this is safe, and sources: Damgard, Jurik and Nielsen, "A generalization of
   Paillier's public-key system with applications to electronic voting", International
   Journal of Information Security 9(6), 2010, pp. 371-385 (doi 10.1007/s10207-010-0119-9),
-  describe this variant, with ``h`` built from ``-x**2`` and a random exponent of
-  ``ceil(k/2)`` bits for a ``k``-bit modulus, in their section on efficiency
-  improvements, and show it semantically secure under the decisional composite
-  residuosity (DCR) assumption, the assumption plain Paillier already rests on; see
-  also M. Jurik's PhD thesis "Extensions to the Paillier cryptosystem with applications
-  to cryptological protocols" (BRICS, 2003). The intuition: ``-x**2`` generates (with
-  overwhelming probability) the cyclic group of elements of Jacobi symbol 1 when
-  ``p = q = 3 (mod 4)`` and ``gcd(p - 1, q - 1) = 2``, which :func:`generate_keypair`
-  enforces; in a group of unknown (secret) order an exponent of half the modulus
-  length is as good as a full-length one. Shorter exponents (e.g. 256 bits) are about
-  four times faster but need a non-standard short-exponent assumption, so this module
-  does not offer them. SecretFlow HEU's ``paillier_zahlen`` uses the same key shape
+  describe this variant in the section on their faster ("short randomness")
+  encryption, with ``h`` built from ``-x**2`` and a random exponent of ``ceil(k/2)``
+  bits for a ``k``-bit modulus, and argue it is semantically secure under the
+  decisional composite residuosity (DCR) assumption, the assumption plain Paillier
+  already rests on; see also M. Jurik's PhD thesis "Extensions to the Paillier
+  cryptosystem with applications to cryptological protocols" (BRICS, 2003). The
+  intuition: ``-x**2`` generates (with overwhelming probability) the cyclic group of
+  elements of Jacobi symbol 1 when ``p = q = 3 (mod 4)`` and ``gcd(p - 1, q - 1) = 2``,
+  which :func:`generate_keypair` enforces; in a group of unknown (secret) order an
+  exponent of half the modulus length is as good as a full-length one. Shorter
+  exponents (e.g. 256 bits) are about four times faster but need a non-standard
+  short-exponent assumption, so this module does not offer them. SecretFlow HEU's ``paillier_zahlen`` uses the same key shape
   and encryption (with a 10-bit-window table); measured figures are in
   ``research/lasso-and-crypto.md`` section 5 and ``docs/benchmarks.md``.
 
@@ -54,6 +55,11 @@ Two layers share one implementation:
   :func:`encrypt_raw` and :func:`rerandomize_raw` take the public key as its wire dict,
   so they pickle into worker processes (the secret key never does: secret-key work
   stays in the owning process).
+
+Side channels: decryption uses gmpy2's ``powmod`` (GMP's variable-time ``mpz_powm``)
+with the secret exponents ``p - 1`` and ``q - 1``, exactly like ``phe``; the
+constant-time ``powmod_sec`` costs about a third more. A co-located attacker timing
+many decryptions is not defended against (keys live for one run and are destroyed).
 
 This module does no I/O, no logging and uses no event loop.
 """
