@@ -40,9 +40,10 @@ The scheme (Paillier, EUROCRYPT 1999) with the usual engineering choices:
   which :func:`generate_keypair` enforces; in a group of unknown (secret) order an
   exponent of half the modulus length is as good as a full-length one. Shorter
   exponents (e.g. 256 bits) are about four times faster but need a non-standard
-  short-exponent assumption, so this module does not offer them. SecretFlow HEU's ``paillier_zahlen`` uses the same key shape
-  and encryption (with a 10-bit-window table); measured figures are in
-  ``research/lasso-and-crypto.md`` section 5 and ``docs/benchmarks.md``.
+  short-exponent assumption, so this module does not offer them. SecretFlow HEU's
+  ``paillier_zahlen`` uses the same key shape and encryption (with a 10-bit-window
+  table); measured figures are in ``research/lasso-and-crypto.md`` section 5 and
+  ``docs/benchmarks.md``.
 
 Key sizes: 3072-bit moduli by default, 2048 allowed (and 4096); smaller ones only with
 the explicit ``_allow_insecure_test_size=True`` escape hatch, for fast tests.
