@@ -1,0 +1,1 @@
+"""Three-party Shamir MPC: the sans-I/O engine, step 7's conversion and step 8's lasso."""

@@ -1,0 +1,713 @@
+"""A sans-I/O three-party Shamir MPC engine (steps 7 and 8).
+
+An MPC *program* is a generator that yields one :class:`Exchange` per communication
+round and is resumed with the vectors it expected::
+
+    Program = Generator[Exchange, dict[int, list[int]], R]
+
+The driver (an actor over a real transport, or :func:`run_local` in one process)
+sends ``exchange.send[peer]`` to each peer, waits for one vector from every peer in
+``exchange.expect`` and resumes the generator with ``{peer: vector}``. The program's
+return value is its result. **Every party yields the same number of exchanges** (an
+exchange may be empty), so a round number and label identify a message on every link.
+Control flow depends only on public values (sizes, parameters, revealed bits).
+
+Parties are the Shamir points 1 (hospital), 2 (insurer), 3 (TTP); secrets are
+degree-1 sharings over ``F_p`` (any two shares reconstruct). Primitives, all
+vectorised (one round per layer of the computation, whatever the vector length):
+
+* local: :meth:`Engine.add`, :meth:`Engine.sub`, :meth:`Engine.scale`, :meth:`Engine.add_public`;
+* randomness without communication (PRSS, Cramer-Damgard-Ishai with the three pairwise
+  keys): :meth:`Engine.random`, :meth:`Engine.random_bounded`;
+* :meth:`Engine.input`: a party shares its own values (1 element per value);
+* :meth:`Engine.mul`, :meth:`Engine.dot`, :meth:`Engine.reshare`: a local degree-2
+  product, then each party deals its Lagrange-weighted term along a ring, masked by a
+  key shared with one peer (1 round, 3 elements per product in total; dot products
+  reshare only the sum);
+* :meth:`Engine.random_bits`: ``b = b1 xor b2 xor b3`` where each ``b_a`` comes from the
+  key the two parties other than ``a`` share (2 rounds, 3 elements per bit, pooled);
+* :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation; :meth:`Engine.ltz`:
+  exact comparison with zero (Catrina-de Hoogh, BitLT with a log-depth prefix product);
+* :meth:`Engine.open` (masked values inside a protocol) and :meth:`Engine.reveal`
+  (outputs; recorded in :attr:`Engine.revealed`);
+* Newton :meth:`Engine.reciprocal` and :meth:`Engine.inv_sqrt` on fixed-point values.
+
+Security model: semi-honest, at most one corrupted party, statistical security
+``2**-sigma`` for masked openings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import deque
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..crypto.fixedpoint import Params
+from ..crypto.shamir import LAGRANGE_DEGREE2, reconstruct
+from ..errors import ConfigError, KeyDestroyedError, PeerProtocolError
+
+__all__ = ["BYTES_PER_ELEMENT", "Engine", "Exchange", "Program", "run_local"]
+
+R = TypeVar("R")
+#: An MPC program: yields exchanges, is resumed with ``{peer: vector}``, returns ``R``.
+Program = Generator["Exchange", dict[int, list[int]], R]
+
+#: Wire size of one field element (the codec's fixed 24-byte big-endian width).
+BYTES_PER_ELEMENT = 24
+_KEY_BYTES = 16
+_BIT_BATCH = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One communication round for this party.
+
+    Attributes:
+        send: peer index -> vector of field elements (ints in ``[0, p)``) to send to that
+            peer this round (may be empty).
+        expect: peers this party receives exactly one vector from in this round.
+        label: operation name, for statistics ("mul", "open", "trunc", "ltz", ...).
+    """
+
+    send: Mapping[int, list[int]]
+    expect: frozenset[int]
+    label: str
+
+
+# ---------------------------------------------------------------------------------
+# in-memory driver
+# ---------------------------------------------------------------------------------
+def run_local(programs: dict[int, Generator[Exchange, dict[int, list[int]], Any]]) -> dict[int, Any]:
+    """Run the parties' programs to completion in this process; return ``{party: result}``.
+
+    Messages travel through one FIFO per directed link. A message is tagged with the
+    sender's round number and label, and the receiver checks both: any disagreement
+    about the round sequence, a message nobody expects, or a deadlock raises
+    :class:`PeerProtocolError`.
+    """
+    parties = sorted(programs)
+    queues: dict[tuple[int, int], deque[tuple[int, str, list[int]]]] = {
+        (i, j): deque() for i in parties for j in parties if i != j
+    }
+    pending: dict[int, Exchange] = {}
+    rounds = dict.fromkeys(parties, 0)
+    results: dict[int, Any] = {}
+
+    def advance(party: int, value: dict[int, list[int]] | None) -> None:
+        try:
+            exchange = programs[party].send(value)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            results[party] = stop.value
+            pending.pop(party, None)
+            return
+        if not isinstance(exchange, Exchange):
+            raise TypeError(f"party {party} yielded {type(exchange).__name__}, not Exchange")
+        for peer, vector in exchange.send.items():
+            if (party, peer) not in queues:
+                raise PeerProtocolError(f"party {party} sent to unknown party {peer}")
+            queues[(party, peer)].append((rounds[party], exchange.label, list(vector)))
+        pending[party] = exchange
+
+    for party in parties:
+        advance(party, None)
+    while pending:
+        progressed = False
+        for party in list(pending):
+            exchange = pending[party]
+            if all(queues[(peer, party)] for peer in exchange.expect):
+                received = {}
+                for peer in exchange.expect:
+                    round_no, label, vector = queues[(peer, party)].popleft()
+                    if round_no != rounds[party] or label != exchange.label:
+                        raise PeerProtocolError(
+                            f"party {party} expected round {rounds[party]} ({exchange.label}) from "
+                            f"party {peer} but got round {round_no} ({label})"
+                        )
+                    received[peer] = vector
+                rounds[party] += 1
+                advance(party, received)
+                progressed = True
+        if not progressed:
+            raise PeerProtocolError(
+                "deadlock: parties "
+                + ", ".join(f"{p} (round {rounds[p]}, {pending[p].label})" for p in sorted(pending))
+                + " wait for messages that were never sent"
+            )
+    leftover = [link for link, q in queues.items() if q]
+    if leftover:
+        raise PeerProtocolError(f"messages sent but never expected on links {sorted(leftover)}")
+    return results
+
+
+# ---------------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------------
+class Engine:
+    """One party's MPC state: PRSS keys, counters, statistics, a pool of random bits.
+
+    Every party must call the same engine methods in the same order with the same
+    public arguments (the programs are deterministic), which keeps the PRF counters and
+    the round sequence in step.
+
+    Args:
+        party: this party's index (1 hospital, 2 insurer, 3 TTP).
+        params: the run's numeric parameters (prime, sigma, frac_bits).
+        rng_seed_material: **testing only**. If given, the pairwise keys are derived from
+            it instead of :mod:`secrets` (all parties must pass the same bytes).
+    """
+
+    def __init__(self, party: int, params: Params | None = None, rng_seed_material: bytes | None = None) -> None:
+        if party not in (1, 2, 3):
+            raise ConfigError(f"MPC party index must be 1, 2 or 3, got {party!r}")
+        self.party = party
+        self.params = params if params is not None else Params()
+        self.prime = self.params.prime
+        self.peers = tuple(j for j in (1, 2, 3) if j != party)
+        self.next = party % 3 + 1
+        self.prev = (party + 1) % 3 + 1
+        self._seed = rng_seed_material
+        self._keys: dict[int, bytes] = {}
+        self._nonce = 0
+        self._bit_pool: list[int] = []
+        self._stats: dict[str, dict[str, int]] = {}
+        self._destroyed = False
+        #: plaintext outputs opened to every party: ``(label, count)`` per reveal
+        self.revealed: list[tuple[str, int]] = []
+        #: masked openings inside protocols: ``(label, count)`` per opening
+        self.opened: list[tuple[str, int]] = []
+        p = self.prime
+        self._inv2 = pow(2, -1, p)
+        # PRSS: the key shared with peer j belongs to the excluded party a = 6 - i - j;
+        # my share of its contribution is r * (1 - i / a).
+        self._prss_coeff = {j: (1 - party * pow(6 - party - j, -1, p)) % p for j in self.peers}
+        # ring resharing: I deal with partner `next` and send to `prev`
+        inv_next = pow(self.next, -1, p)
+        self._deal_own = party * inv_next % p
+        self._deal_prev = self.prev * inv_next % p
+        self._lambda = LAGRANGE_DEGREE2[party] % p
+        # degree-1 weights for opening with {me, next}
+        self._open_me = self.next * pow(self.next - party, -1, p) % p
+        self._open_next = party * pow(party - self.next, -1, p) % p
+
+    # ---- lifecycle ----------------------------------------------------------------
+    def setup(self) -> Program[None]:
+        """Program: agree the three pairwise 128-bit PRSS keys (1 round).
+
+        For each pair the lower index draws the key and sends it to the higher one
+        (the transport is authenticated and encrypted).
+        """
+        self._check_alive()
+        send = {}
+        for peer in self.peers:
+            if self.party < peer:
+                if self._seed is None:
+                    key = secrets.token_bytes(_KEY_BYTES)
+                else:
+                    key = hashlib.shake_256(
+                        b"mpcactors-test-prss" + self._seed + bytes((self.party, peer))
+                    ).digest(_KEY_BYTES)
+                self._keys[peer] = key
+                send[peer] = [int.from_bytes(key, "big")]
+        expect = {peer: 1 for peer in self.peers if peer < self.party}
+        received = yield from self._exchange(send, expect, "setup")
+        for peer, vector in received.items():
+            if vector[0] >= 1 << (8 * _KEY_BYTES):
+                raise PeerProtocolError(f"party {peer} sent a PRSS key that is not {8 * _KEY_BYTES} bits")
+            self._keys[peer] = vector[0].to_bytes(_KEY_BYTES, "big")
+
+    def destroy(self) -> None:
+        """Delete the keys and every piece of randomness state. Idempotent."""
+        self._keys.clear()
+        self._bit_pool.clear()
+        self._seed = None
+        self._destroyed = True
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """Per operation label: ``rounds``, ``elements`` sent and ``bytes`` sent (24 per element)."""
+        return {label: dict(s) for label, s in self._stats.items()}
+
+    def _check_alive(self) -> None:
+        if self._destroyed:
+            raise KeyDestroyedError(f"MPC engine of party {self.party} was destroyed")
+
+    # ---- the one place that talks ----------------------------------------------------
+    def _exchange(
+        self, send: Mapping[int, list[int]], expect: Mapping[int, int], label: str
+    ) -> Generator[Exchange, dict[int, list[int]], dict[int, list[int]]]:
+        """Yield one round; validate what comes back (lengths and ranges)."""
+        self._check_alive()
+        stats = self._stats.setdefault(label, {"rounds": 0, "elements": 0, "bytes": 0})
+        sent = sum(len(v) for v in send.values())
+        if sent or expect:
+            stats["rounds"] += 1
+        stats["elements"] += sent
+        stats["bytes"] += sent * BYTES_PER_ELEMENT
+        received = yield Exchange(send=send, expect=frozenset(expect), label=label)
+        if received is None:
+            received = {}
+        if set(received) != set(expect):
+            raise PeerProtocolError(
+                f"round {label!r}: party {self.party} expected vectors from {sorted(expect)}, "
+                f"got {sorted(received)}"
+            )
+        p = self.prime
+        out = {}
+        for peer, vector in received.items():
+            vector = list(vector)
+            if len(vector) != expect[peer]:
+                raise PeerProtocolError(
+                    f"round {label!r}: party {peer} sent {len(vector)} elements, expected {expect[peer]}"
+                )
+            for v in vector:
+                if type(v) is not int or not 0 <= v < p:
+                    raise PeerProtocolError(
+                        f"round {label!r}: party {peer} sent an element that is not in [0, p)"
+                    )
+            out[peer] = vector
+        return out
+
+    # ---- PRF streams -------------------------------------------------------------------
+    def _next_nonce(self) -> int:
+        self._check_alive()
+        self._nonce += 1
+        return self._nonce
+
+    def _stream(self, peer: int, nonce: int, tag: bytes, nbytes: int) -> bytes:
+        try:
+            key = self._keys[peer]
+        except KeyError:
+            self._check_alive()
+            raise ConfigError("MPC engine used before setup() completed") from None
+        return hashlib.shake_256(key + nonce.to_bytes(8, "big") + tag).digest(nbytes)
+
+    def _prf_field(self, peer: int, nonce: int, tag: bytes, n: int) -> list[int]:
+        """``n`` pseudo-random field elements from the key shared with ``peer``.
+
+        Each is a 192-bit integer: uniform in ``[0, 2**192)``, which is within statistical
+        distance ``237 / 2**192`` of uniform mod ``p``; callers reduce mod ``p`` when they
+        compute with it.
+        """
+        width = BYTES_PER_ELEMENT
+        buf = self._stream(peer, nonce, tag, n * width)
+        fb = int.from_bytes
+        return [fb(buf[i : i + width], "big") for i in range(0, n * width, width)]
+
+    def _prf_bounded(self, peer: int, nonce: int, tag: bytes, n: int, bits: int) -> list[int]:
+        """``n`` pseudo-random integers, uniform in ``[0, 2**bits)``."""
+        width = (bits + 7) // 8
+        buf = self._stream(peer, nonce, tag, n * width)
+        mask = (1 << bits) - 1
+        fb = int.from_bytes
+        return [fb(buf[i : i + width], "big") & mask for i in range(0, n * width, width)]
+
+    def _prf_bits(self, peer: int, nonce: int, tag: bytes, n: int) -> list[int]:
+        buf = self._stream(peer, nonce, tag, (n + 7) // 8)
+        out = []
+        for byte in buf:
+            out.extend(((byte >> s) & 1) for s in range(8))
+        return out[:n]
+
+    # ---- local operations ------------------------------------------------------------
+    def add(self, a: Sequence[int], b: Sequence[int]) -> list[int]:
+        p = self.prime
+        return [(x + y) % p for x, y in zip(a, b, strict=True)]
+
+    def sub(self, a: Sequence[int], b: Sequence[int]) -> list[int]:
+        p = self.prime
+        return [(x - y) % p for x, y in zip(a, b, strict=True)]
+
+    def scale(self, a: Sequence[int], c: int | Sequence[int]) -> list[int]:
+        """Multiply by a public integer (or a public vector, element-wise)."""
+        p = self.prime
+        if isinstance(c, int):
+            c %= p
+            return [x * c % p for x in a]
+        return [x * (y % p) % p for x, y in zip(a, c, strict=True)]
+
+    def add_public(self, a: Sequence[int], c: int | Sequence[int]) -> list[int]:
+        """Add a public integer (or vector) to the shared values (every share moves by ``c``)."""
+        p = self.prime
+        if isinstance(c, int):
+            return [(x + c) % p for x in a]
+        return [(x + y) % p for x, y in zip(a, c, strict=True)]
+
+    def constant(self, values: Sequence[int]) -> list[int]:
+        """A (trivial) sharing of public values: every party's share is the value."""
+        p = self.prime
+        return [v % p for v in values]
+
+    # ---- PRSS randomness (no communication) -------------------------------------------
+    def random(self, n: int) -> list[int]:
+        """Shares of ``n`` uniform secret field elements that no single party knows."""
+        nonce = self._next_nonce()
+        p = self.prime
+        out = [0] * n
+        for peer in self.peers:
+            c = self._prss_coeff[peer]
+            out = [(o + r * c) % p for o, r in zip(out, self._prf_field(peer, nonce, b"rnd", n))]
+        return out
+
+    def random_bounded(self, n: int, bits: int) -> list[int]:
+        """Shares of ``r = r_1 + r_2 + r_3`` with every part uniform in ``[0, 2**bits)``.
+
+        So ``0 <= r < 3 * 2**bits``, and to any single party ``r`` is its known part plus a
+        uniform ``[0, 2**bits)`` value it does not know.
+        """
+        nonce = self._next_nonce()
+        p = self.prime
+        out = [0] * n
+        for peer in self.peers:
+            c = self._prss_coeff[peer]
+            part = self._prf_bounded(peer, nonce, b"bnd", n, bits)
+            out = [(o + r * c) % p for o, r in zip(out, part)]
+        return out
+
+    # ---- input, open, reveal -------------------------------------------------------------
+    def input(self, owner: int, values: Sequence[int] | None, n: int, label: str = "input") -> Program[list[int]]:
+        """Program: the ``owner`` shares ``n`` of its own integers (others pass ``None``).
+
+        The owner's partner (``next``) takes a PRF value as its share; the owner sends
+        only the third share: 1 element per value, 1 round.
+        """
+        nonce = self._next_nonce()
+        p = self.prime
+        partner = owner % 3 + 1
+        receiver = (owner + 1) % 3 + 1
+        send: dict[int, list[int]] = {}
+        expect: dict[int, int] = {}
+        if self.party == owner:
+            if values is None or len(values) != n:
+                raise ValueError(f"input: the owner must pass exactly {n} values")
+            rho = self._prf_field(partner, nonce, b"inp", n)
+            inv = pow(partner, -1, p)
+            own_c = owner * inv % p
+            recv_c = receiver * inv % p
+            vals = [v % p for v in values]
+            mine = [(v + (r - v) * own_c) % p for v, r in zip(vals, rho)]
+            send[receiver] = [(v + (r - v) * recv_c) % p for v, r in zip(vals, rho)]
+        elif self.party == partner:
+            mine = self._prf_field(owner, nonce, b"inp", n)
+        else:
+            expect[owner] = n
+        received = yield from self._exchange(send, expect, label)
+        if self.party == receiver:
+            mine = received[owner]
+        return mine
+
+    def open(self, a: Sequence[int], label: str = "open") -> Program[list[int]]:
+        """Program: open *masked* values to every party (ring: 3 elements per value).
+
+        Returns field elements in ``[0, p)``. Use only on values that are statistically
+        masked inside a protocol; outputs go through :meth:`reveal`.
+        """
+        n = len(a)
+        self.opened.append((label, n))
+        received = yield from self._exchange({self.prev: list(a)}, {self.next: n}, label)
+        theirs = received[self.next]
+        p, lm, ln = self.prime, self._open_me, self._open_next
+        return [(lm * x + ln * y) % p for x, y in zip(a, theirs)]
+
+    def reveal(self, a: Sequence[int], label: str) -> Program[list[int]]:
+        """Program: open output values to every party, checking all three shares agree.
+
+        Returns centred integers in ``(-p/2, p/2]`` and records ``(label, len(a))`` in
+        :attr:`revealed`.
+        """
+        n = len(a)
+        self.revealed.append((label, n))
+        received = yield from self._exchange(
+            {peer: list(a) for peer in self.peers}, dict.fromkeys(self.peers, n), label
+        )
+        shares = {self.party: list(a), **received}
+        values = reconstruct(shares, self.prime)
+        half = self.prime // 2
+        return [v - self.prime if v > half else v for v in values]
+
+    # ---- multiplication ----------------------------------------------------------------
+    def reshare(self, products: Sequence[int], label: str = "mul") -> Program[list[int]]:
+        """Program: turn local degree-2 values (products of shares) into degree-1 shares.
+
+        Each party deals its Lagrange-weighted term on a line through ``(0, term)`` and
+        ``(next, PRF(k_{me,next}))`` and sends only the share of ``prev``; the received
+        value is masked by a key the receiver lacks. 1 round, 1 element per value per party.
+        """
+        n = len(products)
+        nonce = self._next_nonce()
+        p, lam = self.prime, self._lambda
+        rho_out = self._prf_field(self.next, nonce, b"rsh", n)
+        rho_in = self._prf_field(self.prev, nonce, b"rsh", n)
+        # term t = lam*h on the line t + (r - t) z / next: evaluated at prev and at me
+        own_c, prev_c = self._deal_own, self._deal_prev
+        h_prev, h_own = lam * (1 - prev_c) % p, lam * (1 - own_c) % p
+        outgoing = [(h * h_prev + r * prev_c) % p for h, r in zip(products, rho_out)]
+        mine = [h * h_own + r * own_c + q for h, r, q in zip(products, rho_out, rho_in)]
+        received = yield from self._exchange({self.prev: outgoing}, {self.next: n}, label)
+        return [(x + y) % p for x, y in zip(mine, received[self.next])]
+
+    def mul(self, a: Sequence[int], b: Sequence[int], label: str = "mul") -> Program[list[int]]:
+        """Program: element-wise products of shared vectors (1 round)."""
+        p = self.prime
+        return (yield from self.reshare([x * y % p for x, y in zip(a, b, strict=True)], label))
+
+    def dot(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], label: str = "dot") -> Program[list[int]]:
+        """Program: one inner product per ``(u, v)`` pair; only the sums are reshared (1 round)."""
+        p = self.prime
+        sums = [sum(x * y for x, y in zip(u, v, strict=True)) % p for u, v in pairs]
+        return (yield from self.reshare(sums, label))
+
+    # ---- random bits ------------------------------------------------------------------
+    def random_bits(self, n: int, label: str = "bits") -> Program[list[int]]:
+        """Program: shares of ``n`` uniform secret bits, from a pool refilled in batches."""
+        if len(self._bit_pool) < n:
+            yield from self._fill_bits(max(n - len(self._bit_pool), _BIT_BATCH), label)
+        out = self._bit_pool[:n]
+        del self._bit_pool[:n]
+        return out
+
+    def _fill_bits(self, n: int, label: str) -> Program[None]:
+        """Generate ``n`` bits ``b = v xor b3`` with ``v = b1 xor b2`` (2 rounds, 3 elements per bit).
+
+        ``b_a`` comes from the key of the two parties other than ``a``. Party 3 knows
+        ``b1, b2`` and inputs ``v``; parties 1 and 2 know ``b3`` and share it without
+        communication as ``b3 * (1 - z/3)``; the product ``v * b3`` is reshared by
+        parties 1 and 2 only (party 3's share of ``b3`` is 0). No party knows two of the
+        three ``b_a`` it is missing, so ``b`` is uniform to each.
+        """
+        nonce = self._next_nonce()
+        p, me = self.prime, self.party
+        inv3 = pow(3, -1, p)
+        send1: dict[int, list[int]] = {}
+        expect1: dict[int, int] = {}
+        if me == 3:
+            b1 = self._prf_bits(2, nonce, b"bit", n)  # key k23 belongs to excluded party 1
+            b2 = self._prf_bits(1, nonce, b"bit", n)  # key k13 -> party 2
+            rho = self._prf_field(1, nonce, b"bv", n)  # party 1's share of v
+            v = [x ^ y for x, y in zip(b1, b2)]
+            send1[2] = [(2 * r - x) % p for r, x in zip(rho, v)]
+            v_share = [(3 * r - 2 * x) % p for r, x in zip(rho, v)]
+            b3_share = [0] * n
+            rho2 = self._prf_field(2, nonce, b"bm", n)  # dealer 2's partner share
+            expect1[1] = n
+        elif me == 1:
+            b3 = self._prf_bits(2, nonce, b"bit", n)  # key k12 -> party 3
+            v_share = self._prf_field(3, nonce, b"bv", n)
+            b3_share = [2 * b * inv3 % p for b in b3]
+            rho1 = self._prf_field(2, nonce, b"bm", n)
+            # t1 = 3 * h1 = 2 * rho * b3; dealer 1 (partner 2, receiver 3)
+            t1 = [2 * r * b % p for r, b in zip(v_share, b3)]
+            send1[3] = [(t + 3 * (q - t) * self._inv2) % p for t, q in zip(t1, rho1)]
+            prod_share = [(t + q) * self._inv2 % p for t, q in zip(t1, rho1)]
+        else:
+            b3 = self._prf_bits(1, nonce, b"bit", n)
+            b3_share = [b * inv3 % p for b in b3]
+            rho1 = self._prf_field(1, nonce, b"bm", n)
+            rho2 = self._prf_field(3, nonce, b"bm", n)
+            expect1[3] = n
+        got1 = yield from self._exchange(send1, expect1, label)
+        send2: dict[int, list[int]] = {}
+        expect2: dict[int, int] = {}
+        if me == 2:
+            v_share = got1[3]
+            # t2 = -3 * h2 = -v2 * b3; dealer 2 (partner 3, receiver 1)
+            t2 = [(-x * b) % p for x, b in zip(v_share, b3)]
+            send2[1] = [(t + (q - t) * inv3) % p for t, q in zip(t2, rho2)]
+            prod_share = [(t + 2 * (q - t) * inv3 + r1) % p for t, q, r1 in zip(t2, rho2, rho1)]
+        elif me == 3:
+            prod_share = [(x + q) % p for x, q in zip(got1[1], rho2)]
+        else:
+            expect2[2] = n
+        got2 = yield from self._exchange(send2, expect2, label)
+        if me == 1:
+            prod_share = [(x + y) % p for x, y in zip(prod_share, got2[2])]
+        self._bit_pool.extend(
+            (x + y - 2 * z) % p for x, y, z in zip(v_share, b3_share, prod_share)
+        )
+
+    # ---- truncation and comparison ----------------------------------------------------
+    def _check_budget(self, k: int, what: str) -> None:
+        if k + self.params.sigma + 3 > self.prime.bit_length() - 1:
+            raise ConfigError(
+                f"{what} on {k}-bit values needs a prime above 2**{k + self.params.sigma + 3}"
+            )
+
+    def trunc(self, a: Sequence[int], m: int, k: int, label: str = "trunc") -> Program[list[int]]:
+        """Program: probabilistic truncation TruncPr (Catrina and de Hoogh, SCN 2010).
+
+        For signed ``a`` with ``-2**(k-1) <= a < 2**(k-1)`` and ``0 < m < k`` returns shares of
+        ``floor(a / 2**m) + u`` with ``u`` in ``{0, 1}`` and ``P[u = 1] = (a mod 2**m) / 2**m``
+        (so the rounding is unbiased and the error is below one unit). The opened value is
+        masked statistically (``2**-sigma``). Costs ``m`` random bits and one opening.
+        """
+        if not 0 < m < k:
+            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
+        self._check_budget(k, "trunc")
+        n = len(a)
+        if n == 0:
+            return []
+        p = self.prime
+        bits = yield from self.random_bits(n * m)
+        high = self.random_bounded(n, k + self.params.sigma - m)
+        weights = [1 << i for i in range(m)]
+        r_low = [sum(w * b for w, b in zip(weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
+        shift = 1 << (k - 1)
+        two_m = 1 << m
+        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, r_low, high)]
+        opened = yield from self.open(masked, label)
+        inv = pow(two_m, -1, p)
+        mask = two_m - 1
+        return [(x - (c & mask) + r) * inv % p for x, c, r in zip(a, opened, r_low)]
+
+    def ltz(self, a: Sequence[int], k: int, label: str = "ltz") -> Program[list[int]]:
+        """Program: exact shares of ``[a < 0]`` (0 or 1) for signed ``-2**(k-1) <= a < 2**(k-1)``.
+
+        Catrina and de Hoogh: open ``c = a + 2**(k-1) + r' + 2**(k-1) r''`` with ``r'`` from
+        ``k-1`` random bits, then ``a mod 2**(k-1) = c' - r' + 2**(k-1) [c' < r']`` where
+        ``c' = c mod 2**(k-1)``; the comparison ``[c' < r']`` of a public and a bitwise-shared
+        number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(k-1)) + 1.
+        """
+        if k < 2:
+            raise ValueError("ltz needs k >= 2")
+        self._check_budget(k, "ltz")
+        n = len(a)
+        if n == 0:
+            return []
+        p = self.prime
+        nb = k - 1
+        bits = yield from self.random_bits(n * nb)
+        groups = [bits[q * nb : (q + 1) * nb] for q in range(n)]
+        high = self.random_bounded(n, self.params.sigma)
+        weights = [1 << i for i in range(nb)]
+        r_low = [sum(w * b for w, b in zip(weights, g)) % p for g in groups]
+        shift = 1 << nb
+        masked = [(x + shift + r + shift * h) % p for x, r, h in zip(a, r_low, high)]
+        opened = yield from self.open(masked, label)
+        mask = shift - 1
+        c_low = [c & mask for c in opened]
+        u = yield from self._bit_lt(c_low, groups, label)
+        inv = pow(shift, -1, p)
+        # a' = c' - r' + 2^(k-1) u ;  [a < 0] = (a' - a) / 2^(k-1)
+        return [((c - r + shift * uu) - x) * inv % p for c, r, uu, x in zip(c_low, r_low, u, a)]
+
+    def _bit_lt(self, public: Sequence[int], bits: Sequence[Sequence[int]], label: str) -> Program[list[int]]:
+        """Program: shares of ``[c < r]`` for public ``c`` and shared bits of ``r`` (LSB first).
+
+        Per bit ``e_i = [c_i = r_i]`` and ``l_i = [c_i < r_i]`` are linear in ``r_i``. Adjacent
+        (high, low) groups combine as ``(e_h e_l, l_h + e_h l_l)``: a binary tree, so
+        ``ceil(log2 n)`` rounds and ``2 (n - 1)`` multiplications per comparison.
+        """
+        p = self.prime
+        nb = len(bits[0])
+        # flat layout: row q occupies [q*nb, (q+1)*nb), least significant bit first
+        e_flat: list[int] = []
+        l_flat: list[int] = []
+        for c, bs in zip(public, bits):
+            for i in range(nb):
+                b = bs[i]
+                if (c >> i) & 1:
+                    e_flat.append(b)
+                    l_flat.append(0)
+                else:
+                    e_flat.append((1 - b) % p)
+                    l_flat.append(b)
+        rows = len(public)
+        while nb > 1:
+            if nb % 2:
+                # pad every row at the top with the neutral pair (e, l) = (1, 0)
+                e_flat = [v for q in range(rows) for v in (*e_flat[q * nb : (q + 1) * nb], 1)]
+                l_flat = [v for q in range(rows) for v in (*l_flat[q * nb : (q + 1) * nb], 0)]
+                nb += 1
+            e_high, l_high = e_flat[1::2], l_flat[1::2]
+            half = len(e_high)
+            prod = yield from self.mul(e_high + e_high, e_flat[0::2] + l_flat[0::2], label)
+            e_flat = prod[:half]
+            l_flat = [(x + y) % p for x, y in zip(l_high, prod[half:])]
+            nb //= 2
+        return l_flat
+
+    # ---- fixed-point helpers ----------------------------------------------------------
+    def mul_trunc(self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul") -> Program[list[int]]:
+        """Program: fixed-point product: ``trunc(a * b, m, k)``; ``k`` bounds the raw product."""
+        prod = yield from self.mul(a, b, label)
+        return (yield from self.trunc(prod, m, k, label))
+
+    def pow2_normalise(
+        self, x: Sequence[int], f: int, lo: int, hi: int, step: int, k: int, out_bits: int,
+        label: str = "norm",
+    ) -> Program[tuple[list[int], list[int]]]:
+        """Program: secret powers of two that normalise ``x`` (``f`` fractional bits).
+
+        Assumes ``2**lo <= x < 2**hi`` with ``hi - lo`` a multiple of ``step``. One batch of
+        comparisons against the thresholds ``2**(lo + step*j)`` finds the number ``J`` of
+        thresholds that ``x`` reaches; then for ``step = 1`` ``y = 2**-(lo + J + 1)`` (so
+        ``x*y`` is in ``[1/2, 1)``: a start for :meth:`reciprocal`) and for ``step = 2``
+        ``y = 2**-(lo/2 + J + 1)`` (so ``x*y*y`` is in ``[1/4, 1)``: a start for
+        :meth:`inv_sqrt`). Returns shares of ``y * 2**out_bits`` and ``2**out_bits / y``,
+        both exact; ``k`` bounds ``|x - threshold| * 2**f`` for the comparisons.
+        """
+        n = len(x)
+        thresholds = [lo + step * j for j in range(1, (hi - lo) // step)]
+        p = self.prime
+        diffs = []
+        for t in thresholds:
+            diffs.extend(((v - (1 << (f + t) if f + t >= 0 else 0)) % p) for v in x)
+        if f + min(thresholds, default=0) < 0:
+            raise ValueError("thresholds below the fixed-point resolution")
+        below = (yield from self.ltz(diffs, k, label)) if thresholds else []
+        # exponent e(J) of y: step 1 -> lo + J + 1 ; step 2 -> lo/2 + J + 1
+        base = lo if step == 1 else lo // 2
+        count = len(thresholds)
+
+        def value(j: int, sign: int) -> int:
+            e = sign * (base + j + 1)
+            shift = out_bits - e
+            if shift < 0:
+                raise ValueError("out_bits too small for an exact power of two")
+            return 1 << shift
+
+        ys, invs = [], []
+        for q in range(n):
+            y = value(count, 1)
+            yi = value(count, -1)
+            for j in range(1, count + 1):
+                c = below[(j - 1) * n + q]
+                # below threshold j means J <= j - 1
+                y += c * (value(j - 1, 1) - value(j, 1))
+                yi += c * (value(j - 1, -1) - value(j, -1))
+            ys.append(y % p)
+            invs.append(yi % p)
+        return ys, invs
+
+    def reciprocal(
+        self, x: Sequence[int], y0: Sequence[int], f: int, iterations: int, k: int, label: str = "recip"
+    ) -> Program[list[int]]:
+        """Program: Newton ``y <- y (2 - x y)`` from ``y0``; all values with ``f`` fractional bits.
+
+        Converges (quadratically) when ``0 < x*y0 < 2``; ``k`` bounds the raw products.
+        """
+        y = list(y0)
+        two = 2 << f
+        for _ in range(iterations):
+            xy = yield from self.mul_trunc(x, y, f, k, label)
+            corr = [(two - v) % self.prime for v in xy]
+            y = yield from self.mul_trunc(y, corr, f, k, label)
+        return y
+
+    def inv_sqrt(
+        self, x: Sequence[int], y0: Sequence[int], f: int, iterations: int, k: int, label: str = "invsqrt"
+    ) -> Program[list[int]]:
+        """Program: Newton ``y <- y (3 - x y^2) / 2`` from ``y0`` (``f`` fractional bits).
+
+        Converges when ``0 < x*y0**2 < 3``; ``k`` bounds the raw products.
+        """
+        y = list(y0)
+        three = 3 << f
+        p = self.prime
+        for _ in range(iterations):
+            yy = yield from self.mul_trunc(y, y, f, k, label)
+            xyy = yield from self.mul_trunc(x, yy, f, k, label)
+            corr = [(three - v) % p for v in xyy]
+            y = yield from self.mul_trunc(y, corr, f + 1, k, label)
+        return y
