@@ -583,6 +583,10 @@ async def open_tls_link(
             (on either side: the peer's refusal reaches us as its reason).
         PeerProtocolError: the hello failed (version, role, session or parameters).
         TransportError: the connection broke.
+
+        Every error raised carries ``peer_role``: the role the peer's certificate proved,
+        or ``None`` if it failed before that (so a listener can tell a misconfigured
+        peer from a stranger).
     """
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
@@ -596,80 +600,84 @@ async def open_tls_link(
     if not server_side and len(expected) == 1:
         who = f"{next(iter(expected))} at {peer_address}" if peer_address else next(iter(expected))
     ssl_stream = trio.SSLStream(stream, ssl_context, server_side=server_side, server_hostname=server_hostname)
+    identified: str | None = None  # the peer's role once its certificate proved it
     receiver = FrameReceiver(ssl_stream, max_frame_bytes=min(max_frame_bytes, _MAX_CONTROL_BYTES), peer=who)
     try:
-        with trio.fail_after(handshake_timeout):
-            # 1. TLS
-            try:
-                await ssl_stream.do_handshake()
-            except trio.BrokenResourceError as exc:
-                await _flush_alert_and_close(ssl_stream, _LINGER)
-                raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
-            cert = ssl_stream.getpeercert()
-            peer_certificate = PeerCertificate(
-                sans=_sans_of(cert),
-                fingerprint=_fingerprint(ssl_stream.getpeercert(binary_form=True)),
-                not_after=str(cert.get("notAfter", "")) if cert else "",
-                tls_version=ssl_stream.version(),
-            )
-            # 2. identity -> role
-            try:
-                peer_role = identify_peer(peer_certificate.sans, role_by_identity)
-                if peer_role not in expected or peer_role == local_role:
-                    wanted = " or ".join(sorted(expected - {local_role})) or "another party"
-                    raise TLSError(
-                        f"peer presented SAN {', '.join(peer_certificate.sans)} (role {peer_role}), expected role {wanted}"
-                    )
-            except TLSError as exc:
-                # our reason, and the same fact phrased for the peer's operator
-                mine = str(exc).replace("peer presented", f"{who} presented", 1)
-                theirs = str(exc).replace("peer presented", "we presented", 1)
-                await _send_quietly(ssl_stream, _refuse_frame("identity", f"{local_role} refuses: {theirs}"))
-                await _linger_and_close(ssl_stream, _LINGER, receiver)
-                raise TLSError(mine) from None
-            who = f"{peer_role} at {peer_address}" if peer_address else peer_role
-            receiver.peer = who
-            # 3. hello, both directions
-            hello = {
-                "type": "hello",
-                "app": _APP,
-                "version": PROTOCOL_VERSION,
-                "role": local_role,
-                "session": session,
-                "purpose": purpose,
-                "parameters": parameters,
-            }
-            await send_frame(ssl_stream, encode(hello))
-            item = await _receive_control(receiver, who)
-            if item["type"] == "refuse":
-                await _close(ssl_stream)
-                raise _refusal_error(item, who)
-            if item["type"] != "hello":
-                raise PeerProtocolError(f"{who} sent {item['type']!r} where its hello was expected")
-            link_purpose, agreed, reason = _judge_hello(
-                item, peer_role=peer_role, session=session, parameters=parameters, purpose=purpose
-            )
-            if reason:
-                await _send_quietly(ssl_stream, _refuse_frame("hello", f"{local_role} refuses: {reason}"))
-                await _linger_and_close(ssl_stream, _LINGER, receiver)
-                raise PeerProtocolError(f"{who}: {reason}")
-            await send_frame(ssl_stream, encode({"type": "ack", "session": agreed}))
-            verdict = await _receive_control(receiver, who)
-            if verdict["type"] == "refuse":
-                await _close(ssl_stream)
-                raise _refusal_error(verdict, who)
-            if verdict["type"] != "ack" or verdict.get("session") != agreed:
-                raise PeerProtocolError(f"{who} acknowledged a different session than agreed")
-    except trio.TooSlowError:
+        try:
+            with trio.fail_after(handshake_timeout):
+                # 1. TLS
+                try:
+                    await ssl_stream.do_handshake()
+                except trio.BrokenResourceError as exc:
+                    await _flush_alert_and_close(ssl_stream, _LINGER)
+                    raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
+                cert = ssl_stream.getpeercert()
+                peer_certificate = PeerCertificate(
+                    sans=_sans_of(cert),
+                    fingerprint=_fingerprint(ssl_stream.getpeercert(binary_form=True)),
+                    not_after=str(cert.get("notAfter", "")) if cert else "",
+                    tls_version=ssl_stream.version(),
+                )
+                # 2. identity -> role
+                try:
+                    peer_role = identify_peer(peer_certificate.sans, role_by_identity)
+                    if peer_role not in expected or peer_role == local_role:
+                        wanted = " or ".join(sorted(expected - {local_role})) or "another party"
+                        raise TLSError(
+                            f"peer presented SAN {', '.join(peer_certificate.sans)} (role {peer_role}), expected role {wanted}"
+                        )
+                except TLSError as exc:
+                    # our reason, and the same fact phrased for the peer's operator
+                    mine = str(exc).replace("peer presented", f"{who} presented", 1)
+                    theirs = str(exc).replace("peer presented", "we presented", 1)
+                    await _send_quietly(ssl_stream, _refuse_frame("identity", f"{local_role} refuses: {theirs}"))
+                    await _linger_and_close(ssl_stream, _LINGER, receiver)
+                    raise TLSError(mine) from None
+                identified = peer_role
+                who = f"{peer_role} at {peer_address}" if peer_address else peer_role
+                receiver.peer = who
+                # 3. hello, both directions
+                hello = {
+                    "type": "hello",
+                    "app": _APP,
+                    "version": PROTOCOL_VERSION,
+                    "role": local_role,
+                    "session": session,
+                    "purpose": purpose,
+                    "parameters": parameters,
+                }
+                await send_frame(ssl_stream, encode(hello))
+                item = await _receive_control(receiver, who)
+                if item["type"] == "refuse":
+                    await _close(ssl_stream)
+                    raise _refusal_error(item, who)
+                if item["type"] != "hello":
+                    raise PeerProtocolError(f"{who} sent {item['type']!r} where its hello was expected")
+                link_purpose, agreed, reason = _judge_hello(
+                    item, peer_role=peer_role, session=session, parameters=parameters, purpose=purpose
+                )
+                if reason:
+                    await _send_quietly(ssl_stream, _refuse_frame("hello", f"{local_role} refuses: {reason}"))
+                    await _linger_and_close(ssl_stream, _LINGER, receiver)
+                    raise PeerProtocolError(f"{who}: {reason}")
+                await send_frame(ssl_stream, encode({"type": "ack", "session": agreed}))
+                verdict = await _receive_control(receiver, who)
+                if verdict["type"] == "refuse":
+                    await _close(ssl_stream)
+                    raise _refusal_error(verdict, who)
+                if verdict["type"] != "ack" or verdict.get("session") != agreed:
+                    raise PeerProtocolError(f"{who} acknowledged a different session than agreed")
+        except trio.TooSlowError:
+            raise TLSError(f"no TLS handshake and hello from {who} within {handshake_timeout:g} s") from None
+        except trio.BrokenResourceError as exc:
+            raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
+        except trio.EndOfChannel:
+            raise TLSError(f"{who} closed the connection during the hello") from None
+    except MpcactorsError as exc:
         await trio.aclose_forcefully(ssl_stream)
-        raise TLSError(f"no TLS handshake and hello from {who} within {handshake_timeout:g} s") from None
-    except trio.BrokenResourceError as exc:
-        await trio.aclose_forcefully(ssl_stream)
-        raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
-    except trio.EndOfChannel:
-        await trio.aclose_forcefully(ssl_stream)
-        raise TLSError(f"{who} closed the connection during the hello") from None
-    except (MpcactorsError, trio.Cancelled, KeyboardInterrupt):
+        exc.peer_role = identified  # type: ignore[attr-defined]
+        raise
+    except (trio.Cancelled, KeyboardInterrupt):
         await trio.aclose_forcefully(ssl_stream)
         raise
     receiver.max_frame_bytes = max_frame_bytes
