@@ -552,6 +552,7 @@ class _Party:
             pairs = [(h_row, i_index[digest]) for digest, h_row in h_index.items() if digest in i_index]
             secrets.SystemRandom().shuffle(pairs)  # the joined table's row order
             state["pairs"] = pairs
+            self._hold("row_pairs", pairs)  # (hospital arrival index, insurer arrival index) per joined row
             rows = {HOSPITAL: len(h_index), INSURER: len(i_index)}
             # drop the hashed-id columns: only the row pairing survives matching
             h_index.clear()
