@@ -613,7 +613,7 @@ class _Establisher:
             try:
                 stream = await self.open_stream(host, port)
             except OSError as exc:
-                attempts.last_error = f"{exc.strerror or exc}"
+                attempts.last_error = _describe_os_error(exc)
                 log.info("connect failed; retrying", peer=peer.role, address=address, error=attempts.last_error, retry_in=delay)
             else:
                 try:
@@ -680,23 +680,28 @@ class _Establisher:
     # -- all of it
     async def run(self) -> None:
         config = self.config
-        listening = any(not p.dial for p in config.peers.values())
-        async with trio.open_nursery() as nursery:
-            if listening:
-                assert config.listen is not None
-                host, port = config.listen
-                try:
-                    listeners = await trio.open_tcp_listeners(port, host=host or None)
-                except OSError as exc:
-                    raise ConfigError(
-                        f"{config.path}: [party] listen: cannot listen on {_format_address(config.listen)} ({exc.strerror or exc})"
-                    ) from None
-                nursery.start_soon(self.serve, listeners, nursery)
-            for peer in config.peers.values():
-                if peer.dial:
-                    nursery.start_soon(self.dial, peer)
-            await self.done.wait()
-            nursery.cancel_scope.cancel()
+        listeners: list[trio.SocketListener] = []
+        if any(not p.dial for p in config.peers.values()):
+            assert config.listen is not None
+            host, port = config.listen
+            try:
+                listeners = await trio.open_tcp_listeners(port, host=host or None)
+            except OSError as exc:
+                raise ConfigError(
+                    f"{config.path}: [party] listen: cannot listen on {_format_address(config.listen)} ({exc.strerror or exc})"
+                ) from None
+        try:
+            async with trio.open_nursery() as nursery:
+                if listeners:
+                    nursery.start_soon(self.serve, listeners, nursery)
+                for peer in config.peers.values():
+                    if peer.dial:
+                        nursery.start_soon(self.dial, peer)
+                await self.done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            for listener in listeners:  # no further connections once every peer is linked
+                await trio.aclose_forcefully(listener)
 
     def missing(self) -> list[str]:
         return [role for role in self.config.peers if role not in self.links]
@@ -714,6 +719,15 @@ class _Establisher:
                 listen = _format_address(self.config.listen) if self.config.listen else "?"
                 parts.append(f"{role} did not connect to {listen}{last}")
         return "; ".join(parts)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """"Connection refused" rather than trio's "all attempts to connect to ... failed"."""
+    causes = [leaf for leaf in _leaves(exc.__cause__) if isinstance(leaf, OSError)] if exc.__cause__ else []
+    chosen = causes[0] if causes else exc
+    if chosen.errno:
+        return os.strerror(chosen.errno)
+    return str(chosen.strerror or chosen)
 
 
 async def _unwrapped(coroutine: Any) -> None:

@@ -1,0 +1,340 @@
+"""Deployed parties: config validation, connection establishment over real loopback TCP,
+the ``check`` and ``party`` commands, and three real ``mpcactors party`` processes.
+
+Loopback tests bind ports chosen free at test time on 127.0.0.1 and keep every wait
+under an absolute ``trio.fail_after`` (or a subprocess timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from click.testing import CliRunner
+
+from mpcactors._cli_daemon import check as check_command
+from mpcactors._cli_daemon import deploy_example
+from mpcactors._cli_daemon import party as party_command
+from mpcactors.certs import init_ca, issue_certificate
+from mpcactors.daemon import (
+    PartyConfig,
+    check_peers,
+    establish_links,
+    load_party_config,
+    parameters_digest,
+)
+from mpcactors.errors import ConfigError, PeerProtocolError, StepTimeout, TLSError
+
+ROLES = ("hospital", "insurer", "ttp")
+TIMEOUT = 30
+
+
+def make_deployment(directory: Path, *, rows: int = 60) -> dict[str, Path]:
+    """``mpcactors deploy-example`` with 1024-bit test keys: configs, certificates, CSVs."""
+    result = CliRunner().invoke(
+        deploy_example, ["--out", str(directory), "--rows", str(rows), "--insecure-test-keys"]
+    )
+    assert result.exit_code == 0, result.output
+    return {role: directory / f"{role}.toml" for role in ROLES}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_deployment(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> dict[str, Path]:
+    return make_deployment(tmp_path / "dep")
+
+
+def edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def append(path: Path, text: str) -> Path:
+    path.write_text(path.read_text() + text)
+    return path
+
+
+def set_deadlines(path: Path, **values: float) -> Path:
+    text = path.read_text()
+    for key, value in values.items():
+        if re.search(rf"^{key} = ", text, re.M):
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        else:
+            text = text.replace("[deadlines]  # seconds\n", f"[deadlines]  # seconds\n{key} = {value}\n")
+    path.write_text(text)
+    return path
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+def test_a_generated_config_loads_with_defaults_and_paths_relative_to_the_file(template: dict[str, Path]) -> None:
+    h = load_party_config(template["hospital"])
+    i = load_party_config(template["insurer"])
+    t = load_party_config(template["ttp"])
+    assert (h.role, i.role, t.role) == ROLES
+    # default dial directions: H and I dial T, I dials H; so only T and H listen
+    assert {(c.role, p.role) for c in (h, i, t) for p in c.peers.values() if p.dial} == {
+        ("hospital", "ttp"), ("insurer", "ttp"), ("insurer", "hospital"),
+    }
+    assert i.listen is None and h.listen is not None and t.listen is not None
+    assert h.tls.certificate == template["hospital"].parent / "certs" / "hospital.crt"
+    assert h.input is not None and h.input.csv == template["hospital"].parent / "data" / "hospital.csv"
+    assert h.input.columns == h.run.hospital_columns and t.input is None
+    assert h.role_by_identity == {"insurer.mpcactors.test": "insurer", "ttp.mpcactors.test": "ttp"}
+    assert h.run.key_bits == 1024 and h.run.allow_test_key_sizes
+    assert parameters_digest(h.run) == parameters_digest(i.run) == parameters_digest(t.run)
+
+
+def test_the_parameter_digest_covers_the_computation_but_not_local_deadlines(tmp_path: Path, template: dict[str, Path]) -> None:
+    base = load_party_config(template["insurer"])
+    path = tmp_path / "insurer.toml"
+    path.write_text(template["insurer"].read_text().replace('"certs/', f'"{template["insurer"].parent}/certs/').replace('"data/', f'"{template["insurer"].parent}/data/'))
+    set_deadlines(path, step_3=5, connect=7)
+    assert parameters_digest(load_party_config(path).run) == parameters_digest(base.run)
+    edit(path, "alpha = 0.1", "alpha = 0.2")
+    assert parameters_digest(load_party_config(path).run) != parameters_digest(base.run)
+
+
+BAD_CONFIGS = [
+    # (role file, old text, new text, expected message after "<file>: ")
+    ("hospital", 'role = "hospital"', 'role = "lab"', '[party] role: must be one of hospital, insurer, ttp, got \'lab\''),
+    ("hospital", "[party]\n", "[party]\ncolour = 1\n", "unknown key [party] colour (known keys: executor, listen, role)"),
+    ("hospital", "[tls]", "[tsl]\nx = 1\n[tls]", "unknown table [tsl]"),
+    ("insurer", "dial = true", "dial = true\nadress = \"x:1\"", "unknown key [peers.hospital] adress (known keys: address, dial, identity)"),
+    ("insurer", 'address = "127.0.0.1:', 'address = "127.0.0.1', "[peers.hospital] address: must be \"host:port\""),
+    ("hospital", 'identity = "insurer.mpcactors.test"', 'identity = 7', "[peers.insurer] identity: must be a non-empty string, got an integer (7)"),
+    ("ttp", '[peers.hospital]', '[peers.lab]\nidentity = "x"\n[peers.hospital]', "unknown table [peers.lab]: the peers of the ttp are hospital and insurer"),
+    ("hospital", "listen = ", "# listen = ", "[party] listen is required, since insurer dial(s) us"),
+    ("insurer", "dial = true", "dial = false", "[party] listen is required, since hospital dial(s) us"),
+    ("hospital", "key_bits = 1024", "key_bits = 4096", "[protocol] key_bits must be one of [1024, 2048, 3072], got 4096"),
+    ("hospital", "insecure_test_key_bits = true", "insecure_test_key_bits = false", "[protocol] key_bits must be one of [2048, 3072], got 1024"),
+    ("hospital", 'target = "hospital_days"', 'target = "mortality"', "[protocol] target column 'mortality' is in neither party's columns"),
+    ("hospital", "alpha = 0.1", 'alpha = "0.1"', "[protocol] alpha: must be a number, got a string ('0.1')"),
+    ("hospital", "connect = 120", "connect = -1", "[deadlines] connect: must be positive, got -1"),
+    ("hospital", "[deadlines]  # seconds\n", "[deadlines]  # seconds\nstep_9 = 5\n", "unknown key [deadlines] step_9"),
+    ("ttp", "[protocol]", '[input]\ncsv = "x.csv"\n\n[protocol]', "the TTP has no input; remove the [input] table"),
+    ("hospital", 'id_column = "id"', 'id_column = "id"\ncolumns = ["age"]', "[input] columns: ['age'] differs from [protocol] hospital_columns"),
+    ("hospital", 'certificate = "certs/hospital.crt"', 'certificate = "certs/nope.crt"', "[tls] certificate: "),
+    ("hospital", 'key = "certs/hospital.key"', 'key = "certs/insurer.key"', "[tls] key: "),
+    ("hospital", "[party]", "[party\n", "invalid TOML"),
+]
+
+
+@pytest.mark.parametrize(("role", "old", "new", "message"), BAD_CONFIGS, ids=[m[:40] for *_, m in BAD_CONFIGS])
+def test_config_errors_name_the_file_and_the_key(deployment: dict[str, Path], role: str, old: str, new: str, message: str) -> None:
+    path = edit(deployment[role], old, new)
+    with pytest.raises(ConfigError) as info:
+        load_party_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_and_mismatched_tls_files_are_explained(deployment: dict[str, Path]) -> None:
+    path = edit(deployment["hospital"], 'certificate = "certs/hospital.crt"', 'certificate = "certs/nope.crt"')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: [tls] certificate: {path.parent / 'certs' / 'nope.crt'} does not exist")):
+        load_party_config(path)
+    path = edit(deployment["insurer"], 'key = "certs/insurer.key"', 'key = "certs/ttp.key"')
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: [tls] key: {path.parent / 'certs' / 'ttp.key'} is not the key of [tls] certificate")):
+        load_party_config(path)
+
+
+def test_a_private_key_readable_by_others_is_refused_like_ssh_does(deployment: dict[str, Path]) -> None:
+    key = deployment["ttp"].parent / "certs" / "ttp.key"
+    key.chmod(0o644)
+    with pytest.raises(ConfigError) as info:
+        load_party_config(deployment["ttp"])
+    assert str(info.value) == (
+        f"{deployment['ttp']}: [tls] key: {key}: permissions 0644 are too open: the private key must not be "
+        f"accessible by group or others (run: chmod 600 {key})"
+    )
+
+
+def test_an_expired_own_certificate_is_refused_at_start(deployment: dict[str, Path]) -> None:
+    import datetime
+
+    certs = deployment["hospital"].parent / "certs"
+    issue_certificate(
+        certs, name="hospital", identities=["hospital.mpcactors.test"], ca_certificate=certs / "ca.crt",
+        ca_key=certs / "ca.key", days=2, overwrite=True,
+        not_before=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=5),
+    )
+    with pytest.raises(ConfigError, match=r"\[tls\] certificate: .*hospital.crt \(hospital.mpcactors.test\) is EXPIRED 3 days ago"):
+        load_party_config(deployment["hospital"])
+
+
+def test_the_party_command_exits_2_with_one_line_for_a_config_error(deployment: dict[str, Path]) -> None:
+    path = edit(deployment["hospital"], "alpha = 0.1", "alpha = 0")
+    result = CliRunner().invoke(party_command, ["--config", str(path)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {path}: [protocol] alpha: must be positive, got 0\n"
+
+
+def test_the_party_command_exits_3_for_an_input_error_before_connecting(deployment: dict[str, Path]) -> None:
+    csv = deployment["insurer"].parent / "data" / "insurer.csv"
+    lines = csv.read_text().splitlines()
+    lines[3] = lines[3].split(",", 1)[0] + ",not-a-number" + "," * (lines[3].count(",") - 1)
+    csv.write_text("\n".join(lines) + "\n")
+    set_deadlines(deployment["insurer"], connect=0.5)
+    result = CliRunner().invoke(party_command, ["--config", str(deployment["insurer"])])
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith(f"error: insurer: {csv}, row 4, column ")
+    assert "not-a-number" not in result.output  # never echo a cell value
+
+
+# ---- establishment over loopback TCP ---------------------------------------------------------
+
+
+async def establish_all(configs: dict[str, PartyConfig], *, delay: dict[str, float] | None = None) -> dict[str, Any]:
+    outcomes: dict[str, Any] = {}
+
+    async def one(role: str) -> None:
+        await trio.sleep((delay or {}).get(role, 0))
+        session = os.urandom(16) if role == "hospital" else None
+        try:
+            outcomes[role] = (await establish_links(configs[role], session=session), session)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcomes[role] = exc
+
+    async with trio.open_nursery() as nursery:
+        for role in configs:
+            nursery.start_soon(one, role)
+    return outcomes
+
+
+async def close_all(outcomes: dict[str, Any]) -> None:
+    for outcome in outcomes.values():
+        if isinstance(outcome, tuple):
+            for channel in outcome[0][0].values():
+                await channel.aclose()
+
+
+async def test_three_parties_connect_in_any_order_and_learn_the_hospitals_session(deployment: dict[str, Path]) -> None:
+    configs = {role: load_party_config(path) for role, path in deployment.items()}
+    with trio.fail_after(TIMEOUT):
+        # the TTP starts last: the hospital's and the insurer's dials are retried until it listens
+        outcomes = await establish_all(configs, delay={"ttp": 0.6})
+        try:
+            for role in ROLES:
+                assert not isinstance(outcomes[role], Exception), outcomes[role]
+            hospital_session = outcomes["hospital"][1]
+            for role in ROLES:
+                (links, session), _ = outcomes[role]
+                assert session == hospital_session
+                assert sorted(links) == sorted(r for r in ROLES if r != role)
+                assert all(link.session == hospital_session and link.purpose == "run" for link in links.values())
+            # the links really connect the right pairs: an envelope goes through
+            from mpcactors.codec import Envelope
+
+            (h_links, _), _ = outcomes["hospital"]
+            (t_links, _), _ = outcomes["ttp"]
+            await h_links["ttp"].send(Envelope(hospital_session, 1, "hospital", 0, "hash_contribution", {"value": b"x"}))
+            assert (await t_links["hospital"].receive()).sender == "hospital"
+        finally:
+            await close_all(outcomes)
+
+
+async def test_a_closed_port_times_out_with_the_reason_within_the_connect_deadline(deployment: dict[str, Path]) -> None:
+    config = load_party_config(set_deadlines(deployment["hospital"], connect=1.5))
+    started = time.monotonic()
+    with trio.fail_after(TIMEOUT), pytest.raises(StepTimeout) as info:
+        await establish_links(config, session=os.urandom(16))
+    assert time.monotonic() - started < 5
+    ttp = config.peers["ttp"].address_text
+    message = str(info.value)
+    assert message.startswith("hospital: connecting to the peers took longer than 1.5 s: ")
+    assert re.search(rf"could not reach ttp at {re.escape(ttp)} \((\d+) attempts: Connection refused", message), message
+    assert int(re.search(r"\((\d+) attempts", message).group(1)) >= 3  # type: ignore[union-attr]  # it retried
+    assert f"insurer did not connect to {config.listen[0]}:{config.listen[1]}" in message  # type: ignore[index]
+    assert info.value.exit_code == 6
+
+
+async def test_different_protocol_parameters_fail_fast_on_both_sides(deployment: dict[str, Path]) -> None:
+    edit(deployment["insurer"], "alpha = 0.1", "alpha = 0.5")
+    configs = {role: load_party_config(deployment[role]) for role in ("hospital", "insurer")}
+    configs = {role: _with_connect(config, 10) for role, config in configs.items()}
+    started = time.monotonic()
+    with trio.fail_after(TIMEOUT):
+        outcomes = await establish_all(configs)
+    assert time.monotonic() - started < 5  # not the connect deadline: a refusal is final
+    for role in ("hospital", "insurer"):
+        assert isinstance(outcomes[role], PeerProtocolError), outcomes[role]
+        assert "the [protocol] parameters differ" in str(outcomes[role])
+
+
+def _with_connect(config: PartyConfig, seconds: float) -> PartyConfig:
+    from dataclasses import replace
+
+    return replace(config, connect_deadline=seconds)
+
+
+async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listener_keeps_listening(deployment: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    init_ca(other)
+    issue_certificate(other, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=other / "ca.crt", ca_key=other / "ca.key")
+    edit(deployment["insurer"], 'certificate = "certs/insurer.crt"', f'certificate = "{other}/insurer.crt"')
+    edit(deployment["insurer"], 'key = "certs/insurer.key"', f'key = "{other}/insurer.key"')
+    configs = {
+        "hospital": _with_connect(load_party_config(deployment["hospital"]), 2.0),
+        "insurer": _with_connect(load_party_config(deployment["insurer"]), 10),
+    }
+    with trio.fail_after(TIMEOUT):
+        outcomes = await establish_all(configs)
+    insurer, hospital = outcomes["insurer"], outcomes["hospital"]
+    assert isinstance(insurer, TLSError)
+    assert re.match(r"hospital at 127\.0\.0\.1:\d+ does not trust the CA that issued our certificate", str(insurer)), insurer
+    assert isinstance(hospital, StepTimeout)
+    assert "the last refused connection: the peer at 127.0.0.1:" in str(hospital)
+    assert "presented a certificate that is not signed by our CA" in str(hospital)
+
+
+async def test_check_reports_each_peer_and_a_running_party_answers_checks(deployment: dict[str, Path]) -> None:
+    configs = {role: load_party_config(set_deadlines(path, connect=3)) for role, path in deployment.items()}
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            reports: dict[str, Any] = {}
+
+            async def check(role: str) -> None:
+                reports[role] = await check_peers(configs[role])
+
+            async def hospital_party() -> None:
+                # a hospital that runs the real party answers the insurer's check and keeps waiting
+                with pytest.raises(StepTimeout, match="insurer did not connect"):
+                    await establish_links(configs["hospital"], session=os.urandom(16))
+
+            nursery.start_soon(hospital_party)
+            nursery.start_soon(check, "ttp")
+            nursery.start_soon(check, "insurer")
+    insurer = {r.role: r for r in reports["insurer"]}
+    ttp = {r.role: r for r in reports["ttp"]}
+    assert insurer["hospital"].ok and insurer["ttp"].ok, reports
+    assert insurer["hospital"].peer_sans == ("hospital.mpcactors.test",)
+    assert insurer["hospital"].tls_version == "TLSv1.3"
+    assert ttp["insurer"].ok
+    # the hospital ran a party (not a check): its run link to the TTP was answered as a check
+    assert ttp["hospital"].ok
+
+
+def test_the_check_command_reports_per_peer_and_exits_non_zero_if_one_failed(deployment: dict[str, Path]) -> None:
+    path = set_deadlines(deployment["insurer"], connect=1)
+    result = CliRunner().invoke(check_command, ["--config", str(path)])
+    assert result.exit_code == 6, result.output
+    assert "insurer: config" in result.output and "is valid" in result.output
+    assert re.search(r"hospital: FAILED \(we dial 127\.0\.0\.1:\d+\): timed out after 1 s: could not reach hospital", result.output)
+    assert "Connection refused" in result.output
+    assert re.search(r"ttp: FAILED \(we dial", result.output)
