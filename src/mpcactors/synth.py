@@ -1,0 +1,452 @@
+"""A synthetic heart-failure cohort: the default data of ``mpcactors simulate``.
+
+The TNO pilot this project follows used synthetic hospital and insurer tables too
+(van Egmond et al., BMC Med Inform Decis Mak 21:266, 2021). This module makes a
+pair of tables with the same shape and known ground truth:
+
+* ``rows`` patients per party, ``round(overlap * rows)`` of them at both;
+* ids are distinct 9-digit strings drawn uniformly from ``range(id_space)``; each
+  party's rows come in random order;
+* attributes on realistic raw scales, correlated through a latent disease severity
+  (a standard normal per patient):
+
+  ====================  ===================================  ===============
+  column                 distribution                         range
+  ====================  ===================================  ===============
+  age                    normal, mean 70, sd 10 (years)       40 - 95
+  ejection_fraction      normal, mean 38, sd ~11 (%)          10 - 70
+  nt_probnp              log-normal, median 1800 (pg/mL)      100 - 35000
+  creatinine             log-normal, median 105 (umol/L)      40 - 400
+  systolic_bp            normal, mean 128, sd ~17 (mmHg)      80 - 200
+  gp_visits              Poisson, mean ~6 (per year)          0 - 30
+  medication_cost        log-normal, median 2500 (euro)       0 - 100000
+  prior_admissions       Poisson, mean ~1                     0 - 10
+  chronic_conditions     Poisson, mean ~2                     0 - 8
+  lab_k (hospital)       log-normal lab values, cycling       see _LABS
+                         sodium, potassium, haemoglobin, ...
+  claims_k (insurer)     claim counts and costs, cycling      see _CLAIMS
+  ====================  ===================================  ===============
+
+* the target ``hospital_days`` (owned by the insurer, as the protocol's default) is
+  an exact *sparse* linear function of the joined attributes plus Gaussian noise
+  (sd :data:`NOISE_SD`): about half of the coefficients are exactly zero, so a
+  lasso has something to find. It is computed from the values as written (after
+  rounding), so an ordinary least-squares fit on the plaintext join recovers
+  :attr:`Cohort.true_coefficients` up to the noise. It is a teaching model, not a
+  clinical one, and it can (rarely) be slightly negative.
+
+Every patient has every attribute, so insurer rows of patients the hospital does
+not have also get a target (the insurer cannot know who is shared). A fraction
+``missing_rate`` of attribute cells (never ids) is left empty.
+
+Everything is vectorised with numpy and seeded through ``numpy.random.SeedSequence``
+(one child stream per purpose), so a seed always gives the same cohort.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "HOSPITAL_COLUMNS",
+    "INSURER_COLUMNS",
+    "NOISE_SD",
+    "TARGET",
+    "Cohort",
+    "make_cohort",
+    "write_cohort",
+]
+
+HOSPITAL_COLUMNS = ("age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp")
+INSURER_COLUMNS = (
+    "gp_visits",
+    "medication_cost",
+    "prior_admissions",
+    "chronic_conditions",
+    "hospital_days",
+)
+TARGET = "hospital_days"
+#: standard deviation of the Gaussian noise on the target (days)
+NOISE_SD = 1.5
+
+ID_COLUMN = "id"
+_ID_DIGITS = 9
+
+# True model on the base attributes: (coefficient per raw unit). Zero means the
+# attribute does not influence the target (but is still correlated with it through
+# the latent severity, which is what makes variable selection non-trivial).
+_BASE_COEFFICIENTS = {
+    "age": 0.05,
+    "ejection_fraction": -0.08,
+    "nt_probnp": 0.0004,
+    "creatinine": 0.0,
+    "systolic_bp": 0.0,
+    "gp_visits": 0.0,
+    "medication_cost": 0.0,
+    "prior_admissions": 0.9,
+    "chronic_conditions": 0.6,
+}
+_BASE_INTERCEPT = 4.0
+
+# Extra hospital columns lab_k mimic these analytes, cycling:
+# (analyte, median, log-sd of the noise, loading on severity, decimals)
+_LABS = (
+    ("sodium mmol/L", 138.0, 0.025, -0.01, 0),
+    ("potassium mmol/L", 4.4, 0.1, 0.03, 1),
+    ("haemoglobin mmol/L", 8.3, 0.1, -0.05, 1),
+    ("urea mmol/L", 9.0, 0.35, 0.25, 1),
+    ("CRP mg/L", 8.0, 1.0, 0.3, 0),
+    ("albumin g/L", 38.0, 0.1, -0.05, 0),
+    ("bilirubin umol/L", 12.0, 0.4, 0.15, 0),
+    ("glucose mmol/L", 6.5, 0.25, 0.05, 1),
+    ("troponin ng/L", 25.0, 0.8, 0.35, 0),
+    ("HbA1c mmol/mol", 48.0, 0.2, 0.05, 0),
+)
+# Extra insurer columns claims_k, cycling: (kind, mean or median, log-sd, loading)
+_CLAIMS = (
+    ("specialist visits (count)", 2.0, 0.0, 0.3),
+    ("physiotherapy cost (euro)", 300.0, 0.6, 0.2),
+    ("emergency visits (count)", 0.5, 0.0, 0.5),
+    ("pharmacy claims (count)", 12.0, 0.0, 0.2),
+    ("home care cost (euro)", 800.0, 0.7, 0.4),
+)
+# An extra column's coefficient, when not zero, moves the target by this many days
+# per nominal standard deviation of the column.
+_EXTRA_EFFECT_DAYS = 0.4
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A hospital table and an insurer table with known ground truth.
+
+    Rows are lists of strings as read from a CSV file (id first, empty string for a
+    missing value); headers start with ``"id"``. ``true_coefficients`` maps every
+    joined attribute except the target (hospital columns, then insurer columns) to
+    its coefficient in ``hospital_days = true_intercept + sum(coef * x) + noise``.
+    """
+
+    hospital_header: tuple[str, ...]
+    hospital_rows: list[list[str]] = field(repr=False)
+    insurer_header: tuple[str, ...]
+    insurer_rows: list[list[str]] = field(repr=False)
+    true_coefficients: dict[str, float]
+    true_intercept: float
+    intersection_ids: frozenset[str] = field(repr=False)
+    id_space: int
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """The joined attributes in join order (hospital, then insurer), without the target."""
+        return tuple(self.true_coefficients)
+
+
+def make_cohort(
+    rows: int = 1000,
+    overlap: float = 0.5,
+    seed: int = 0,
+    *,
+    hospital_attributes: int = 5,
+    insurer_attributes: int = 5,
+    missing_rate: float = 0.01,
+    id_space: int = 10**9,
+) -> Cohort:
+    """A synthetic cohort of ``rows`` patients per party (see the module docstring).
+
+    Args:
+        rows: rows per party.
+        overlap: fraction of each party's rows that belong to shared patients;
+            exactly ``round(overlap * rows)`` ids are in both tables.
+        seed: the cohort is a pure function of its arguments.
+        hospital_attributes: hospital columns besides the id (first the five of
+            :data:`HOSPITAL_COLUMNS`, then ``lab_1``, ``lab_2``, ...).
+        insurer_attributes: insurer columns besides the id, the target included
+            (the first ones of :data:`INSURER_COLUMNS` without the target, then
+            ``claims_1``, ..., and the target last).
+        missing_rate: probability that an attribute cell is left empty.
+        id_space: ids are drawn from ``range(id_space)``, at most ``10**9``.
+
+    Raises:
+        ValueError: an argument is out of range, or ``id_space`` is too small for
+            ``2 * rows - round(overlap * rows)`` distinct ids.
+    """
+    _check_arguments(rows, overlap, hospital_attributes, insurer_attributes, missing_rate, id_space)
+    shared = round(overlap * rows)
+    people = 2 * rows - shared
+    ids_rng, order_rng, base_rng, extra_rng, noise_rng, missing_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    )
+
+    # People 0..shared-1 are at both parties, then hospital-only, then insurer-only.
+    person_ids = _draw_distinct(ids_rng, people, id_space)
+    hospital_people = order_rng.permutation(rows)  # indices 0..rows-1
+    insurer_people = order_rng.permutation(rows)
+    insurer_people = np.where(insurer_people < shared, insurer_people, insurer_people + rows - shared)
+
+    severity = base_rng.standard_normal(people)
+    base = _base_attributes(base_rng, severity)
+    hospital_names = HOSPITAL_COLUMNS[:hospital_attributes] + tuple(
+        f"lab_{k}" for k in range(1, hospital_attributes - len(HOSPITAL_COLUMNS) + 1)
+    )
+    insurer_base = INSURER_COLUMNS[:-1][: insurer_attributes - 1]
+    insurer_features = insurer_base + tuple(
+        f"claims_{k}" for k in range(1, insurer_attributes - len(INSURER_COLUMNS) + 1)
+    )
+    columns: dict[str, np.ndarray] = {}
+    coefficients: dict[str, float] = {}
+    intercept = _BASE_INTERCEPT
+    for name in hospital_names + insurer_features:
+        if name in base:
+            columns[name] = base[name]
+            coefficients[name] = _BASE_COEFFICIENTS[name]
+        else:
+            kind, k = name.split("_")
+            values, coefficient, centre = _extra_attribute(extra_rng, severity, kind, int(k))
+            columns[name] = values
+            coefficients[name] = coefficient
+            intercept -= coefficient * centre  # keeps the target's mean near the base model's
+
+    target = noise_rng.normal(intercept, NOISE_SD, people)
+    for name, coefficient in coefficients.items():
+        if coefficient:
+            target += coefficient * columns[name]
+    columns[TARGET] = _round(target, 2)
+
+    hospital_header = (ID_COLUMN, *hospital_names)
+    insurer_header = (ID_COLUMN, *insurer_features, TARGET)
+    id_text = _format_ids(person_ids)
+    hospital_rows = _format_rows(
+        id_text, hospital_people, [columns[n] for n in hospital_names], missing_rng, missing_rate
+    )
+    insurer_rows = _format_rows(
+        id_text,
+        insurer_people,
+        [columns[n] for n in insurer_header[1:]],
+        missing_rng,
+        missing_rate,
+    )
+    return Cohort(
+        hospital_header=hospital_header,
+        hospital_rows=hospital_rows,
+        insurer_header=insurer_header,
+        insurer_rows=insurer_rows,
+        true_coefficients=coefficients,
+        true_intercept=float(intercept),
+        intersection_ids=frozenset(id_text[:shared]),
+        id_space=id_space,
+    )
+
+
+def write_cohort(cohort: Cohort, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``hospital.csv`` and ``insurer.csv`` into ``out_dir`` (created if needed).
+
+    Returns the two paths. Lines end with ``\\n``; the id column is named ``id``.
+    """
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = directory / "hospital.csv", directory / "insurer.csv"
+    for path, header, rows in (
+        (paths[0], cohort.hospital_header, cohort.hospital_rows),
+        (paths[1], cohort.insurer_header, cohort.insurer_rows),
+    ):
+        _write_csv(path, header, rows)
+    return paths
+
+
+# ---- helpers -------------------------------------------------------------------------
+
+
+def _check_arguments(
+    rows: int,
+    overlap: float,
+    hospital_attributes: int,
+    insurer_attributes: int,
+    missing_rate: float,
+    id_space: int,
+) -> None:
+    if not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"rows must be a positive integer, got {rows!r}")
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap must be between 0 and 1, got {overlap!r}")
+    if not isinstance(hospital_attributes, int) or hospital_attributes < 1:
+        raise ValueError(f"hospital_attributes must be at least 1, got {hospital_attributes!r}")
+    if not isinstance(insurer_attributes, int) or insurer_attributes < 1:
+        raise ValueError(
+            f"insurer_attributes must be at least 1 (the target), got {insurer_attributes!r}"
+        )
+    if not 0.0 <= missing_rate < 1.0:
+        raise ValueError(f"missing_rate must be in [0, 1), got {missing_rate!r}")
+    if not isinstance(id_space, int) or not 1 <= id_space <= 10**_ID_DIGITS:
+        raise ValueError(f"id_space must be between 1 and 10**{_ID_DIGITS}, got {id_space!r}")
+    needed = 2 * rows - round(overlap * rows)
+    if needed > id_space:
+        raise ValueError(f"{needed} distinct ids are needed but id_space is only {id_space}")
+
+
+def _draw_distinct(rng: np.random.Generator, count: int, space: int) -> np.ndarray:
+    """``count`` distinct integers drawn uniformly without replacement from ``range(space)``.
+
+    Sequential draws that skip repeats (in blocks, with ``np.unique``): a uniformly
+    random ordered sample, without the cost of ``Generator.choice(replace=False)``
+    or a permutation of the whole space. When the sample is a large part of the
+    space, rejection would need many rounds, so a permutation is used instead.
+    """
+    if 2 * count > space:
+        return rng.permutation(space)[:count]
+    drawn = np.empty(0, dtype=np.int64)
+    while len(drawn) < count:
+        extra = count - len(drawn)
+        candidates = np.concatenate([drawn, rng.integers(0, space, size=extra + extra // 8 + 16)])
+        _, first = np.unique(candidates, return_index=True)
+        first.sort()  # keep the first occurrence of each value, in draw order
+        drawn = candidates[first][:count]
+    return drawn
+
+
+def _round(values: np.ndarray, decimals: int) -> np.ndarray:
+    return np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _base_attributes(rng: np.random.Generator, s: np.ndarray) -> dict[str, np.ndarray]:
+    """The nine base attributes of every person, given the latent severity ``s``."""
+    n = len(s)
+
+    def noise() -> np.ndarray:
+        return rng.standard_normal(n)
+
+    def poisson(mean: float, loading: float, top: int) -> np.ndarray:
+        return np.minimum(rng.poisson(mean * np.exp(loading * s)), top).astype(np.float64)
+
+    return {
+        "age": np.clip(_round(70 + 10 * (0.4 * s + 0.92 * noise()), 0), 40, 95),
+        "ejection_fraction": np.clip(_round(38 - 7 * s + 9 * noise(), 0), 10, 70),
+        "nt_probnp": np.clip(_round(np.exp(math.log(1800) + 0.7 * s + 0.8 * noise()), 0), 100, 35000),
+        "creatinine": np.clip(_round(np.exp(math.log(105) + 0.18 * s + 0.3 * noise()), 0), 40, 400),
+        "systolic_bp": np.clip(_round(128 - 6 * s + 16 * noise(), 0), 80, 200),
+        "gp_visits": poisson(6.0, 0.35, 30),
+        "medication_cost": np.clip(
+            _round(np.exp(math.log(2500) + 0.45 * s + 0.9 * noise()), 2), 0, 100000
+        ),
+        "prior_admissions": poisson(0.9, 0.5, 10),
+        "chronic_conditions": poisson(2.2, 0.25, 8),
+    }
+
+
+def _extra_attribute(
+    rng: np.random.Generator, s: np.ndarray, kind: str, k: int
+) -> tuple[np.ndarray, float, float]:
+    """Values of ``lab_k`` or ``claims_k``, its coefficient and its nominal centre.
+
+    Odd ``k`` get a non-zero coefficient of alternating sign, sized so that one
+    nominal standard deviation moves the target by ``_EXTRA_EFFECT_DAYS``.
+    """
+    n = len(s)
+    if kind == "lab":
+        _, median, log_sd, loading, decimals = _LABS[(k - 1) % len(_LABS)]
+        total_sd = math.hypot(log_sd, loading)
+        raw = median * np.exp(np.clip(loading * s + log_sd * rng.standard_normal(n),
+                                      -3.5 * total_sd, 3.5 * total_sd))
+        values = _round(raw, decimals)
+        centre, spread = median, median * total_sd
+    else:
+        _, centre, log_sd, loading = _CLAIMS[(k - 1) % len(_CLAIMS)]
+        if log_sd == 0.0:  # a count
+            counts = rng.poisson(centre * np.exp(loading * s))
+            values = np.minimum(counts, math.ceil(5 * centre + 5)).astype(np.float64)
+            spread = math.sqrt(centre) + centre * loading
+        else:  # a cost
+            total_sd = math.hypot(log_sd, loading)
+            raw = centre * np.exp(np.clip(loading * s + log_sd * rng.standard_normal(n),
+                                          -3.5 * total_sd, 3.5 * total_sd))
+            values = _round(raw, 2)
+            spread = centre * total_sd
+    if k % 2 == 0:
+        return values, 0.0, centre
+    sign = 1.0 if (k // 2) % 2 == 0 else -1.0
+    return values, sign * _EXTRA_EFFECT_DAYS / spread, centre
+
+
+def _format_ids(person_ids: np.ndarray) -> list[str]:
+    """Zero-padded decimal ids (numpy's string routines beat an f-string per id)."""
+    text = person_ids.astype(f"U{_ID_DIGITS}")
+    return np.char.zfill(text, _ID_DIGITS).tolist()
+
+
+def _format_column(values: np.ndarray) -> list[str]:
+    """Cells as text that parses back to exactly ``values``.
+
+    Values with at most two decimals over a modest range are formatted through a
+    table of shared strings (ten times faster than formatting each cell, and a
+    million cells share a few thousand string objects); whole numbers are written
+    without a decimal point. Anything else uses ``repr``, the shortest text that
+    round-trips.
+    """
+    for decimals in (0, 1, 2):
+        scale = 10.0**decimals
+        steps = np.rint(values * scale)
+        if np.array_equal(steps / scale, values):
+            break
+    else:
+        return list(map(repr, values.tolist()))
+    low, high = int(steps.min()), int(steps.max())
+    if high - low + 1 > len(values) // 2 + 1000:  # a table would cost more than it saves
+        if decimals == 0:
+            return list(map(str, steps.astype(np.int64).tolist()))
+        return list(map(repr, values.tolist()))
+    if decimals == 0:
+        table = [str(v) for v in range(low, high + 1)]
+    else:
+        table = [repr(v + 0.0) for v in (np.arange(low, high + 1) / scale).tolist()]
+    return list(map(table.__getitem__, (steps - low).astype(np.int64).tolist()))
+
+
+def _format_rows(
+    id_text: list[str],
+    people: np.ndarray,
+    columns: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    missing_rate: float,
+) -> list[list[str]]:
+    cells = []
+    for values in columns:
+        texts = _format_column(values[people])
+        if missing_rate > 0:
+            for index in np.flatnonzero(rng.random(len(people)) < missing_rate).tolist():
+                texts[index] = ""
+        cells.append(texts)
+    ids = list(map(id_text.__getitem__, people.tolist()))
+    with _gc_paused():
+        return list(map(list, zip(ids, *cells, strict=True)))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of row lists.
+
+    Each new list is a tracked container; with the collector on, the repeated
+    collections over the growing set of live rows cost five times the building
+    itself. The rows hold only strings, so they cannot form cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    chunk = 1 << 16
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        f.write(",".join(header) + "\n")
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            f.write("\n".join(map(",".join, part)) + "\n")
