@@ -225,6 +225,11 @@ class Engine:
         self._seed = None
         self._destroyed = True
 
+    @property
+    def destroyed(self) -> bool:
+        """True once :meth:`destroy` ran (the scheduler checks this to accept a deletion)."""
+        return self._destroyed
+
     def statistics(self) -> dict[str, dict[str, int]]:
         """Per operation label: ``rounds``, ``elements`` sent and ``bytes`` sent (24 per element)."""
         return {label: dict(s) for label, s in self._stats.items()}
