@@ -299,7 +299,7 @@ async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listene
     assert isinstance(insurer, TLSError)
     assert re.match(r"hospital at 127\.0\.0\.1:\d+ does not trust the CA that issued our certificate", str(insurer)), insurer
     assert isinstance(hospital, StepTimeout)
-    assert "the last refused connection: the peer at 127.0.0.1:" in str(hospital)
+    assert "the last refused incoming connection: the peer at 127.0.0.1:" in str(hospital)
     assert "presented a certificate that is not signed by our CA" in str(hospital)
 
 

@@ -708,16 +708,21 @@ class _Establisher:
 
     def timeout_message(self, roles: list[str] | None = None) -> str:
         parts = []
+        awaited = False
         for role in self.missing() if roles is None else roles:
             peer = self.config.peers[role]
             attempts = self.attempts[role]
-            if peer.dial:
+            if peer.dial and attempts.tries == 0:
+                parts.append(f"did not dial {role} at {peer.address_text}: still waiting to learn the session id from the hospital")
+            elif peer.dial:
                 last = f": {attempts.last_error}" if attempts.last_error else ""
                 parts.append(f"could not reach {role} at {peer.address_text} ({attempts.tries} attempts{last})")
             else:
-                last = f"; the last refused connection: {self.last_incoming_failure}" if self.last_incoming_failure else ""
+                awaited = True
                 listen = _format_address(self.config.listen) if self.config.listen else "?"
-                parts.append(f"{role} did not connect to {listen}{last}")
+                parts.append(f"{role} did not connect to {listen}")
+        if awaited and self.last_incoming_failure:
+            parts.append(f"the last refused incoming connection: {self.last_incoming_failure}")
         return "; ".join(parts)
 
 

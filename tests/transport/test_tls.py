@@ -59,6 +59,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Files]:
         ca.issue_cert("insurer.mpcactors.test", not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1)),
         ca,
     )
+    files["insurer_future"] = Files(
+        directory,
+        "insurer_future",
+        ca.issue_cert("insurer.mpcactors.test", not_before=now + datetime.timedelta(days=1), not_after=now + datetime.timedelta(days=30)),
+        ca,
+    )
     files["hospital_and_ttp"] = Files(directory, "hospital_and_ttp", ca.issue_cert("hospital.mpcactors.test", "ttp.mpcactors.test"), ca)
     return files
 
@@ -316,6 +322,19 @@ async def test_an_expired_certificate_is_refused(pki: dict[str, Files], tls_vers
     assert str(server).startswith("the peer presented an expired certificate (certificate has expired)")
     assert "compare `date -u` on both hosts" in str(server)
     assert str(client).startswith("hospital rejected our certificate as expired (TLS alert 'certificate expired')")
+
+
+async def test_a_certificate_not_valid_yet_points_at_the_clocks(pki: dict[str, Files], tls_version: ssl.TLSVersion) -> None:
+    # what clock skew looks like: the insurer's certificate starts tomorrow by the hospital's clock
+    context = limited(pki["insurer_future"].context(server_side=False), tls_version)
+    with trio.fail_after(TIMEOUT):
+        server, client = both_fail(*await connect(hospital_server(pki), insurer_client(pki, ssl_context=context)))
+    assert str(server) == (
+        "the peer presented a certificate that is not valid yet (certificate is not yet valid); a clock is wrong "
+        "(compare `date -u` on both hosts) or it was issued with a future start date"
+    )
+    assert str(client).startswith("hospital rejected our certificate (TLS alert 'bad certificate')")
+    assert str(client).endswith("or a clock is wrong")
 
 
 async def test_garbage_instead_of_tls_is_refused_by_a_server(pki: dict[str, Files]) -> None:
