@@ -24,7 +24,6 @@ from .config import RunConfig
 from .crypto.fixedpoint import Params
 from .errors import ConfigError, MpcactorsError
 from .logs import configure_logging
-from .protocol.steps import STEP_NAMES
 
 __all__ = ["main"]
 
@@ -178,7 +177,10 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, **opts: Any) -> 
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        render_simulation(document, Console())
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)  # piped output: do not squeeze the tables to 80 columns
+        render_simulation(document, console)
     if verify and not simulation.verified:
         stderr.print("[bold red]verification failed:[/] the secure result differs from the plaintext result")
         sys.exit(1)
