@@ -338,3 +338,108 @@ def test_the_check_command_reports_per_peer_and_exits_non_zero_if_one_failed(dep
     assert re.search(r"hospital: FAILED \(we dial 127\.0\.0\.1:\d+\): timed out after 1 s: could not reach hospital", result.output)
     assert "Connection refused" in result.output
     assert re.search(r"ttp: FAILED \(we dial", result.output)
+
+
+# ---- three real `mpcactors party` processes ------------------------------------------------------
+
+
+class PartyProcess:
+    """One ``python -m mpcactors party`` subprocess whose stderr is collected as it comes."""
+
+    def __init__(self, role: str, config: Path, result: Path) -> None:
+        self.role, self.config, self.result = role, config, result
+        self.stderr = bytearray()
+        self.lines: list[str] = []
+        self.process: trio.Process | None = None
+        self.step8 = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        command = [sys.executable, "-m", "mpcactors", "party", "--config", str(self.config), "--result", str(self.result), "--log-level", "info"]
+        self.process = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        task_status.started()
+        assert self.process.stderr is not None
+        async with self.process.stderr:
+            while chunk := await self.process.stderr.receive_some():
+                self.stderr += chunk
+                *complete, rest = self.stderr.split(b"\n")
+                for line in complete:
+                    self._line(line.decode(errors="replace"))
+                self.stderr = bytearray(rest)
+        await self.process.wait()
+
+    def _line(self, line: str) -> None:
+        self.lines.append(line)
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == "step begins" and event.get("step") == 8:
+                self.step8.set()
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.returncode
+
+    @property
+    def error_line(self) -> str:
+        errors = [line for line in self.lines if line.startswith("error: ")]
+        return errors[-1] if errors else ""
+
+
+def fast_protocol(deployment: dict[str, Path], *, max_iter: int = 15, step_deadline: float = 30) -> None:
+    for path in deployment.values():
+        edit(path, "alpha = 0.1", f"alpha = 0.1\nmax_iter = {max_iter}")
+        set_deadlines(path, connect=30, **{f"step_{n}": step_deadline for n in range(1, 9)})
+
+
+async def test_three_party_processes_complete_the_protocol_and_agree(tmp_path: Path) -> None:
+    deployment = make_deployment(tmp_path / "dep", rows=40)
+    fast_protocol(deployment)
+    parties = {role: PartyProcess(role, path, tmp_path / f"{role}.json") for role, path in deployment.items()}
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            for party in parties.values():
+                nursery.start_soon(party.run)
+    for party in parties.values():
+        assert party.returncode == 0, (party.role, party.lines[-5:])
+    documents = {role: json.loads(party.result.read_text()) for role, party in parties.items()}
+    reports = {role: json.loads((tmp_path / f"{role}.report.json").read_text()) for role in parties}
+    sizes = {doc["intersection_size"] for doc in documents.values()}
+    sessions = {doc["session"] for doc in documents.values()}
+    assert len(sizes) == 1 and sizes.pop() >= 10
+    assert len(sessions) == 1
+    revealed = [doc["result"] for doc in documents.values() if doc["result"] is not None]
+    assert revealed and all(r == revealed[0] for r in revealed)  # the same revealed numbers, bit for bit
+    assert revealed[0]["iterations"] == 15
+    for role, report in reports.items():
+        assert report["outcome"] == "ok" and report["exit_code"] == 0
+        assert report["session"] == documents[role]["session"]
+        assert sorted(report["links"]) == sorted(r for r in ROLES if r != role)
+        for link in report["links"].values():
+            assert link["tls_version"] == "TLSv1.3" and link["sent"]["bytes"] > 0
+
+
+async def test_killing_one_party_mid_run_stops_the_others_with_a_clear_message_and_no_result(tmp_path: Path) -> None:
+    deployment = make_deployment(tmp_path / "dep", rows=40)
+    fast_protocol(deployment, max_iter=200, step_deadline=20)
+    parties = {role: PartyProcess(role, path, tmp_path / f"{role}.json") for role, path in deployment.items()}
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            for party in parties.values():
+                await nursery.start(party.run)
+            await parties["hospital"].step8.wait()  # mid-run: the secure lasso has begun
+            killed_at = time.monotonic()
+            assert parties["ttp"].process is not None
+            parties["ttp"].process.send_signal(signal.SIGKILL)
+    stopped_after = time.monotonic() - killed_at
+    assert parties["ttp"].returncode == -signal.SIGKILL
+    assert stopped_after < 20  # within the step deadline: the broken links are noticed, not waited out
+    for role in ("hospital", "insurer"):
+        party = parties[role]
+        assert party.returncode in (4, 6, 7), (role, party.returncode, party.lines[-3:])
+        assert party.error_line.startswith(f"error: {role}"), party.lines[-3:]
+        assert "ttp" in party.error_line  # it names the party that went away
+        assert "Traceback" not in "\n".join(party.lines)
+        report = json.loads((tmp_path / f"{role}.report.json").read_text())
+        assert report["outcome"] == "failed" and report["exit_code"] == party.returncode
+    for party in parties.values():
+        assert not party.result.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -258,6 +258,18 @@ def describe_tls_failure(exc: BaseException, *, who: str, identity: str | None =
     return f"TLS with {who} failed: {reason.lower().replace('_', ' ') or cause}"
 
 
+def _why_broken(exc: BaseException, who: str) -> str:
+    """Why an established link broke: a TLS alert, a socket error, or a plain close."""
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
+            return describe_tls_failure(cause, who=who)
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return f"{who} closed the connection"
+
+
 # ---- control frames --------------------------------------------------------------------------
 
 
@@ -389,9 +401,7 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(
-                f"the link from {self.local} to {self.peer} broke while sending ({describe_tls_failure(exc, who=self.peer)})"
-            ) from None
+            raise TransportError(f"the connection to {self.peer} broke while sending ({_why_broken(exc, self.peer)})") from None
 
     async def _receive_bytes(self) -> bytes:
         try:
@@ -407,7 +417,7 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(f"the link to {self.peer} broke: {describe_tls_failure(exc, who=self.peer)}") from None
+            raise TransportError(f"the connection to {self.peer} broke ({_why_broken(exc, self.peer)})") from None
         except FrameTooLarge as exc:
             await self._refuse_and_close(
                 "frame", f"{self.local} refuses a frame of {exc.size} bytes, above its cap of {exc.limit} bytes"
