@@ -13,10 +13,11 @@ and clears every share it holds. Nothing partial is returned.
 
 from __future__ import annotations
 
-import math
+import os
 import secrets
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from ..protocol import messages as msg
 from ..protocol.scheduler import StepScheduler
 from ..protocol.steps import DONE, HOSPITAL, INSURER, STEP_NAMES, TTP
 from .executor import Executor
+from .pipeline import run_ordered
 
 __all__ = ["IntersectionTooSmall", "Observer", "PartyResult", "StepStats", "run_party"]
 
@@ -154,6 +156,7 @@ class _Party:
         self._mailbox_send: dict[str, trio.MemorySendChannel[Envelope]] = {}
         self._mailbox: dict[str, trio.MemoryReceiveChannel[Envelope]] = {}
         self._waiting: tuple[str, str] | None = None
+        self._last_progress: dict[str, int] = {}
         self._step_started = 0.0
         # secrets (each is destroyed by the step that ends its life, and in cleanup)
         self._hash_key: hashing.JointKey | None = None
@@ -228,8 +231,13 @@ class _Party:
             self.observer.key_created(self.role, name, key)
 
     def _report(self, done: int, total: int, unit: str) -> None:
+        """Progress of a long step: to the progress callback, and to the log in ~10% steps."""
         if self.progress is not None:
             self.progress(self.role, self.scheduler.step, done, total, unit)
+        tenth = max(total // 10, 1)
+        if done == total or done // tenth != self._last_progress.get(unit, -1):
+            self._last_progress[unit] = done // tenth
+            log.info("progress", unit=unit, done=done, total=total)
 
     async def _in_step(self, step: int, body: Any) -> None:
         self._begin(step)
@@ -244,6 +252,57 @@ class _Party:
                 f"{self.role}: {what} at step {step} ({STEP_NAMES[step]}) took longer than "
                 f"{self.config.deadline(step):g} s"
             ) from None
+
+    # ---- streaming bulk steps (3 to 6) ----------------------------------------------
+    def _batch_rows(self) -> int:
+        """Rows per executor job: small enough to spread over cores, big enough (>= ~1 ms) to amortise dispatch."""
+        return self.config.chunk_rows if self.executor.policy == "inline" else min(self.config.chunk_rows, 64)
+
+    def _inflight(self) -> int:
+        """Jobs in flight at once: enough to keep every worker busy, bounded for memory."""
+        if self.executor.policy == "inline":
+            return 1
+        return 2 * (self.executor.workers or os.cpu_count() or 2)
+
+    async def _stream_rows(
+        self,
+        peer: str,
+        rows: int,
+        compute: Callable[[range], Awaitable[list[int]]],
+        message: Callable[[range, list[int]], msg.Message],
+        unit: str,
+    ) -> None:
+        """Compute ``rows`` in batches on the executor and send them in chunks, in order.
+
+        Batch k+1 is computed while chunk k is being sent; at most :meth:`_inflight`
+        batches exist at once, so memory does not grow with the table.
+        """
+        batch = self._batch_rows()
+        plan = [(chunk, sub) for chunk in _chunks(rows, self.config.chunk_rows)
+                for sub in _chunks(len(chunk), batch)]
+        buffer: list[int] = []
+
+        def job(chunk: range, sub: range) -> Callable[[], Awaitable[tuple[range, range, list[int]]]]:
+            part = range(chunk.start + sub.start, chunk.start + sub.stop)
+
+            async def run() -> tuple[range, range, list[int]]:
+                return chunk, part, await compute(part)
+
+            return run
+
+        async def consume(item: tuple[range, range, list[int]]) -> None:
+            chunk, part, values = item
+            buffer.extend(values)
+            if part.stop == chunk.stop:
+                out = list(buffer)
+                buffer.clear()
+                await self._send(peer, message(chunk, out))
+                self._report(chunk.stop, rows, unit)
+
+        await run_ordered((job(c, s) for c, s in plan), consume, limit=self._inflight())
+
+    async def _decrypt(self, values: list[int]) -> list[int]:
+        return await self.executor.run_secret(self._secret.decrypt_raw, values)  # type: ignore[union-attr]
 
     # ---- MPC driver (steps 7 and 8) -----------------------------------------------
     async def _run_program(self, program: Generator[Any, dict[int, list[int]], Any]) -> Any:
@@ -398,6 +457,8 @@ class _Party:
             self._hash_key = None
 
         async def step3() -> None:
+            # keys only: encryption streams into step 4's transfer, so the table is never
+            # held encrypted in memory and cores encrypt while bytes move
             public, secret = await self.executor.run_secret(
                 lambda: paillier.generate_keypair(bits=config.key_bits, _allow_insecure_test_size=config.allow_test_key_sizes)
             )
@@ -411,78 +472,87 @@ class _Party:
                 raise PeerProtocolError(f"{other} announced {theirs.columns} columns, the run expects {len(other_columns)}")  # type: ignore[attr-defined]
             state["other_public"] = other_public
             self._hold("public_keys", (public.to_wire(), other_public.to_wire()))
-            packing = Packing(params, public.n.bit_length())
-            values = self.table.values
-            order = state["order"]
-            wire = public.to_wire()
-            ciphertexts: list[int] = []
-            for chunk in _chunks(len(order), config.chunk_rows):
-                plain = packing.pack_values(values[[order[i] for i in chunk]])
-                ciphertexts.extend(await self.executor.run(paillier.encrypt_raw, wire, plain))
-                self._report(chunk.stop, len(order), "rows encrypted")
-            state["ciphertexts"] = ciphertexts
-            state["per_row"] = packing.plaintexts_per_row(len(own_columns))
-            self._hold("own_ciphertexts", ciphertexts)
+            state["packing"] = Packing(params, public.n.bit_length())
+            state["per_row"] = state["packing"].plaintexts_per_row(len(own_columns))
 
         async def step4() -> None:
-            public = state["public"]
+            public, packing = state["public"], state["packing"]
             await self._send(TTP, msg.PublicKey(public.to_wire(), len(own_columns)))
-            hashes, ciphertexts, per_row = state.pop("hashes"), state.pop("ciphertexts"), state["per_row"]
+            hashes, order, values = state.pop("hashes"), state["order"], self.table.values
+            wire = public.to_wire()
             width = (2 * public.n.bit_length() + 7) // 8
-            rows = len(hashes)
-            for chunk in _chunks(rows, config.chunk_rows):
-                await self._send(
-                    TTP,
-                    msg.Rows(
-                        b"".join(hashes[i] for i in chunk),
-                        BigIntArray(tuple(ciphertexts[chunk.start * per_row : chunk.stop * per_row]), width),
-                    ),
-                )
-            await self._send(TTP, msg.RowsEnd(rows))
+            kept: list[int] | None = [] if self.observer is not None else None
+
+            async def encrypt(rows: range) -> list[int]:
+                plain = packing.pack_values(values[[order[i] for i in rows]])
+                return await self.executor.run(paillier.encrypt_raw, wire, plain)
+
+            def message(rows: range, ciphertexts: list[int]) -> msg.Message:
+                if kept is not None:
+                    kept.extend(ciphertexts)
+                return msg.Rows(b"".join(hashes[i] for i in rows), BigIntArray(tuple(ciphertexts), width))
+
+            await self._stream_rows(TTP, len(hashes), encrypt, message, "rows encrypted and sent")
+            await self._send(TTP, msg.RowsEnd(len(hashes)))
+            if kept is not None:
+                self._hold("own_ciphertexts", kept)
             reply = await self._expect(TTP, "intersection")
             self.intersection_size = m = reply.size  # type: ignore[attr-defined]
             self._hold("intersection_size", m)
-            _check_intersection(m, rows, config.min_intersection, role)
+            _check_intersection(m, len(hashes), config.min_intersection, role)
 
         async def step5() -> None:
             m = self.intersection_size
             other_public = state["other_public"]
-            d_other = len(other_columns)
             packing = Packing(params, other_public.n.bit_length())
-            masks = [params.masks(d_other) for _ in range(m)]
+            masks = [params.masks(len(other_columns)) for _ in range(m)]
             self._masks = masks
             self._hold("masks", masks)
             wire = other_public.to_wire()
             width = (2 * other_public.n.bit_length() + 7) // 8
-            for chunk in _chunks(m, config.chunk_rows):
-                plain = packing.pack_masks([masks[i] for i in chunk])
-                encrypted = await self.executor.run(paillier.encrypt_raw, wire, plain)
-                await self._send(TTP, msg.Masks(BigIntArray(tuple(encrypted), width)))
-                self._report(chunk.stop, m, "masks encrypted")
+
+            async def encrypt(rows: range) -> list[int]:
+                return await self.executor.run(paillier.encrypt_raw, wire, packing.pack_masks(masks[rows.start : rows.stop]))
+
+            def message(rows: range, ciphertexts: list[int]) -> msg.Message:
+                return msg.Masks(BigIntArray(tuple(ciphertexts), width))
+
+            await self._stream_rows(TTP, m, encrypt, message, "masks encrypted and sent")
             await self._send(TTP, msg.MasksEnd(m))
 
         async def step6() -> None:
             m = self.intersection_size
-            public = state["public"]
-            packing = Packing(params, public.n.bit_length())
-            per_row = state["per_row"]
+            packing, per_row = state["packing"], state["per_row"]
             d_own = len(own_columns)
             own_shares: list[list[int]] = []
-            while True:
-                message = await self._expect(TTP, "masked")
-                if isinstance(message, msg.MaskedEnd):
-                    if message.rows != m or len(own_shares) != m:
-                        raise PeerProtocolError(f"ttp sent {len(own_shares)} masked rows, announced {message.rows}, expected {m}")
-                    break
-                values = list(message.ciphertexts)  # type: ignore[attr-defined]
-                if len(values) % per_row or len(own_shares) + len(values) // per_row > m:
-                    raise PeerProtocolError("ttp sent a masked chunk of the wrong size")
+            announced: list[int] = []
+            batch = self._batch_rows() * per_row
+
+            async def jobs():  # decryption jobs, as masked chunks arrive
+                received = 0
+                while True:
+                    message = await self._expect(TTP, "masked")
+                    if isinstance(message, msg.MaskedEnd):
+                        announced.append(message.rows)
+                        return
+                    values = list(message.ciphertexts)  # type: ignore[attr-defined]
+                    received += len(values)
+                    if len(values) % per_row or received > m * per_row:
+                        raise PeerProtocolError("ttp sent a masked chunk of the wrong size")
+                    for start in range(0, len(values), batch):
+                        part = values[start : start + batch]
+                        yield partial(self._decrypt, part)
+
+            async def unpack(plain: list[int]) -> None:
                 try:
-                    plain = await self.executor.run_secret(self._secret.decrypt_raw, values)  # type: ignore[union-attr]
                     own_shares.extend(packing.unpack_shares(plain, d_own))
                 except ValueError as exc:
                     raise PeerProtocolError(f"ttp sent masked values that do not unpack: {exc}") from None
                 self._report(len(own_shares), m, "rows decrypted")
+
+            await run_ordered(jobs(), unpack, limit=self._inflight())
+            if announced != [m] or len(own_shares) != m:
+                raise PeerProtocolError(f"ttp sent {len(own_shares)} masked rows, announced {announced}, expected {m}")
             self._hold("masked_values", own_shares)
             # the additive sharing of the joined table: own columns from the decryption,
             # the other party's columns are our own masks (hospital columns come first)
@@ -591,17 +661,21 @@ class _Party:
             public, per_row, ciphertexts, masks = s["public"], s["per_row"], s["ciphertexts"], s.pop("masks")
             width = (2 * public.n.bit_length() + 7) // 8
             pairs = state["pairs"]
-            m = len(pairs)
-            for chunk in _chunks(m, config.chunk_rows):
+            wire = public.to_wire()
+
+            async def combine(rows: range) -> list[int]:
                 own = []
-                for j in chunk:
+                for j in rows:
                     row = pairs[j][column]
                     own.extend(ciphertexts[row * per_row : (row + 1) * per_row])
-                mask = masks[chunk.start * per_row : chunk.stop * per_row]
-                combined = await self.executor.run(_mask_and_rerandomise, public.to_wire(), own, mask)
-                await self._send(party, msg.Masked(BigIntArray(tuple(combined), width)))
-                self._report(chunk.stop, m, f"rows re-randomised for {party}")
-            await self._send(party, msg.MaskedEnd(m))
+                mask = masks[rows.start * per_row : rows.stop * per_row]
+                return await self.executor.run(_mask_and_rerandomise, wire, own, mask)
+
+            def message(rows: range, combined: list[int]) -> msg.Message:
+                return msg.Masked(BigIntArray(tuple(combined), width))
+
+            await self._stream_rows(party, len(pairs), combine, message, f"rows re-randomised for {party}")
+            await self._send(party, msg.MaskedEnd(len(pairs)))
             s["ciphertexts"] = None
 
         async def step6() -> None:

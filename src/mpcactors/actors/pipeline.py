@@ -1,0 +1,70 @@
+"""An ordered, bounded pipeline: overlap computing batch k+1 with sending batch k.
+
+Steps 3 to 6 move whole tables. Doing them as "compute everything, then send
+everything" leaves cores idle while bytes move and holds the whole table in memory.
+:func:`run_ordered` instead starts up to ``limit`` jobs at once (on an executor, so
+they run on other cores), and hands results to ``consume`` strictly in job order as
+they complete. Memory stays bounded by ``limit`` batches in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import trio
+
+__all__ = ["run_ordered"]
+
+T = TypeVar("T")
+
+
+class _Slot(Generic[T]):
+    __slots__ = ("done", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+
+    async def fill(self, job: Callable[[], Awaitable[T]]) -> None:
+        self.value = await job()
+        self.done.set()
+
+
+async def _as_async(jobs: Iterable[Any] | AsyncIterable[Any]) -> Any:
+    if isinstance(jobs, AsyncIterable):
+        async for job in jobs:
+            yield job
+    else:
+        for job in jobs:
+            yield job
+
+
+async def run_ordered(
+    jobs: Iterable[Callable[[], Awaitable[T]]] | AsyncIterable[Callable[[], Awaitable[T]]],
+    consume: Callable[[T], Awaitable[None]],
+    *,
+    limit: int = 4,
+) -> None:
+    """Run ``jobs`` with at most ``limit`` pending; ``await consume(result)`` in order.
+
+    Any exception in a job or in ``consume`` cancels the rest and propagates.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    send, receive = trio.open_memory_channel[_Slot[T]](limit - 1)
+    async with trio.open_nursery() as nursery:
+
+        async def produce() -> None:
+            async with send:
+                async for job in _as_async(jobs):
+                    slot: _Slot[T] = _Slot()
+                    await send.send(slot)  # blocks while `limit` results are pending
+                    nursery.start_soon(slot.fill, job)
+
+        nursery.start_soon(produce)
+        async with receive:
+            async for slot in receive:
+                await slot.done.wait()
+                value, slot.value = slot.value, None
+                await consume(value)
