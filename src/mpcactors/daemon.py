@@ -80,6 +80,9 @@ DEFAULT_DIALS = frozenset({("hospital", "ttp"), ("insurer", "ttp"), ("insurer", 
 DEFAULT_CONNECT_DEADLINE = 120.0
 DEFAULT_HANDSHAKE_DEADLINE = 15.0
 _BACKOFF_FIRST = 0.1
+#: One TCP connect attempt gives up after this long (a dropped SYN never fails by itself).
+_CONNECT_ATTEMPT = 10.0
+_NO_ANSWER = "no answer (a firewall may be silently dropping the connection)"
 _BACKOFF_MAX = 5.0
 
 
@@ -610,10 +613,15 @@ class _Establisher:
         delay = _BACKOFF_FIRST
         while True:
             attempts.tries += 1
+            stream = None
             try:
-                stream = await self.open_stream(host, port)
+                with trio.move_on_after(_CONNECT_ATTEMPT):
+                    stream = await self.open_stream(host, port)
+                if stream is None:
+                    attempts.last_error = _NO_ANSWER
             except OSError as exc:
                 attempts.last_error = _describe_os_error(exc)
+            if stream is None:
                 log.info("connect failed; retrying", peer=peer.role, address=address, error=attempts.last_error, retry_in=delay)
             else:
                 try:
@@ -715,7 +723,7 @@ class _Establisher:
             if peer.dial and attempts.tries == 0:
                 parts.append(f"did not dial {role} at {peer.address_text}: still waiting to learn the session id from the hospital")
             elif peer.dial:
-                last = f": {attempts.last_error}" if attempts.last_error else ""
+                last = f": {attempts.last_error or _NO_ANSWER}"
                 parts.append(f"could not reach {role} at {peer.address_text} ({attempts.tries} attempts{last})")
             else:
                 awaited = True
