@@ -21,11 +21,11 @@ import numpy as np
 import trio
 
 from .actors.executor import Executor
+from .actors.failures import first_cause
 from .actors.party import PartyResult, run_party
 from .config import RunConfig
 
 from .data import PartyTable, plaintext_join
-from .errors import AbortedError, MpcactorsError, TransportError
 from .protocol.steps import HOSPITAL, INSURER, ROLES, TTP
 from .transport.base import Recorder
 from .transport.memory import memory_link
@@ -112,34 +112,6 @@ class Simulation:
             doc["verified"] = self.verified
             doc["verification"] = self.verification
         return doc
-
-
-def first_cause(exc: BaseException) -> BaseException:
-    """The error to show for a failed run: the root cause, not the echoes.
-
-    When one party fails the others stop with :class:`AbortedError`, see a closed
-    link, or get cancelled; prefer the original error, then a bug, then the echoes.
-    """
-    leaves: list[BaseException] = []
-
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for sub in e.exceptions:
-                walk(sub)
-        else:
-            leaves.append(e)
-
-    walk(exc)
-    for predicate in (
-        lambda e: isinstance(e, MpcactorsError) and not isinstance(e, AbortedError | TransportError),
-        lambda e: not isinstance(e, MpcactorsError | trio.Cancelled),  # a bug: show it
-        lambda e: isinstance(e, TransportError),
-        lambda e: isinstance(e, MpcactorsError),
-    ):
-        for leaf in leaves:
-            if predicate(leaf):
-                return leaf
-    return leaves[0] if leaves else exc
 
 
 async def simulate(

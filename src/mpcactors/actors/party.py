@@ -34,9 +34,10 @@ from ..protocol import messages as msg
 from ..protocol.scheduler import StepScheduler
 from ..protocol.steps import DONE, HOSPITAL, INSURER, STEP_NAMES, TTP
 from .executor import Executor
+from .failures import first_cause
 from .pipeline import run_ordered
 
-__all__ = ["IntersectionTooSmall", "Observer", "PartyResult", "StepStats", "run_party"]
+__all__ = ["IntersectionTooSmall", "Observer", "PartyResult", "StepStats", "first_cause", "run_party"]
 
 log = structlog.get_logger(__name__)
 
@@ -815,4 +816,7 @@ async def run_party(
         role, links, session=session, config=config, table=table,
         executor=executor or Executor(), observer=observer, progress=progress,
     )
-    return await party.run(task_status)
+    try:
+        return await party.run(task_status)
+    except BaseExceptionGroup as group:
+        raise first_cause(group) from None

@@ -14,6 +14,8 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from .failures import leaves
+
 __all__ = ["run_ordered"]
 
 T = TypeVar("T")
@@ -53,6 +55,17 @@ async def run_ordered(
     if limit < 1:
         raise ValueError("limit must be at least 1")
     send, receive = trio.open_memory_channel[_Slot[T]](limit - 1)
+    try:
+        await _run(jobs, consume, send, receive)
+    except BaseExceptionGroup as group:
+        # one failing job is the usual case: show that error, not a group around it
+        real = [e for e in leaves(group) if not isinstance(e, trio.Cancelled)]
+        if len(real) == 1:
+            raise real[0] from None
+        raise
+
+
+async def _run(jobs: Any, consume: Any, send: Any, receive: Any) -> None:
     async with trio.open_nursery() as nursery:
 
         async def produce() -> None:
