@@ -237,3 +237,18 @@ def test_destroy(engines):
         e.random(1)
     with pytest.raises(KeyDestroyedError):
         next(e.mul([1], [1]))
+
+
+@pytest.mark.parametrize("m,k", [(1, 20), (24, 48), (44, 94)])
+def test_trunc_fast_error_bound(engines, rng, m, k):
+    """trunc_fast returns floor(a / 2**m) + u with u in {-1, 0, 1, 2} and mean bias -2**-m.
+
+    Each ``result - a / 2**m`` lies in [-2, 2]; for 2,000 values Hoeffding bounds the chance
+    that their mean is 0.25 or further from its expectation by 2 exp(-2 * 2000 * 0.25**2 / 16) < 4e-7.
+    """
+    a = signed_values(rng, k, n=2000)
+    s = shamir.share(a, rng)
+    out = run(engines, lambda e, i: e.trunc_fast(s[i], m, k))
+    got = opened(out)
+    assert set(r - (x >> m) for r, x in zip(got, a)) <= {-1, 0, 1, 2}
+    assert abs(sum(r - x / 2**m for r, x in zip(got, a)) / len(a) + 2.0**-m) < 0.25

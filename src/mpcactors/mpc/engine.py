@@ -266,11 +266,12 @@ class Engine:
                 raise PeerProtocolError(
                     f"round {label!r}: party {peer} sent {len(vector)} elements, expected {expect[peer]}"
                 )
-            for v in vector:
-                if type(v) is not int or not 0 <= v < p:
-                    raise PeerProtocolError(
-                        f"round {label!r}: party {peer} sent an element that is not in [0, p)"
-                    )
+            if vector and (
+                not set(map(type, vector)) <= {int} or min(vector) < 0 or max(vector) >= p
+            ):
+                raise PeerProtocolError(
+                    f"round {label!r}: party {peer} sent an element that is not in [0, p)"
+                )
             out[peer] = vector
         return out
 
@@ -564,6 +565,33 @@ class Engine:
         inv = pow(two_m, -1, p)
         mask = two_m - 1
         return [(x - (c & mask) + r) * inv % p for x, c, r in zip(a, opened, r_low)]
+
+    def trunc_fast(self, a: Sequence[int], m: int, k: int, label: str = "trunc") -> Program[list[int]]:
+        """Program: truncation without random bits: one opening, no preprocessing.
+
+        Like :meth:`trunc`, but the low mask ``r'`` is a PRSS value whose three parts are
+        each uniform in ``[0, 2**m)`` (each party misses one part, so ``a mod 2**m`` stays
+        hidden). The carry of ``(a mod 2**m) + r'`` is then ``j`` in ``{0, 1, 2, 3}`` with
+        ``E[j] = frac(a / 2**m) + 1 - 2**-m``; subtracting 1 gives ``floor(a / 2**m) + u`` with
+        ``u`` in ``{-1, 0, 1, 2}`` and ``E[result] = a / 2**m - 2**-m`` (error below 2 units,
+        bias ``2**-m`` units).
+        """
+        if not 0 < m < k:
+            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
+        self._check_budget(k + 1, "trunc")
+        n = len(a)
+        if n == 0:
+            return []
+        p = self.prime
+        low = self.random_bounded(n, m)
+        high = self.random_bounded(n, k + self.params.sigma - m)
+        shift = 1 << (k - 1)
+        two_m = 1 << m
+        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, low, high)]
+        opened = yield from self.open(masked, label)
+        inv = pow(two_m, -1, p)
+        mask = two_m - 1
+        return [((x - (c & mask) + r) * inv - 1) % p for x, c, r in zip(a, opened, low)]
 
     def ltz(self, a: Sequence[int], k: int, label: str = "ltz") -> Program[list[int]]:
         """Program: exact shares of ``[a < 0]`` (0 or 1) for signed ``-2**(k-1) <= a < 2**(k-1)``.
