@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 import pytest
 import trio
@@ -45,7 +46,7 @@ def frame(body: bytes) -> bytes:
 
 
 async def test_frames_round_trip_over_a_stream_that_delivers_one_byte_at_a_time() -> None:
-    bodies = [b"", b"x", bytes(range(256)) * 300, b"\x00" * 70_000, b"last"]
+    bodies = [b"", b"x", bytes(range(256)) * 8, b"last"]
     send, receive = trio.testing.memory_stream_one_way_pair()
     with trio.fail_after(TIMEOUT):
         receiver = FrameReceiver(_OneByteReceiveStream(receive), max_frame_bytes=1 << 20)
@@ -61,6 +62,16 @@ async def test_frames_round_trip_over_a_stream_that_delivers_one_byte_at_a_time(
             with pytest.raises(trio.EndOfChannel):
                 await receiver.receive_frame()
     assert got == bodies
+
+
+async def test_a_body_above_the_coalescing_size_arrives_whole() -> None:
+    body = bytes(range(256)) * 300  # 76,800 bytes: header and body go out in separate writes
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    receiver = FrameReceiver(receive, max_frame_bytes=len(body))
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(send_frame, send, body, max_frame_bytes=len(body)))
+            assert await receiver.receive_frame() == body
 
 
 class _OneByteReceiveStream(trio.abc.ReceiveStream):
