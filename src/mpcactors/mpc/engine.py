@@ -633,18 +633,40 @@ class Engine:
         """
         p = self.prime
         nb = len(bits[0])
-        # flat layout: row q occupies [q*nb, (q+1)*nb), least significant bit first
+        # Level 1 needs one product per pair of bits: with c public, e_h e_l and e_h l_l are
+        # both affine in b_h b_l. An odd top bit stays alone as (e, l).
+        pairs = nb // 2
+        left = [bs[2 * g + 1] for bs in bits for g in range(pairs)]
+        right = [bs[2 * g] for bs in bits for g in range(pairs)]
+        prod = yield from self.mul(left, right, label)
         e_flat: list[int] = []
         l_flat: list[int] = []
+        pos = 0
         for c, bs in zip(public, bits):
-            for i in range(nb):
-                b = bs[i]
-                if (c >> i) & 1:
+            for g in range(pairs):
+                bl, bh, pp = bs[2 * g], bs[2 * g + 1], prod[pos]
+                pos += 1
+                ch, cl = (c >> (2 * g + 1)) & 1, (c >> (2 * g)) & 1
+                if ch and cl:
+                    e, eh_ll = pp, 0
+                elif ch:
+                    e, eh_ll = bh - pp, pp
+                elif cl:
+                    e, eh_ll = bl - pp, 0
+                else:
+                    e, eh_ll = 1 - bh - bl + pp, bl - pp
+                lh = 0 if ch else bh
+                e_flat.append(e % p)
+                l_flat.append((lh + eh_ll) % p)
+            if nb % 2:
+                b = bs[nb - 1]
+                if (c >> (nb - 1)) & 1:
                     e_flat.append(b)
                     l_flat.append(0)
                 else:
                     e_flat.append((1 - b) % p)
                     l_flat.append(b)
+        nb = pairs + nb % 2
         rows = len(public)
         while nb > 1:
             if nb % 2:
