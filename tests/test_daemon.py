@@ -101,6 +101,22 @@ def test_a_generated_config_loads_with_defaults_and_paths_relative_to_the_file(t
     assert parameters_digest(h.run) == parameters_digest(i.run) == parameters_digest(t.run)
 
 
+def test_deploy_example_writes_a_ready_deployment_with_2048_bit_keys_and_prints_the_commands(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(deploy_example, ["--out", str(out), "--rows", "50"])
+    assert result.exit_code == 0, result.output
+    configs = {role: load_party_config(out / f"{role}.toml") for role in ROLES}
+    assert {c.run.key_bits for c in configs.values()} == {2048}
+    assert not any(c.run.allow_test_key_sizes for c in configs.values())
+    # the dialers' addresses are the listeners' ports, on loopback
+    assert configs["insurer"].peers["ttp"].address == configs["ttp"].listen == configs["hospital"].peers["ttp"].address
+    assert configs["insurer"].peers["hospital"].address == configs["hospital"].listen
+    assert configs["hospital"].listen[0] == "127.0.0.1"  # type: ignore[index]
+    for role in ROLES:
+        assert f"mpcactors party --config {out / (role + '.toml')} --result" in result.output
+    assert CliRunner().invoke(deploy_example, ["--out", str(out)]).exit_code == 2  # not over an existing one
+
+
 def test_the_parameter_digest_covers_the_computation_but_not_local_deadlines(tmp_path: Path, template: dict[str, Path]) -> None:
     base = load_party_config(template["insurer"])
     path = tmp_path / "insurer.toml"
