@@ -1,7 +1,8 @@
 """Paillier: checked against python-paillier (``phe``) as an independent implementation.
 
 phe keys are built from the same primes, so each side decrypts the other's
-ciphertexts. 1024-bit keys keep the file fast; one test makes a real 2048-bit key
+ciphertexts; that covers the key owner's fast paths too (CRT encryption and
+half-CRT decryption). 1024-bit keys keep the file fast; one test makes a real 2048-bit key
 and one checks the 3072-bit default.
 """
 
@@ -13,6 +14,7 @@ import gc
 import math
 import multiprocessing
 import pickle
+import secrets
 import weakref
 
 import gmpy2
@@ -23,6 +25,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mpcactors.crypto import paillier
+from mpcactors.crypto.fixedpoint import Params
+from mpcactors.crypto.packing import Packing
 from mpcactors.errors import KeyDestroyedError, PeerProtocolError
 
 TEST_BITS = 1024
@@ -164,9 +168,9 @@ def test_encryption_is_randomised(keys):
     ],
 )
 def test_plaintexts_outside_the_centred_range_are_refused_by_position(keys, make_bad):
-    public, _, _, _ = keys
+    public, secret, _, _ = keys
     bad = make_bad(public.n)
-    for encrypt in (public.encrypt, public.encrypt_raw):
+    for encrypt in (public.encrypt, public.encrypt_raw, secret.encrypt_raw):
         with pytest.raises(ValueError, match="position 2 ") as info:
             encrypt([1, 2, bad, 3])
         assert str(bad) not in str(info.value)
@@ -176,9 +180,10 @@ def test_plaintexts_outside_the_centred_range_are_refused_by_position(keys, make
 
 @pytest.mark.parametrize("bad", [1.0, 2.5, "7", None])
 def test_non_integer_plaintexts_are_refused_not_truncated(keys, bad):
-    public, _, _, _ = keys
-    with pytest.raises(TypeError, match="position 1 "):
-        public.encrypt([0, bad])
+    public, secret, _, _ = keys
+    for encrypt in (public.encrypt, secret.encrypt_raw):
+        with pytest.raises(TypeError, match="position 1 "):
+            encrypt([0, bad])
 
 
 # ---- homomorphic operations against phe ---------------------------------------------------
@@ -251,6 +256,189 @@ def test_raw_encryption_runs_in_a_spawned_worker_process(keys):
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         raw = pool.submit(paillier.encrypt_raw, public.to_wire(), [11, -12]).result(timeout=120)
     assert secret.decrypt_raw(raw) == [11, -12]
+
+
+# ---- the key owner's fast paths: CRT encryption and half-CRT decryption ---------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(plaintext_specs, min_size=1, max_size=6))
+@example(specs=[("edge", (1, 0)), ("edge", (-1, 0)), ("plain", 0), ("plain", -1)])
+def test_owner_encryption_agrees_with_phe_and_the_public_path(keys, specs):
+    public, secret, _, phe_secret = keys
+    n = public.n
+    values = [realise(s, n) for s in specs]
+    ours = secret.encrypt_raw(values)
+    assert all(type(c) is int and 0 < c < n * n and math.gcd(c, n) == 1 for c in ours)
+    assert [centred(phe_secret.raw_decrypt(c), n) for c in ours] == values
+    assert secret.decrypt_raw(ours) == values
+    assert secret.decrypt([public.ciphertext(c) for c in ours]) == values
+    # owner ciphertexts combine with public ones like any ciphertexts of the key
+    sums = public.add_raw(ours, public.encrypt_raw([1] * len(values)))
+    assert [centred(phe_secret.raw_decrypt(c), n) for c in sums] == [centred(v + 1, n) for v in values]
+
+
+class CountingBytes:
+    """A stand-in for secrets.token_bytes that replays a fixed random stream."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        self.source = np.random.default_rng(self.seed)
+        self.drawn = bytearray()
+
+    def __call__(self, count: int) -> bytes:
+        chunk = self.source.bytes(count)
+        self.drawn += chunk
+        return chunk
+
+
+def test_owner_encryption_is_the_public_encryption_for_the_same_randomness(keys, monkeypatch):
+    """The distribution argument: same ``a`` gives the same ciphertext, value for value.
+
+    Independent oracle: ``(1 + m*n) * pow(h, a, n**2)`` with ``a`` read from the random
+    bytes (byte i is digit i of ``a`` in base 256). A small chunk size makes the batch
+    cross several chunks of randomness.
+    """
+    public, secret, _, _ = keys
+    n, h = public.n, public.h
+    values = [0, 1, -1, 12345, -(2**70), n // 2, -(n // 2)]
+    stream = CountingBytes(seed=2024)
+    monkeypatch.setattr(paillier.secrets, "token_bytes", stream)
+    monkeypatch.setattr(paillier, "_CHUNK", 3)
+    owner = secret.encrypt_raw(values)
+    owner_bytes = bytes(stream.drawn)
+    stream.reset()
+    public_path = public.encrypt_raw(values)
+    assert bytes(stream.drawn) == owner_bytes
+    assert owner == public_path
+    width = len(owner_bytes) // len(values)
+    assert width * 8 >= math.ceil(public.bits / 2)  # a has at least ceil(bits/2) bits
+    exponents = [
+        int.from_bytes(owner_bytes[k * width : (k + 1) * width], "little")
+        for k in range(len(values))
+    ]
+    expected = [(1 + (m % n) * n) * pow(h, a, n * n) % (n * n) for m, a in zip(values, exponents)]
+    assert owner == expected
+
+
+def test_owner_encryption_is_randomised(keys):
+    _, secret, _, _ = keys
+    a, b = secret.encrypt_raw([7, 7])
+    assert a != b
+    assert secret.decrypt_raw([a, b]) == [7, 7]
+
+
+def half_bound(public) -> int:
+    return 1 << paillier.half_crt_plaintext_bits(public.bits)
+
+
+def test_half_crt_bound_is_below_half_of_each_prime(keys):
+    public, secret, _, _ = keys
+    bound = half_bound(public)
+    assert 2 * bound <= secret.p < secret.q
+    assert paillier.half_crt_plaintext_bits(3072) == 1534
+
+
+def test_half_crt_decryption_agrees_with_full_decryption_and_phe(keys):
+    public, secret, phe_public, _ = keys
+    bound = half_bound(public)
+    values = [0, 1, 2, 2**64, bound // 3, bound - 2, bound - 1]
+    values += [secrets.randbelow(bound) for _ in range(8)]
+    ours = secret.encrypt_raw(values)
+    theirs = [phe_public.raw_encrypt(v) for v in values]
+    public_path = public.encrypt_raw(values)
+    for ciphertexts in (ours, theirs, public_path):
+        assert secret.decrypt_raw(ciphertexts, below_half_p=True) == values
+        assert secret.decrypt_raw(ciphertexts) == values
+    assert secret.decrypt_raw([], below_half_p=True) == []
+
+
+def test_half_crt_decryption_refuses_values_outside_the_bound_by_position(keys):
+    public, secret, phe_public, _ = keys
+    bound = half_bound(public)
+    for bad in (bound, bound + 1, -1, -(2**64), public.n // 2, 2 * bound + 5):
+        ciphertexts = secret.encrypt_raw([0, 1, bad, 3])
+        with pytest.raises(ValueError, match="position 2 ") as info:
+            secret.decrypt_raw(ciphertexts, below_half_p=True)
+        assert str(bad) not in str(info.value) and str(bad % public.n) not in str(info.value)
+        # the same ciphertexts decrypt fully without the guarantee
+        assert secret.decrypt_raw(ciphertexts) == [0, 1, bad, 3]
+    with pytest.raises(ValueError, match="position 1 "):
+        secret.decrypt_raw([phe_public.raw_encrypt(5), 0], below_half_p=True)
+
+
+def test_half_crt_decryption_trusts_the_caller_for_multiples_of_p(keys):
+    """The documented limit of the check: p + 5 is congruent to 5 modulo p."""
+    _, secret, _, _ = keys
+    (ciphertext,) = secret.encrypt_raw([secret.p + 5])
+    assert secret.decrypt_raw([ciphertext]) == [secret.p + 5]
+    assert secret.decrypt_raw([ciphertext], below_half_p=True) == [5]
+
+
+def test_half_crt_on_a_key_with_a_short_prime_falls_back_and_still_checks():
+    """A key built from unbalanced primes (not from generate_keypair): still correct."""
+    p = int(gmpy2.next_prime(2**400 + 12345))
+    q = int(gmpy2.next_prime(2**623 + 6789))
+    n = p * q
+    assert n.bit_length() == TEST_BITS and 2 * (1 << paillier.half_crt_plaintext_bits(TEST_BITS)) > p
+    public = paillier.PublicKey(n, pow(3, n, n * n))
+    secret = paillier.SecretKey(public, p, q)
+    phe_public = phe.PaillierPublicKey(n)
+    bound = half_bound(public)
+    values = [0, p + 5, bound - 1]
+    ciphertexts = [phe_public.raw_encrypt(v) for v in values]
+    assert secret.decrypt_raw(ciphertexts, below_half_p=True) == values
+    with pytest.raises(ValueError, match="position 0 "):
+        secret.decrypt_raw([phe_public.raw_encrypt(bound)], below_half_p=True)
+
+
+def test_packed_masked_rows_decrypt_with_half_crt_when_the_packing_says_so(keys):
+    """Step 3 (owner encryption), step 5 (masks, public path), step 6 (half-CRT)."""
+    public, secret, _, _ = keys
+    params = Params()
+    packing = Packing.for_public_key(params, public)
+    d = max(k for k in range(1, packing.slots + 1) if packing.fits_half_crt(k))
+    rng = np.random.default_rng(5)
+    top = params.offset - 1
+    values = [[int(v) for v in rng.integers(-top, top, size=d, endpoint=True)] for _ in range(4)]
+    values.append([top] * d)
+    values.append([-top] * d)
+    masks = [params.masks(d) for _ in values]
+    masks[-2] = [0] * d  # largest possible slots
+    masks[-1] = [(1 << params.mask_bits) - 1] * d  # smallest possible slots
+    encrypted = secret.encrypt_raw(packing.pack_values(values))
+    masked = public.add_raw(encrypted, public.encrypt_raw(packing.pack_masks(masks)))
+    shares = packing.unpack_shares(secret.decrypt_raw(masked, below_half_p=True), d)
+    assert [[s + r for s, r in zip(srow, mrow)] for srow, mrow in zip(shares, masks)] == values
+
+
+@pytest.mark.parametrize("modulus_bits", [1024, 2048, 3072])
+def test_fits_half_crt_is_sound_against_the_largest_packed_plaintext(modulus_bits):
+    params = Params()
+    packing = Packing(params, modulus_bits)
+    bound = 1 << paillier.half_crt_plaintext_bits(modulus_bits)
+    top = params.offset - 1
+    fitting = [d for d in range(1, 2 * packing.slots + 2) if packing.fits_half_crt(d)]
+    assert fitting and fitting == list(range(1, len(fitting) + 1))  # a prefix
+    for d in fitting:
+        largest = packing.pack_values([[top] * d])  # plus packed masks of r = 0
+        for x, r in zip(largest, packing.pack_masks([[0] * d])):
+            assert 0 <= x + r < bound
+    # one more value than fits makes the worst case too wide for the bound
+    d = len(fitting) + 1
+    assert min(d, packing.slots) * params.slot_bits > paillier.half_crt_plaintext_bits(
+        modulus_bits
+    )
+    with pytest.raises(ValueError):
+        packing.fits_half_crt(0)
+
+
+def test_the_pilot_row_of_15_values_fits_half_crt_at_3072_bits():
+    packing = Packing(Params(), 3072)
+    assert packing.plaintexts_per_row(15) == 1 and packing.fits_half_crt(15)
 
 
 # ---- keys must not mix --------------------------------------------------------------------
@@ -365,11 +553,25 @@ def test_destroy_drops_the_secret_and_every_later_use_fails():
     assert secret.decrypt(ciphertexts) == [1, -2]
     assert {p, q} <= reachable_ints(secret)  # the walk does find secret material
 
+    # owner encryption builds secret-derived tables (entries mod p**2 and q**2)
+    assert secret.decrypt_raw(secret.encrypt_raw([5])) == [5]
+    tables = secret._material.owner_tables
+    tables_ref = weakref.ref(tables)
+    table_samples = {int(tables.rows_p[0][2]), int(tables.rows_q[-1][255])}
+    assert table_samples <= reachable_ints(secret)
+    del tables
+
     secret.destroy()
     assert secret.destroyed
+    gc.collect()
+    assert tables_ref() is None  # the tables object itself is gone
+    assert not reachable_ints(secret) & table_samples
     for use in (
         lambda: secret.decrypt(ciphertexts),
         lambda: secret.decrypt_raw([int(c) for c in ciphertexts]),
+        lambda: secret.decrypt_raw([int(c) for c in ciphertexts], below_half_p=True),
+        lambda: secret.encrypt_raw([1]),
+        lambda: secret.encrypt_raw([]),
         lambda: secret.p,
         lambda: secret.q,
     ):
@@ -389,6 +591,7 @@ def test_key_objects_are_freed_when_dropped():
     public, secret = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
     secret.decrypt(public.encrypt([1]))
     secret.decrypt_raw(paillier.encrypt_raw(public.to_wire(), [1]))
+    secret.decrypt_raw(secret.encrypt_raw([1]), below_half_p=True)
     secret_ref, public_ref = weakref.ref(secret), weakref.ref(public)
     del secret, public
     assert secret_ref() is None and public_ref() is None

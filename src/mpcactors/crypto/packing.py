@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fixedpoint import OutOfBoundError, Params
+from .paillier import half_crt_plaintext_bits
 
 __all__ = ["Packing"]
 
@@ -88,6 +89,26 @@ class Packing:
         if d < 1:
             raise ValueError(f"a row needs at least one value, got d={d}")
         return -(-d // self.slots)
+
+    def fits_half_crt(self, d: int) -> bool:
+        """Whether masked rows of ``d`` values may be decrypted with half-CRT decryption.
+
+        Each plaintext of such a row holds at most ``min(d, slots)`` slots, each below
+        ``2**slot_bits`` (see the module docstring), so the decrypted sum of packed
+        values and packed masks is non-negative and below
+        ``2**(min(d, slots) * slot_bits)``. When that is at most
+        ``2**half_crt_plaintext_bits(modulus_bits)`` the caller may pass
+        ``below_half_p=True`` to :meth:`~mpcactors.crypto.paillier.SecretKey.decrypt_raw`.
+        With the default parameters (86-bit slots): up to 17 values at 3072 bits, up
+        to 11 at 2048 bits.
+
+        Raises:
+            ValueError: ``d < 1``.
+        """
+        if d < 1:
+            raise ValueError(f"a row needs at least one value, got d={d}")
+        used_bits = min(d, self.slots) * self.params.slot_bits
+        return used_bits <= half_crt_plaintext_bits(self.modulus_bits)
 
     def _pack(self, rows: list[list[int]], d: int, shift: int) -> list[int]:
         """Pack ``entry + shift`` per slot, row-major; entries are already validated."""

@@ -45,6 +45,23 @@ The scheme (Paillier, EUROCRYPT 1999) with the usual engineering choices:
   table); measured figures are in ``research/lasso-and-crypto.md`` section 5 and
   ``docs/benchmarks.md``.
 
+The key owner's fast paths (:class:`SecretKey`), for a party's own data:
+
+* **Owner encryption** (:meth:`SecretKey.encrypt_raw`): the same ``(1 + m*n) * h**a``
+  computed modulo ``p**2`` and ``q**2`` with per-prime fixed-base tables and joined
+  with the CRT. Half-width products are about three times cheaper than full-width
+  ones, so two of them per random byte cost about two thirds of one; measured
+  about 1.5 times faster than public encryption (``docs/benchmarks.md``). Plain
+  exponentiation modulo ``p**2`` and ``q**2`` was measured too and is several times
+  slower than either table. The ciphertexts are exactly those of the public path
+  for the same ``a``, so nothing about their distribution changes. The tables
+  reveal ``p`` and ``q`` and are dropped by :meth:`SecretKey.destroy`.
+* **Half-CRT decryption** (``SecretKey.decrypt_raw(..., below_half_p=True)``): a
+  plaintext known to be non-negative and below ``2**half_crt_plaintext_bits(bits)``
+  (less than half the smaller prime) equals its residue modulo ``p``, so the ``q``
+  half of the CRT can be skipped: half the work. Packed masked rows qualify when
+  :meth:`~mpcactors.crypto.packing.Packing.fits_half_crt` says so.
+
 Key sizes: 3072-bit moduli by default, 2048 allowed (and 4096); smaller ones only with
 the explicit ``_allow_insecure_test_size=True`` escape hatch, for fast tests.
 
@@ -54,8 +71,9 @@ Two layers share one implementation:
   ciphertexts know their key, so ciphertexts of different keys cannot be combined;
 * raw fast paths on plain ``int`` lists for bulk protocol work. The module-level
   :func:`encrypt_raw` and :func:`rerandomize_raw` take the public key as its wire dict,
-  so they pickle into worker processes (the secret key never does: secret-key work
-  stays in the owning process).
+  so they pickle into worker processes. The secret key never pickles; secret-key
+  work stays in the owning process or goes to scoped worker processes through the
+  one dedicated door, :mod:`mpcactors.crypto.workers`.
 
 Side channels: decryption uses gmpy2's ``powmod`` (GMP's variable-time ``mpz_powm``)
 with the secret exponents ``p - 1`` and ``q - 1``, exactly like ``phe``; the
@@ -88,6 +106,7 @@ __all__ = [
     "SecretKey",
     "encrypt_raw",
     "generate_keypair",
+    "half_crt_plaintext_bits",
     "rerandomize_raw",
 ]
 
@@ -118,7 +137,33 @@ def _exponent_bytes(modulus_bits: int) -> int:
     return -(-math.ceil(modulus_bits / 2) // _WINDOW_BITS)
 
 
+def half_crt_plaintext_bits(modulus_bits: int) -> int:
+    """Bits below which plaintexts qualify for half-CRT decryption: ``modulus_bits//2 - 2``.
+
+    Every plaintext ``0 <= m < 2**(bits//2 - 2)`` is below ``p / 2`` for both primes
+    of any key whose primes have ``bits/2`` bits (``p >= 2**(bits/2 - 1)``), which
+    :func:`generate_keypair` guarantees. A public number, so a caller can check its own
+    plaintexts against it without the key (``SecretKey.decrypt_raw(below_half_p=True)``).
+    """
+    return modulus_bits // 2 - 2
+
+
 # ---- fixed-base exponentiation (public data only) ------------------------------------
+
+
+def _power_rows(base: Any, modulus: Any, exponent_bytes: int) -> list[list[Any]]:
+    """``rows[i][j] = base**(j * 256**i) mod modulus`` for ``i < exponent_bytes``, ``j < 256``."""
+    rows = []
+    base = gmpy2.mpz(base) % modulus
+    for _ in range(exponent_bytes):
+        row = [gmpy2.mpz(1), base]
+        power = base
+        for _ in range(2, 1 << _WINDOW_BITS):
+            power = power * base % modulus
+            row.append(power)
+        rows.append(row)
+        base = power * base % modulus  # base**256: the next byte position
+    return rows
 
 
 class _FixedBase:
@@ -135,18 +180,7 @@ class _FixedBase:
         self.n = gmpy2.mpz(n)
         self.nsquare = self.n * self.n
         self.exponent_bytes = _exponent_bytes(n.bit_length())
-        nsquare = self.nsquare
-        base = gmpy2.mpz(h)
-        rows = []
-        for _ in range(self.exponent_bytes):
-            row = [gmpy2.mpz(1), base]
-            power = base
-            for _ in range(2, 1 << _WINDOW_BITS):
-                power = power * base % nsquare
-                row.append(power)
-            rows.append(row)
-            base = power * base % nsquare  # base**256: the next byte position
-        self.rows = rows
+        self.rows = _power_rows(h, self.nsquare, self.exponent_bytes)
 
     def times_random_powers(self, starts: Sequence[Any]) -> list[int]:
         """Return ``[s * h**a_k mod n**2]`` with a fresh uniform ``a_k`` per start value."""
@@ -175,10 +209,13 @@ def _fixed_base(n: int, h: int) -> _FixedBase:
 # ---- shared validation and raw arithmetic -------------------------------------------
 
 
-def _plaintext_starts(values: Iterable[Any], n: Any, half: int) -> list[Any]:
-    """Validate plaintexts and return ``1 + (m mod n) * n`` for each (``g**m``, g = n+1)."""
-    starts = []
-    for position, value in enumerate(values):
+def _plaintext_ints(values: Iterable[Any], half: int, first_position: int = 0) -> list[int]:
+    """Validate plaintexts (integers with ``|m| <= n//2``) and return them as ints.
+
+    Positions in error messages count from ``first_position`` (a batch of a longer list).
+    """
+    out = []
+    for position, value in enumerate(values, first_position):
         try:
             m = operator.index(value)
         except TypeError:
@@ -187,14 +224,23 @@ def _plaintext_starts(values: Iterable[Any], n: Any, half: int) -> list[Any]:
             raise ValueError(
                 f"plaintext at position {position} is outside the centred range |m| < n/2"
             )
-        starts.append(1 + (m % n) * n)
-    return starts
+        out.append(m)
+    return out
 
 
-def _ciphertext_values(values: Iterable[Any], n: Any, nsquare: Any) -> list[Any]:
+def _plaintext_starts(
+    values: Iterable[Any], n: Any, half: int, first_position: int = 0
+) -> list[Any]:
+    """Validate plaintexts and return ``1 + (m mod n) * n`` for each (``g**m``, g = n+1)."""
+    return [1 + (m % n) * n for m in _plaintext_ints(values, half, first_position)]
+
+
+def _ciphertext_values(
+    values: Iterable[Any], n: Any, nsquare: Any, first_position: int = 0
+) -> list[Any]:
     """Validate raw ciphertexts (``0 < c < n**2``, integers) and return them as mpz."""
     out = []
-    for position, value in enumerate(values):
+    for position, value in enumerate(values, first_position):
         try:
             c = gmpy2.mpz(operator.index(value))
         except TypeError:
@@ -477,10 +523,31 @@ class Ciphertext:
         return f"<Ciphertext key={self._public.fingerprint()}>"
 
 
+class _OwnerTables:
+    """Fixed-base rows of ``h`` modulo ``p**2`` and modulo ``q**2``, for owner encryption.
+
+    Unlike the public table these are secret-derived: any entry ``e`` of ``rows_p``
+    gives away ``p`` as ``gcd(h**k - e, n)`` for the known ``k``. So they are never
+    cached per process: they live in :class:`_SecretMaterial`, are built on the first
+    :meth:`SecretKey.encrypt_raw` and dropped with the rest by :meth:`SecretKey.destroy`.
+    Together they are as large as the public table (two half-width tables).
+    """
+
+    __slots__ = ("__weakref__", "psquare_inverse", "rows_p", "rows_q")
+
+    def __init__(self, h: Any, s: _SecretMaterial, exponent_bytes: int) -> None:
+        self.rows_p: list[list[Any]] | None = _power_rows(h, s.psquare, exponent_bytes)
+        self.rows_q: list[list[Any]] | None = _power_rows(h, s.qsquare, exponent_bytes)
+        self.psquare_inverse: Any = gmpy2.invert(s.psquare, s.qsquare)
+
+    def clear(self) -> None:
+        self.rows_p = self.rows_q = self.psquare_inverse = None
+
+
 class _SecretMaterial:
     """Everything derived from the factorisation; dropped as a whole by destroy()."""
 
-    __slots__ = ("h_p", "h_q", "p", "p_inverse", "psquare", "q", "qsquare")
+    __slots__ = ("h_p", "h_q", "owner_tables", "p", "p_inverse", "psquare", "q", "qsquare")
 
     def __init__(self, n: Any, p: Any, q: Any) -> None:
         if q < p:
@@ -493,8 +560,12 @@ class _SecretMaterial:
         # h_p = L_p(g**(p-1) mod p**2)**-1 mod p with g = n + 1 (as in phe).
         self.h_p = gmpy2.invert((gmpy2.powmod(n + 1, p - 1, self.psquare) - 1) // p, p)
         self.h_q = gmpy2.invert((gmpy2.powmod(n + 1, q - 1, self.qsquare) - 1) // q, q)
+        self.owner_tables: _OwnerTables | None = None  # built on first owner encryption
 
     def clear(self) -> None:
+        tables = self.owner_tables
+        if tables is not None:
+            tables.clear()
         for name in self.__slots__:
             setattr(self, name, None)
 
@@ -571,19 +642,122 @@ class SecretKey:
         raw = [self._public._own(c, position)._value for position, c in enumerate(ciphertexts)]
         return self._decrypt_values(raw)
 
-    def decrypt_raw(self, values: Sequence[int]) -> list[int]:
+    def decrypt_raw(self, values: Sequence[int], *, below_half_p: bool = False) -> list[int]:
         """Decrypt raw ciphertext ints (``0 < c < n**2``) to centred integers.
+
+        With ``below_half_p=True`` the caller guarantees that every plaintext ``m``
+        satisfies ``0 <= m < 2**half_crt_plaintext_bits(bits)`` (a public bound, below
+        ``min(p, q) / 2`` for every key :func:`generate_keypair` makes, see
+        :func:`half_crt_plaintext_bits`). Then ``m`` equals its residue modulo the
+        smaller prime ``p`` and decryption does only the ``p`` half of the CRT: one
+        exponentiation modulo ``p**2`` instead of two, about twice as fast.
+        :meth:`~mpcactors.crypto.packing.Packing.fits_half_crt` tells when packed
+        masked rows qualify.
+
+        The guarantee is checked as far as the ``p`` half allows: a residue at or
+        above the bound raises :class:`ValueError`. A plaintext that breaks the
+        guarantee has a residue below the bound only if it happens to be close to a
+        multiple of ``p`` (for an unrelated value, a chance of at most
+        ``bound / p < 1/2``, and of ``1/3`` for keys made here), so a false
+        guarantee is caught in most cases, not all: this is a safety net, the
+        caller's bound is the contract.
 
         Uses gmpy2's list exponentiation, which releases the GIL, so a thread can run it
         beside the event loop.
 
         Raises:
             KeyDestroyedError: the key was destroyed.
-            ValueError: a value is outside ``(0, n**2)`` (position named).
+            ValueError: a value is outside ``(0, n**2)`` (position named), or, with
+                ``below_half_p``, a decrypted value is not below the bound (position
+                named, not the value).
         """
+        return self._decrypt_batch(values, below_half_p=below_half_p)
+
+    def _decrypt_batch(
+        self, values: Sequence[int], *, below_half_p: bool, first_position: int = 0
+    ) -> list[int]:
+        """:meth:`decrypt_raw` for a batch starting at ``first_position`` of a longer list."""
         self._live()
         public = self._public
-        return self._decrypt_values(_ciphertext_values(values, public._n, public._nsquare))
+        checked = _ciphertext_values(values, public._n, public._nsquare, first_position)
+        if below_half_p:
+            return self._decrypt_below_half_p(checked, first_position)
+        return self._decrypt_values(checked)
+
+    def _decrypt_below_half_p(self, values: list[Any], first_position: int) -> list[int]:
+        s = self._live()
+        p, h_p, psquare = s.p, s.h_p, s.psquare
+        bound_bits = half_crt_plaintext_bits(self._public.bits)
+        bound = 1 << bound_bits
+        if 2 * bound > p:
+            # A key not made by generate_keypair with a short smaller prime: the p half
+            # alone would not determine m; decrypt fully and check the same bound.
+            out = self._decrypt_values(values)
+        else:
+            to_p = gmpy2.powmod_base_list([c % psquare for c in values], p - 1, psquare)
+            out = [int((xp - 1) // p * h_p % p) for xp in to_p]
+        for position, m in enumerate(out, first_position):
+            if not 0 <= m < bound:
+                raise ValueError(
+                    f"decrypted value at position {position} is not in [0, 2**{bound_bits}): "
+                    "the caller's half-CRT guarantee was false"
+                )
+        return out
+
+    def encrypt_raw(self, plaintexts: Sequence[int]) -> list[int]:
+        """Encrypt integers under this key's public key, about 1.5 to 2 times faster.
+
+        The key owner's fast path: the same ciphertexts as :meth:`PublicKey.encrypt_raw`
+        computed modulo ``p**2`` and ``q**2`` with half-width numbers and joined with
+        the CRT (see :class:`_OwnerTables`). For each plaintext it draws the same kind
+        of randomness, a uniform ``a`` of ``8 * ceil(ceil(bits/2) / 8)`` bits, and
+        returns ``c = (1 + m*n) * h**a mod n**2``: by the CRT, the unique value modulo
+        ``n**2`` with the residues computed here. So the output is, value for value,
+        what the public path returns for the same ``a``, and its distribution is that
+        of a fresh public encryption (the security argument of the module docstring
+        carries over unchanged; tests check equality for equal randomness).
+
+        The per-prime tables are built on the first call (about as long as the public
+        table, under a second at 3072 bits) and dropped by :meth:`destroy`.
+
+        Raises:
+            KeyDestroyedError: the key was destroyed.
+            ValueError: a plaintext is outside ``|m| < n/2`` (position named).
+            TypeError: a plaintext is not an integer.
+        """
+        return self._encrypt_batch(plaintexts)
+
+    def _encrypt_batch(self, plaintexts: Sequence[int], first_position: int = 0) -> list[int]:
+        """:meth:`encrypt_raw` for a batch starting at ``first_position`` of a longer list."""
+        s = self._live()
+        public = self._public
+        n = public._n
+        ms = _plaintext_ints(plaintexts, public._half, first_position)
+        width = _exponent_bytes(public.bits)
+        tables = s.owner_tables
+        if tables is None:
+            tables = s.owner_tables = _OwnerTables(public._h, s, width)
+        rows_p, rows_q, inverse = tables.rows_p, tables.rows_q, tables.psquare_inverse
+        if rows_p is None or rows_q is None:  # destroyed by another thread meanwhile
+            self._live()
+            raise KeyDestroyedError("Paillier secret key was destroyed during encryption")
+        psquare, qsquare = s.psquare, s.qsquare
+        out: list[int] = []
+        for chunk_start in range(0, len(ms), _CHUNK):
+            chunk = ms[chunk_start : chunk_start + _CHUNK]
+            randomness = secrets.token_bytes(width * len(chunk))
+            for k, m in enumerate(chunk):
+                start = 1 + (m % n) * n
+                acc_p = start % psquare
+                acc_q = start % qsquare
+                digits = randomness[k * width : (k + 1) * width]
+                for row_p, row_q, digit in zip(rows_p, rows_q, digits):
+                    if digit:
+                        acc_p = acc_p * row_p[digit] % psquare
+                        acc_q = acc_q * row_q[digit] % qsquare
+                # Garner: c = acc_p (mod p**2), c = acc_q (mod q**2), 0 <= c < n**2
+                out.append(int(acc_p + psquare * ((acc_q - acc_p) * inverse % qsquare)))
+        return out
 
     def _decrypt_values(self, values: list[Any]) -> list[int]:
         s = self._live()
