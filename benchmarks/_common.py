@@ -424,6 +424,9 @@ class DeploymentRun:
     timed_out: bool = False
     notes: list[str] = field(default_factory=list)
 
+    def steps_by_role(self) -> dict[str, dict[int, dict[str, Any]]]:
+        return {role: party.steps for role, party in self.parties.items()}
+
     @property
     def ok(self) -> bool:
         return not self.timed_out and all(p.exit_code == 0 for p in self.parties.values())
@@ -504,19 +507,22 @@ def run_processes(
     sample_interval: float = 0.2,
     label: str = "",
     env: dict[str, str] | None = None,
+    keep_stdout: bool = False,
 ) -> tuple[dict[str, ProcessOutcome], float, bool]:
     """Start every command at once, wait for all, measure each: (outcomes, wall seconds, timed out).
 
     Each process runs in its own session (process group), so a run that exceeds
-    ``timeout`` seconds is stopped by signalling exactly those groups.
+    ``timeout`` seconds is stopped by signalling exactly those groups. With
+    ``keep_stdout``, each process's standard output goes to ``stderr_dir/NAME.stdout``.
     """
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stderr_paths = {name: stderr_dir / f"{name}.stderr" for name in commands}
     started = time.perf_counter()
     for name, argv in commands.items():
-        with open(stderr_paths[name], "wb") as stderr:
+        with open(stderr_paths[name], "wb") as stderr, \
+                open(stderr_dir / f"{name}.stdout" if keep_stdout else os.devnull, "wb") as stdout:
             processes[name] = subprocess.Popen(
-                argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                 start_new_session=True, env=env,
             )
     peak_tree = dict.fromkeys(commands, 0)
@@ -599,15 +605,21 @@ def run_deployment(
     return DeploymentRun(deployment, parties, wall, load_before, load_average(), timed_out)
 
 
-def step_table(run: DeploymentRun, steps: Iterable[int]) -> str:
+def steps_by_role(step_documents: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Group run-document step entries (``{"step", "party", "seconds", "bytes_sent", ...}``) by party."""
+    grouped: dict[str, dict[int, dict[str, Any]]] = {role: {} for role in ROLES}
+    for entry in step_documents:
+        grouped.setdefault(entry["party"], {})[int(entry["step"])] = entry
+    return grouped
+
+
+def step_table(by_role: dict[str, dict[int, dict[str, Any]]], steps: Iterable[int]) -> str:
     """Per step: each party's seconds and bytes sent."""
     rows = []
     for step in steps:
         cells: list[Any] = [f"{step} {STEP_NAMES[step]}"]
-        cells += [fmt_seconds(run.parties[r].steps[step]["seconds"]) if step in run.parties[r].steps else "-"
-                  for r in ROLES]
-        cells += [fmt_bytes(run.parties[r].steps[step]["bytes_sent"]) if step in run.parties[r].steps else "-"
-                  for r in ROLES]
+        cells += [fmt_seconds(by_role[r][step]["seconds"]) if step in by_role[r] else "-" for r in ROLES]
+        cells += [fmt_bytes(by_role[r][step]["bytes_sent"]) if step in by_role[r] else "-" for r in ROLES]
         rows.append(cells)
     headers = ["step", "hospital s", "insurer s", "TTP s", "hospital sent", "insurer sent", "TTP sent"]
     return markdown_table(headers, rows)
