@@ -158,6 +158,7 @@ class _Party:
         self._mailbox: dict[str, trio.MemoryReceiveChannel[Envelope]] = {}
         self._waiting: tuple[str, str] | None = None
         self._last_progress: dict[str, int] = {}
+        self._link_error: dict[str, TransportError] = {}
         self._step_started = 0.0
         # secrets (each is destroyed by the step that ends its life, and in cleanup)
         self._hash_key: hashing.JointKey | None = None
@@ -181,9 +182,11 @@ class _Party:
             while True:
                 try:
                     envelope = await link.receive()
-                except TransportError:
-                    # The peer closed its side. That is only an error if we still need a
-                    # message from it, which _expect reports with the step it happened at.
+                except TransportError as exc:
+                    # The link ended (a clean close, a break, or a readable refusal). That is
+                    # only an error if we still need a message from this peer: _expect then
+                    # raises it, with the step it happened at.
+                    self._link_error[peer] = exc
                     return
                 if envelope.kind == "abort":
                     reason = msg.parse(envelope).reason  # type: ignore[attr-defined]
@@ -200,7 +203,12 @@ class _Party:
         try:
             envelope = await self._mailbox[peer].receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportError(f"{peer} closed the connection at step {self.scheduler.step}") from None
+            cause = self._link_error.get(peer)
+            detail = f": {cause}" if cause is not None else ""
+            error_type = type(cause) if isinstance(cause, TransportError) else TransportError
+            raise error_type(
+                f"{self.role}: waiting for {kind} from {peer} at step {self.scheduler.step}, the link ended{detail}"
+            ) from None
         self._waiting = None
         self.scheduler.incoming(envelope)
         message = msg.parse(envelope)
@@ -351,12 +359,12 @@ class _Party:
                 value.clear()
             setattr(self, name, None)
 
-    async def _abort_peers(self, reason: str) -> None:
+    async def _abort_peers(self, reason: str, step: int) -> None:
         with trio.move_on_after(1) as scope:
             scope.shield = True
             for peer, link in self.links.items():
                 try:
-                    envelope = Envelope(self.scheduler.session, max(self.scheduler.step, 0), self.role,
+                    envelope = Envelope(self.scheduler.session, step, self.role,
                                         self.scheduler.next_seq(peer), "abort", {"reason": reason[:500]})
                     await link.send(envelope)
                 except Exception:  # best effort: the peer may already be gone
@@ -387,10 +395,12 @@ class _Party:
             with trio.CancelScope(shield=True):
                 self._destroy_everything()
                 if failure is not None:
-                    if self.scheduler.step not in (-1, DONE):
+                    failed_at = self.scheduler.step
+                    if failed_at not in (-1, DONE):
                         self.scheduler.step = -1
-                    if not isinstance(failure, AbortedError | trio.Cancelled):
-                        await self._abort_peers(_reason(failure))
+                    cause = first_cause(failure)
+                    if not isinstance(cause, AbortedError | trio.Cancelled):
+                        await self._abort_peers(_reason(cause), max(failed_at, 0))
                 for link in self.links.values():
                     with trio.move_on_after(1):
                         await link.aclose()
