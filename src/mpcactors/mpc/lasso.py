@@ -221,7 +221,9 @@ def lasso_fit(
     e = m.bit_length()
     t1 = 2 * e - 2
     k1 = 2 * e + 2 * I + 2 * f + 2
-    c1 = yield from engine.trunc(centred, t1, k1, "centre")
+    # trunc_fast (no random bits) for the two truncations whose width depends on m, so the
+    # communication of the whole program does not depend on m at all
+    c1 = yield from engine.trunc_fast(centred, t1, k1, "centre")
     Q = 50
     c_m = round(2 ** (t1 + Q) / (m * m))
     cov = yield from engine.trunc(engine.scale(c1, c_m), Q, 2 * I + 2 * f + 4 + Q, "centre")  # cov 2^(2f)
@@ -233,7 +235,7 @@ def lasso_fit(
     g_tilde = yield from engine.trunc(scaled2, 2 * f + 2 * Ps - FG, 2 * f + 2 * Ps + 2, "scale")
     Qm = 40
     c_mean = round(2 ** (e + Qm) / m)
-    mean_tilde = yield from engine.trunc(
+    mean_tilde = yield from engine.trunc_fast(
         engine.scale(scaled1[len(tri) :], c_mean), f + Ps + e + Qm - FG, e + f + Ps + Qm + 3, "scale"
     )  # mean of the owner-scaled column, FG fractional bits
 
@@ -312,7 +314,7 @@ def lasso_fit(
     t_k = 1.0
     k_z = B + (6 * d).bit_length() + 2 * FI + _BETA_BITS + 2
     k_soft = B + FI + 2
-    ft = max(0, math.ceil(-2 * math.log2(tol)) + 12)
+    ft = max(0, math.ceil(-2 * math.log2(tol)) + 6)  # tol**2 with >= 6 significant bits
     tol_enc = round(tol * tol * 2**ft)
     delta_enc = round(_DELTA * _DELTA * 2 ** (2 * FI))
     k_check = 2 * (B + 1 + FI) + logd + ft + 4
