@@ -295,6 +295,22 @@ def test_non_number_in_a_row_that_also_has_a_missing_value(tmp_path: Path) -> No
     assert "secret" not in str(error)
 
 
+def test_the_first_bad_row_in_file_order_is_reported(tmp_path: Path) -> None:
+    rows = good_rows(10)
+    rows[0] = "000000000,NA,1"  # dropped
+    rows[1] = "000000001,abc,1"  # the first error
+    rows[2] = "000000002,,def"  # a later error, in a row that also has an empty cell
+    error = load_error(write(tmp_path, csv_text("id,a,b", rows)))
+    assert (error.row, error.column) == (3, "a")
+
+
+def test_whitespace_only_line_is_a_row_with_one_field(tmp_path: Path) -> None:
+    rows = good_rows(10)
+    rows[3] = "   "
+    error = load_error(write(tmp_path, csv_text("id,a,b", rows)))
+    assert error.row == 5 and "has 1 field but the header has 3" in str(error)
+
+
 @pytest.mark.parametrize("literal", ["nan", "NaN", "inf", "-Infinity", "+inf"])
 def test_nan_and_infinity_are_not_finite(tmp_path: Path, literal: str) -> None:
     rows = good_rows(10)

@@ -370,6 +370,10 @@ def _row_chunks(rows: Iterable[Sequence[str]]) -> Iterator[_Chunk]:
 # ---- validation ----------------------------------------------------------------------
 
 
+def _has_no_empty_cell(cells: Sequence[str]) -> bool:
+    return "" not in cells
+
+
 def _is_missing(cell: str) -> bool:
     text = cell.strip()
     return not text or text.casefold() == "na"
@@ -486,7 +490,8 @@ class _Accumulator:
             for row, record in zip(rows, records, strict=True):
                 if len(record) != self.width:
                     raise InputError(
-                        f"the row has {len(record)} fields but the header has {self.width}",
+                        f"the row has {len(record)} field{'s' if len(record) != 1 else ''} "
+                        f"but the header has {self.width}",
                         file=self.source,
                         row=row,
                     )
@@ -512,29 +517,33 @@ class _Accumulator:
         self.all_rows.extend(rows)
 
         cells = list(map(self.take, records))
-        # The usual spelling of a missing value is an empty cell: set those rows aside.
-        complete = list(map((lambda c: "" not in c), cells))
-        if not all(complete):
+        # The usual spelling of a missing value is an empty cell: parse the other rows
+        # in one go. Any other failure (an "NA", a non-number, ...) redoes the chunk
+        # row by row, in order, so that the first error in the file is reported.
+        complete = list(map(_has_no_empty_cell, cells))
+        if all(complete):
+            keep: Sequence[int] = range(len(cells))
+            kept_cells = cells
+        else:
             keep = [k for k, ok in enumerate(complete) if ok]
+            kept_cells = [cells[k] for k in keep]
+        try:
+            flat = map(float, chain.from_iterable(kept_cells))
+            block = np.fromiter(flat, np.float64, len(kept_cells) * len(self.names))
+        except (ValueError, TypeError):
+            self._add_row_by_row(rows, cells, ids)
+            return
+        if len(keep) != len(cells):
             for k, ok in enumerate(complete):
                 if not ok:
                     self._check_missing_row(rows[k], cells[k])
                     self.dropped += 1
-        else:
-            keep = range(len(cells))
-        kept_cells = [cells[k] for k in keep] if len(keep) != len(cells) else cells
-        try:
-            flat = chain.from_iterable(kept_cells)
-            block = np.fromiter(map(float, flat), np.float64, len(kept_cells) * len(self.names))
-        except (ValueError, TypeError):
-            self._add_row_by_row([rows[k] for k in keep], kept_cells, [ids[k] for k in keep])
-            return
         self.blocks.append(block)
         self.ids.extend(ids[k] for k in keep)
         self.kept_rows.extend(rows[k] for k in keep)
 
     def _add_row_by_row(
-        self, rows: list[int], cells: list[Sequence[str]], ids: list[str]
+        self, rows: Sequence[int], cells: list[Sequence[str]], ids: list[str]
     ) -> None:
         parsed: list[float] = []
         for row, row_cells, id_ in zip(rows, cells, ids, strict=True):
