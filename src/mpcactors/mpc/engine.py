@@ -26,8 +26,10 @@ vectorised (one round per layer of the computation, whatever the vector length):
   reshare only the sum);
 * :meth:`Engine.random_bits`: ``b = b1 xor b2 xor b3`` where each ``b_a`` comes from the
   key the two parties other than ``a`` share (2 rounds, 3 elements per bit, pooled);
-* :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation; :meth:`Engine.ltz`:
-  exact comparison with zero (Catrina-de Hoogh, BitLT with a log-depth prefix product);
+* :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation (error in {0, 1});
+  :meth:`Engine.trunc_fast`: the same with a PRSS mask instead of random bits (error in
+  {-1, 0, 1, 2}, no preprocessing); :meth:`Engine.ltz`: exact comparison with zero
+  (Catrina-de Hoogh; BitLT as a log-depth tree, one product per bit pair at the first level);
 * :meth:`Engine.open` (masked values inside a protocol) and :meth:`Engine.reveal`
   (outputs; recorded in :attr:`Engine.revealed`);
 * Newton :meth:`Engine.reciprocal` and :meth:`Engine.inv_sqrt` on fixed-point values.
