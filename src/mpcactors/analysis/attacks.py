@@ -70,6 +70,7 @@ __all__ = [
     "masked_value_linking",
     "membership_inference",
     "run_all",
+    "run_named",
     "ttp_dictionary_attack",
     "ttp_side_channel_inference",
 ]
@@ -241,6 +242,7 @@ def ttp_dictionary_attack(
     attackers: Sequence[str] = (TTP,),
     retained: bool = True,
     dictionary: Sequence[str] | None = None,
+    unkeyed: bool = True,
 ) -> AttackResult:
     """The TTP (optionally with a data party) tries to name the person behind each hashed id.
 
@@ -254,6 +256,8 @@ def ttp_dictionary_attack(
     Expected: 0 for the TTP alone (it is not on the hospital-insurer link and never
     holds the key); 1 with :func:`~mpcactors.analysis.variants.keep_hash_key`, and 1
     for the insurer + TTP if the insurer kept its step-2 messages (``retained``).
+    ``unkeyed=False`` skips the three key-less guesses (a coalition's TTP has already
+    tried them alone; each costs one hash per dictionary word).
     """
     members = tuple(attackers)
     if TTP not in members:
@@ -270,15 +274,15 @@ def ttp_dictionary_attack(
         ("unkeyed SHA-256", _unkeyed_sha256),
         ("unkeyed SHA-256 with the protocol's tag", _unkeyed_tagged),
         ("HMAC with an all-zero key", hashing.JointKey.from_contributions(bytes(32), bytes(32)).hash_ids),
-    ]
+    ] if unkeyed else []
     # step-2 messages are gone by step 4 unless a member kept them
     contributions = sorted({
         e.body["value"] for e in run.transcript
         if retained and e.kind == "hash_contribution" and (e.receiver in members or e.sender in members)
     })
-    for a in contributions:
+    for a in contributions:  # the key is the sum of two different contributions
         for b in contributions:
-            if a <= b:
+            if a < b:
                 hashers.append(("HMAC with a key built from step-2 contributions in the view",
                                 hashing.JointKey.from_contributions(a, b).hash_ids))
     for role in members:
@@ -300,7 +304,8 @@ def ttp_dictionary_attack(
     baseline = 1 / max(len(words), 1)
     who = " and ".join(members)
     explanation = (
-        f"The {who} hashed {searched} with {len(hashers)} candidate hash functions "
+        f"The {who} hashed {searched} with {len(hashers)} candidate hash functions"
+        f"{'' if unkeyed else ' built from keys (the key-less guesses are the TTP-alone attack)'} "
         f"({len(contributions)} step-2 key contributions in its view) and looked up the "
         f"{trials:,} hashed ids the TTP holds in step 4. It named {named:,} of them, {correct:,} correctly."
     )
@@ -309,6 +314,7 @@ def ttp_dictionary_attack(
         binomial_threshold(trials, baseline), explanation,
         dictionary=searched, dictionary_size=len(words), hash_functions_tried=len(hashers),
         contributions_in_view=len(contributions), named=named, worked=dict(worked), retained=retained,
+        unkeyed_tried=unkeyed,
     )
 
 
@@ -367,28 +373,34 @@ def _mask_width(own: np.ndarray, masked: list[list[int]], rows: Sequence[int], d
     return min(low, declared_bits) if low <= declared_bits else declared_bits
 
 
-def _repeated_mask(own: np.ndarray, masked: list[list[int]], rows: Sequence[int]) -> tuple[tuple[int, ...], int]:
+def _repeated_mask(
+    own: np.ndarray, masked: list[list[int]], rows: Sequence[int], rng: random.Random
+) -> tuple[tuple[int, ...], int]:
     """The candidate mask vector ``x_i - s_j`` shared by the most decrypted rows ``j``.
 
-    Counted on the first column (each decrypted row counts a value once), then
-    confirmed on whole vectors. Fresh uniform masks make every candidate distinct:
-    two decrypted rows share one only if ``s_j - s_k`` equals a difference of own
-    values, a chance of about ``2**-40`` per pair.
+    Vectors are compared through a random linear projection (64-bit random weights),
+    so each pair ``(i, j)`` costs one integer; two different vectors project to the
+    same number with probability about ``2**-64``. Fresh uniform masks make every
+    candidate distinct: two decrypted rows share one only if ``s_j - s_k`` equals a
+    difference of own rows, a chance of about ``2**-40`` per coordinate and pair.
+    Returns ``(vector, number of decrypted rows it occurs for)``.
     """
-    first = sorted(set(own[:, 0].tolist()))
+    if not rows or len(own) == 0:
+        return (), 0
+    weights = [rng.getrandbits(64) | 1 for _ in range(own.shape[1])]
+    own_rows = {tuple(map(int, row)) for row in own.tolist()}
+    projected = {sum(w * x for w, x in zip(weights, row)): row for row in own_rows}
     counts: Counter[int] = Counter()
     for j in rows:
-        s0 = masked[j][0]
-        counts.update({x - s0 for x in first})
-    if not counts:
-        return (), 0
-    r0, _ = counts.most_common(1)[0]
-    vectors: Counter[tuple[int, ...]] = Counter()
-    own_rows = [tuple(map(int, row)) for row in own.tolist()]
+        t = sum(w * v for w, v in zip(weights, masked[j]))
+        counts.update(z - t for z in projected)
+    value, count = counts.most_common(1)[0]
     for j in rows:
-        s = masked[j]
-        vectors.update({tuple(a - b for a, b in zip(x, s)) for x in own_rows if x[0] - s[0] == r0})
-    return vectors.most_common(1)[0] if vectors else ((), 0)
+        t = sum(w * v for w, v in zip(weights, masked[j]))
+        row = projected.get(value + t)
+        if row is not None:
+            return tuple(a - b for a, b in zip(row, masked[j])), count
+    return (), 0
 
 
 def _source_posterior(compat: np.ndarray, m: int, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -443,7 +455,7 @@ def masked_value_linking(run: RecordedRun, role: str, *, sample: int = 200, seed
     by_value: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(own_tuples):
         by_value.setdefault(x, []).append(i)
-    mode, mode_rows = _repeated_mask(own, masked, rows)
+    mode, mode_rows = _repeated_mask(own, masked, rows, rng)
     structured = mode_rows >= 3
     compat = np.stack([_compatible(own, masked[j], top) for j in rows], axis=1) if rows else np.zeros((len(own), 0), bool)
     posterior, _ = _source_posterior(compat, len(masked))
@@ -508,7 +520,7 @@ def membership_inference(run: RecordedRun, role: str, *, sample: int = 200, seed
     rows = _sample(range(m), sample, rng)
     width = _mask_width(own, masked, rows, run.config.params.mask_bits)
     top = 1 << width
-    mode, mode_rows = _repeated_mask(own, masked, rows)
+    mode, mode_rows = _repeated_mask(own, masked, rows, rng)
     index: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(own.tolist()):
         index.setdefault(tuple(x), []).append(i)
@@ -888,7 +900,20 @@ def _leave_one_out(run: RecordedRun, count: int, rng: random.Random) -> dict[str
     return {"rows_tried": len(rows), "max_change": largest, "max_relative_change": largest / scale}
 
 
-# ---- everything at once -----------------------------------------------------------------------------
+# ---- running attacks ------------------------------------------------------------------------
+
+
+def run_named(run: RecordedRun, name: str) -> list[AttackResult]:
+    """The single-party attack ``name`` (for each data party where it applies):
+    what a control run of a broken variant needs."""
+    if name in ("masked_value_linking", "membership_inference"):
+        attack = masked_value_linking if name == "masked_value_linking" else membership_inference
+        return [attack(run, role) for role in (HOSPITAL, INSURER)]
+    if name == "ttp_dictionary_attack":
+        return [ttp_dictionary_attack(run)]
+    if name == "ttp_side_channel_inference":
+        return [ttp_side_channel_inference(run)]
+    raise ValueError(f"no single-party attack named {name!r}")
 
 
 def run_all(run: RecordedRun, *, coalition_retained: bool = True) -> list[AttackResult]:
@@ -901,8 +926,8 @@ def run_all(run: RecordedRun, *, coalition_retained: bool = True) -> list[Attack
     results.append(ttp_side_channel_inference(run))
     for role in (HOSPITAL, INSURER):
         results.append(coalition_membership(run, role))
-    results.append(ttp_dictionary_attack(run, attackers=(INSURER, TTP), retained=True))
-    results.append(ttp_dictionary_attack(run, attackers=(HOSPITAL, TTP), retained=True))
+    results.append(ttp_dictionary_attack(run, attackers=(INSURER, TTP), retained=True, unkeyed=False))
+    results.append(ttp_dictionary_attack(run, attackers=(HOSPITAL, TTP), retained=True, unkeyed=False))
     if run.last_step >= 7 and all("shamir_shares" in run.god_view.held[r] for r in (HOSPITAL, INSURER, TTP)):
         for role in (HOSPITAL, INSURER, TTP):
             results.append(coalition_reconstruction(run, (role,), 7))
