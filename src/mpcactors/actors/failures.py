@@ -22,12 +22,16 @@ def leaves(exc: BaseException) -> list[BaseException]:
 
 
 def first_cause(exc: BaseException) -> BaseException:
-    """The root cause: the original error, then a bug, then the echoes (closed links, aborts)."""
+    """The root cause: the original error, then a bug, then the echoes.
+
+    Of the echoes, a peer's abort carries the peer's own reason (which names the party
+    that failed first), so it is preferred over a link that merely broke.
+    """
     found = leaves(exc)
     for predicate in (
         lambda e: isinstance(e, MpcactorsError) and not isinstance(e, AbortedError | TransportError),
         lambda e: not isinstance(e, MpcactorsError | trio.Cancelled),  # a bug: show it
-        lambda e: isinstance(e, TransportError),
+        lambda e: isinstance(e, AbortedError),
         lambda e: isinstance(e, MpcactorsError),
     ):
         for leaf in found:

@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 PARTY_INDEX = {HOSPITAL: 1, INSURER: 2, TTP: 3}
 ROLE_OF = {v: k for k, v in PARTY_INDEX.items()}
 MAILBOX_SIZE = 8
+#: Seconds to wait for a peer's abort reason when a link breaks (see ``_send``).
+ABORT_GRACE = 1.0
 
 
 class IntersectionTooSmall(MpcactorsError):
@@ -195,7 +197,15 @@ class _Party:
 
     async def _send(self, peer: str, message: msg.Message) -> None:
         envelope = self.scheduler.outgoing(peer, message.kind, message.body())
-        await self.links[peer].send(envelope)
+        try:
+            await self.links[peer].send(envelope)
+        except TransportError:
+            # A peer that aborts sends its reason, then closes; our send can break before
+            # our reader has seen that reason. Give the reader a moment: if an abort
+            # arrives, it cancels this task and the run reports the peer's reason.
+            with trio.move_on_after(ABORT_GRACE):
+                await trio.sleep_forever()
+            raise
 
     async def _expect(self, peer: str, kind: str) -> msg.Message:
         """Wait for the next message from ``peer``; it must be legal here and of ``kind``."""
@@ -369,6 +379,8 @@ class _Party:
                     await link.send(envelope)
                 except Exception:  # best effort: the peer may already be gone
                     pass
+            # let peers read the abort before our side of the links closes under them
+            await trio.sleep(ABORT_GRACE / 2)
 
     # ---- the run ----------------------------------------------------------------
     async def run(self, task_status: trio.TaskStatus[None]) -> PartyResult:
