@@ -1,0 +1,166 @@
+"""The anonymity report renders (Markdown, self-contained HTML, JSON), its figures are the
+run's own, its answers follow the attack verdicts, and ``mpcactors analyze`` writes it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from html.parser import HTMLParser
+
+import pytest
+import structlog
+from click.testing import CliRunner
+
+from mpcactors._cli import main
+from mpcactors.analysis import attacks, report, variants
+from mpcactors.analysis.views import record_run
+from mpcactors.protocol.steps import HOSPITAL, ROLES, STEP_NAMES
+from mpcactors.testing import fast_config, tables_for
+
+ID_SPACE = 20_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def quiet_logs():
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return tables_for(120, 0.6, seed=2, id_space=ID_SPACE)
+
+
+@pytest.fixture(scope="module")
+def honest(tables):
+    hospital, insurer = tables
+    run = record_run(hospital, insurer, fast_config(hospital, insurer, lasso=False), id_space=ID_SPACE)
+    return run, attacks.run_all(run)
+
+
+@pytest.fixture(scope="module")
+def unmasked(tables):
+    hospital, insurer = tables
+    run = record_run(hospital, insurer, fast_config(hospital, insurer, lasso=False),
+                     variant=variants.forward_unmasked(), id_space=ID_SPACE)
+    return run, attacks.run_all(run)
+
+
+@pytest.fixture(scope="module")
+def written(honest, unmasked, tmp_path_factory):
+    run, results = honest
+    control, control_results = unmasked
+    document = report.build_report(run, results, attacks.disclosures(run),
+                                   controls=[(control, [r for r in control_results if r.name == "masked_value_linking"])])
+    paths = report.write_report(document, tmp_path_factory.mktemp("report"))
+    return document, paths
+
+
+def test_json_has_an_entry_per_step_and_party_and_every_attack(written, honest):
+    _, paths = written
+    run, results = honest
+    document = json.loads(paths["json"].read_text())
+    assert sorted((e["step"], e["party"]) for e in document["steps"]) == sorted(
+        (s, p) for s in range(1, 9) for p in ROLES)
+    assert all(set(e["questions"]) == {"single out", "link", "infer"} for e in document["steps"])
+    assert [(a["name"], a["success_rate"]) for a in document["attacks"]] == [(r.name, r.success_rate) for r in results]
+    # this run stopped after step 7 (lasso=False): step 8 is listed, marked not reached
+    assert {e["reached"] for e in document["steps"] if e["step"] == 8} == {False}
+    assert {e["reached"] for e in document["steps"] if e["step"] <= 7} == {True}
+
+
+def test_figures_match_the_run_they_came_from(written, honest):
+    _, paths = written
+    run, _ = honest
+    document = json.loads(paths["json"].read_text())
+    assert document["run"]["intersection_size"] == run.simulation.intersection_size
+    assert document["run"]["rows"] == {role: len(run.tables[role]) for role in ("hospital", "insurer")}
+    disclosed = {d["item"]: d["value"] for d in document["disclosures"]}
+    assert disclosed["intersection size m"] == run.simulation.intersection_size
+    # bytes per step: the report, the transcript and the transports' own counters agree
+    by_step = {int(k): v for k, v in document["bytes"]["by_step"].items()}
+    assert by_step == run.transcript.bytes_by_step()
+    for step, size in by_step.items():
+        assert sum(e["bytes_sent"] for e in document["steps"] if e["step"] == step) == size
+        assert sum(run.simulation.parties[r].steps[step].bytes_sent for r in ROLES
+                   if step in run.simulation.parties[r].steps) == size
+    assert document["bytes"]["total"] == sum(by_step.values())
+    assert "whole id space" in document["run"]["dictionary_searched"]
+
+
+def test_answers_follow_the_attack_verdicts(written, unmasked):
+    document, _ = written
+    def answer(doc, step, party, question):
+        return next(e for e in doc["steps"] if e["step"] == step and e["party"] == party)["questions"][question]
+
+    assert answer(document, 6, HOSPITAL, "link")["answer"] == "no"
+    assert "masked_value_linking/hospital/step-6" in answer(document, 6, HOSPITAL, "link")["evidence"]
+    run, results = unmasked
+    broken = report.build_report(run, results, attacks.disclosures(run))
+    assert broken["run"]["protocol"] == "forward_unmasked"
+    assert answer(broken, 6, HOSPITAL, "link")["answer"] == "YES"
+    assert answer(broken, 6, HOSPITAL, "infer")["answer"] == "YES"
+    assert any("single party learnt something" in line for line in broken["summary"])
+    assert [c["caught"] for c in document["controls"]] == [True, True]
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes.extend(attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_is_self_contained_and_says_what_the_markdown_says(written):
+    document, paths = written
+    page = paths["html"].read_text()
+    parsed = _Collect()
+    parsed.feed(page)
+    assert "style" in parsed.tags
+    assert not {"script", "link", "img", "iframe"} & set(parsed.tags)
+    assert not [a for a in parsed.attributes if a[0] in ("src", "href")]
+    assert "http://" not in page and "https://" not in page
+    text = " ".join(parsed.text)
+    markdown = paths["md"].read_text()
+    for step in range(1, 9):
+        heading = f"Step {step}: {STEP_NAMES[step]}"
+        assert heading in text and heading in markdown
+    for line in document["summary"]:
+        assert line in text and line in markdown
+    for a in document["attacks"]:
+        assert a["id"] in text and a["id"].replace("|", "\\|") in markdown
+
+
+def test_analyze_command_writes_the_three_files(tmp_path):
+    out = tmp_path / "analysis"
+    result = CliRunner().invoke(main, ["analyze", "--rows", "40", "--id-space", str(ID_SPACE), "--no-controls",
+                                       "--min-intersection", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.html", "report.json"}
+    document = json.loads((out / "report.json").read_text())
+    assert document["run"]["completed"] and document["run"]["key_bits"] == 2048
+    assert {e["reached"] for e in document["steps"]} == {True}
+    names = {a["name"] for a in document["attacks"]}
+    assert {"ttp_dictionary_attack", "masked_value_linking", "membership_inference", "ttp_side_channel_inference",
+            "coalition_reconstruction", "coalition_membership"} <= names
+    assert any(d["item"] == "the lasso model" for d in document["disclosures"])
+    by_step = {int(k): v for k, v in document["bytes"]["by_step"].items()}
+    for step, size in by_step.items():
+        assert sum(e["bytes_sent"] for e in document["steps"] if e["step"] == step) == size
+    assert f"all {ID_SPACE:,} nine-digit ids" in document["run"]["dictionary_searched"]
+    assert "wrote" in result.output
+
+
+def test_analyze_refuses_the_process_executor(tmp_path):
+    result = CliRunner().invoke(main, ["analyze", "--executor", "process", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "inline or thread" in result.output
