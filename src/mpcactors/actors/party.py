@@ -780,6 +780,7 @@ class _Party:
         x.clear()
         y.clear()
         self._hold("result", self.result)
+        self._hold("revealed", list(self._engine.revealed))  # (label, count) of every opened output
         self._finish_mpc()
 
 
