@@ -1,0 +1,37 @@
+"""What the protocol reveals on purpose: table sizes, m, column counts and the model.
+
+For the model, it also measures how far one person can move a published coefficient
+(leaving each of a sample of persons out of a plaintext fit on the joined table).
+
+    python simulations/disclosure.py [--rows 300] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import structlog
+
+from mpcactors.analysis import attacks
+from mpcactors.analysis.views import record_run
+from mpcactors.testing import fast_config, tables_for
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    hospital, insurer = tables_for(args.rows, 0.5, args.seed)
+    run = record_run(hospital, insurer, fast_config(hospital, insurer))
+    for d in attacks.disclosures(run):
+        print(f"\n{d.item} (learnt by {', '.join(d.learned_by)}):")
+        print(f"  value: {json.dumps(d.value, default=str)}")
+        print(f"  {d.discloses}")
+
+
+if __name__ == "__main__":
+    main()
