@@ -72,14 +72,12 @@ async def test_diabetes_split_between_parties_matches_sklearn(alpha):
 
 
 async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(small_tables):
-    from mpcactors.sim import GodView
     from mpcactors.testing import fast_config
 
     hospital, insurer = small_tables
     records = []
-    view = GodView()
     config = fast_config(hospital, insurer, max_iter=40)
-    simulation = await simulate(hospital, insurer, config, recorder=records.append, observer=view)
+    simulation = await simulate(hospital, insurer, config, recorder=records.append)
     step8 = [decode_envelope(r.data) for r in records if r.step == 8]
     assert step8, "step 8 exchanged messages"
     prime = Params().prime
@@ -92,7 +90,7 @@ async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(sma
     # what was opened in clear: one bit per convergence check, then the model, nothing else
     iterations = simulation.result.iterations
     for role in ("hospital", "insurer", "ttp"):
-        revealed = view.held[role]["revealed"]
+        revealed = simulation.parties[role].revealed
         assert {label for label, _ in revealed} == {"converged", "result"}
         checks = [count for label, count in revealed if label == "converged"]
         assert checks == [1] * len(checks) and len(checks) == -(-iterations // 5)

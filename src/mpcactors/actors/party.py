@@ -92,6 +92,8 @@ class PartyResult:
     steps: dict[int, StepStats]
     rows: int = 0
     dropped_missing: int = 0
+    #: every value step 8 opened in clear, as ``(label, count)``: the convergence bits and the result
+    revealed: list[tuple[str, int]] = field(default_factory=list)
 
     def result_document(self) -> dict[str, Any] | None:
         if self.result is None:
@@ -171,6 +173,7 @@ class _Party:
         self._masks: list[list[int]] | None = None
         self.intersection_size = 0
         self.result: Any = None
+        self.revealed: list[tuple[str, int]] = []
 
     # ---- plumbing ---------------------------------------------------------------
     def _hold(self, name: str, value: Any) -> None:
@@ -426,6 +429,7 @@ class _Party:
             steps=self.stats,
             rows=len(self.table) if self.table is not None else 0,
             dropped_missing=getattr(self.table, "dropped_missing", 0) if self.table is not None else 0,
+            revealed=self.revealed,
         )
 
     def _owner_of(self, column: str) -> str:
@@ -780,7 +784,7 @@ class _Party:
         x.clear()
         y.clear()
         self._hold("result", self.result)
-        self._hold("revealed", list(self._engine.revealed))  # (label, count) of every opened output
+        self.revealed = list(self._engine.revealed)  # (label, count) of every output opened in clear
         self._finish_mpc()
 
 
