@@ -65,7 +65,7 @@ def test_ground_truth_is_the_plaintext_join(honest):
     # the hash oracle names each data party's ids in the order they were sent
     for role in (HOSPITAL, INSURER):
         assert sorted(honest.send_order(role)) == sorted(honest.tables[role].ids)
-        assert honest.send_order(role) != list(honest.tables[role].ids)  # step 1 shuffled (300 rows: ~1/300! to fail)
+        assert honest.send_order(role) != list(honest.tables[role].ids)  # step 1 shuffled (fails with probability 1/n!)
 
 
 def test_views_follow_the_protocols_lifetimes(honest):

@@ -89,27 +89,30 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
         if step < 4:
             nothing = _answer("no", "the TTP has received nothing yet")
             return {q: nothing for q in QUESTIONS}
-        if step in (4, 5, 6):
+        infer = _from_attacks(
+            side,
+            "it holds only ciphertexts under keys it never has; sizes, timing and order of what it receives "
+            "predict no attribute", "sizes, timing or order predicted attribute values",
+        )
+        if step == 4:
             link = _from_attacks(
                 dictionary,
                 "it links the two tables' records of the same person by their hashed ids (that is its job), "
                 "but cannot tie a hashed id to an identity: the dictionary attack named nobody",
                 "the dictionary attack tied hashed ids to identities",
-            ) if step == 4 else _answer(
-                "no", "the hashed ids were deleted after matching in step 4; only the random row pairing remains "
-                "until step 6 ends, and it ties no row to a person", dictionary)
-            single = dict(link)
-            single["why"] = (
-                "it can isolate pseudonymous records (hashed id, ciphertexts) but not attach them to a person; "
-                + link["why"] if link["answer"] == "no" else link["why"]
             )
-            infer = _from_attacks(
-                side,
-                "it holds only ciphertexts under keys it never has; sizes, timing and order of what it receives "
-                "predict no attribute", "sizes, timing or order predicted attribute values",
+            single = _from_attacks(
+                dictionary,
+                "it can isolate pseudonymous records (a hashed id with ciphertexts) but cannot attach one to a person",
+                "the dictionary attack tied hashed ids to identities",
             )
-            infer["why"] += f"; it learns the table sizes and m (see disclosures)" if step == 4 else ""
+            infer["why"] += "; it learns the table sizes and m (see disclosures)"
             return {"single out": single, "link": link, "infer": infer}
+        if step in (5, 6):
+            why = ("the hashed ids were deleted after matching in step 4; it holds ciphertext rows in a random order "
+                   "and their pairing, tied to no id, until step 6 ends")
+            answer = _answer("no", why, dictionary)
+            return {"single out": answer, "link": answer, "infer": infer}
         return _share_questions(role, step, index, view_names)
 
     # hospital or insurer

@@ -222,10 +222,9 @@ class RecordedRun:
         reported = self.deleted_at(role)
         if name in reported:
             return reported[name]
-        kind = "ttp" if role == TTP else "data"
-        last = LIFETIMES[kind].get(name, None)
-        if name == "shamir_shares" or name == "mpc_state":
-            return self.config_last_step if last is not None else None
+        last = LIFETIMES["ttp" if role == TTP else "data"].get(name)
+        if last == 8:  # lives to the end of the run, which is step 7 without the lasso
+            return self.config_last_step
         return last
 
     @property
