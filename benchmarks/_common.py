@@ -29,6 +29,10 @@ Peak memory is measured two ways, because a party may run worker processes:
   figure to hold against a per-party memory budget. A peak shorter than the sampling
   interval can be missed.
 
+CPU time (user + system, from the same ``wait4``) counts the process and the workers it
+reaped before exiting; on a shared machine it varies much less with the load than wall
+time does, so it is reported next to wall times as a steadier view of the work done.
+
 No third-party dependency beyond what the project already installs.
 """
 
@@ -397,6 +401,7 @@ class PartyRun:
     result: dict[str, Any] | None
     peak_rss: int  # bytes, largest single process of the party (wait4 ru_maxrss)
     peak_tree_rss: int  # bytes, sampled sum over the party's process tree
+    cpu_seconds: float  # user + system, the party's process and the workers it reaped
     stderr: str
 
     @property
@@ -423,6 +428,11 @@ class DeploymentRun:
     load_after: float
     timed_out: bool = False
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of all three parties' processes, start-up included."""
+        return sum(p.cpu_seconds for p in self.parties.values())
 
     def steps_by_role(self) -> dict[str, dict[int, dict[str, Any]]]:
         return {role: party.steps for role, party in self.parties.items()}
@@ -495,6 +505,7 @@ class ProcessOutcome:
     seconds: float  # from the launch of all processes to this one's exit
     peak_rss: int  # bytes, ru_maxrss from wait4 (largest of the process and its reaped children)
     peak_tree_rss: int  # bytes, largest sampled sum over the process and its descendants
+    cpu_seconds: float  # user + system time of the process and the children it reaped
     stderr: str
 
 
@@ -559,6 +570,7 @@ def run_processes(
             seconds=seconds,
             peak_rss=int(usage.ru_maxrss) * 1024,
             peak_tree_rss=peak_tree[name],
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
             stderr=stderr_paths[name].read_text(errors="replace")[-4000:],
         )
         for name, (code, seconds, usage) in finished.items()
@@ -600,6 +612,7 @@ def run_deployment(
             result=json.loads(result_path.read_text()) if result_path.exists() else None,
             peak_rss=outcome.peak_rss,
             peak_tree_rss=outcome.peak_tree_rss,
+            cpu_seconds=outcome.cpu_seconds,
             stderr=outcome.stderr,
         )
     return DeploymentRun(deployment, parties, wall, load_before, load_average(), timed_out)
@@ -623,13 +636,3 @@ def step_table(by_role: dict[str, dict[int, dict[str, Any]]], steps: Iterable[in
         rows.append(cells)
     headers = ["step", "hospital s", "insurer s", "TTP s", "hospital sent", "insurer sent", "TTP sent"]
     return markdown_table(headers, rows)
-
-
-def memory_table(run: DeploymentRun) -> str:
-    rows = [
-        [role, fmt_mib(p.peak_rss), fmt_mib(p.peak_tree_rss), fmt_seconds(p.report.get("seconds"))]
-        for role, p in run.parties.items()
-    ]
-    headers = ["party", "peak RSS, largest process (MiB)", "peak RSS, process + workers (MiB)",
-               "party run s (load + connect + steps)"]
-    return markdown_table(headers, rows, "lrrr")

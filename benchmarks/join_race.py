@@ -26,11 +26,14 @@ per ciphertext and TNO encrypts each value on its own).
   TNO's messages are not encrypted in transit (ours are, with TLS): conservative for us.
 
 Both sides also get a whole-process wall time (launch of the three processes to the
-last exit: interpreter start-up, imports, input loading, connections).
+last exit: interpreter start-up, imports, input loading, connections) and the CPU time
+(user + system) of all their processes and reaped workers, which depends much less on
+the machine's load than wall time.
 
 Fairness on a shared machine: each size runs ours, then TNO, then ours again, and
 our figure is the mean of the two runs, so a load change during the (much longer)
-TNO run affects both sides. The ratio is TNO's time over ours.
+TNO run affects both sides. The ratio is TNO's time over ours; "ratio per run" shows
+it against each of our two runs, so a load swing during the race is visible.
 
 Sanity check: TNO's two data owners write their additive shares; their sum must equal
 the plaintext inner join of the two CSVs (as a multiset of rows, exactly, in decimal).
@@ -50,7 +53,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -153,6 +155,7 @@ def run_tno(inputs: common.Inputs, directory: Path, *, key_bits: int, timeout: f
         "bytes_sent": sum(r["bytes_sent"] for r in records.values()),
         "intersection_size": records["henri"]["intersection_size"],
         "peak_rss": {name: o.peak_tree_rss for name, o in outcomes.items()},
+        "cpu_seconds": sum(o.cpu_seconds for o in outcomes.values()),
         "load_before": load_before,
         "load_after": common.load_average(),
         "sanity": None,
@@ -181,6 +184,7 @@ def run_ours(inputs: common.Inputs, directory: Path, *, key_bits: int, executor:
         "wall_seconds": run.wall_seconds,
         "bytes_sent": run.bytes_sent(range(2, 7)),
         "peak_rss": {r: p.peak_tree_rss for r, p in run.parties.items()},
+        "cpu_seconds": run.cpu_seconds,
         "load_before": run.load_before,
         "load_after": run.load_after,
         "run": run,
@@ -236,27 +240,33 @@ def main() -> None:
         results.append((rows, inputs, first, tno, second))
 
     headers = ["rows per party", "intersection", "ours: steps 2-6 s (run 1, run 2)", "TNO: join s",
-               "ratio (TNO / ours)", "ours: wall s", "TNO: wall s", "ratio, wall", "bytes sent: ours / TNO",
-               "TNO output = plaintext join", f"target >= {TARGET_RATIO:g}x"]
+               "ratio (TNO / ours)", "ratio per run", "ours: wall s", "TNO: wall s", "ratio, wall",
+               "CPU s: ours / TNO", "ratio, CPU", "bytes sent: ours / TNO", "TNO output = plaintext join",
+               f"target >= {TARGET_RATIO:g}x"]
     table_rows = []
     for rows, inputs, first, tno, second in results:
         ours_join = statistics.mean([first["join_seconds"], second["join_seconds"]])
         ours_wall = statistics.mean([first["wall_seconds"], second["wall_seconds"]])
         ratio = tno["join_seconds"] / ours_join
+        per_run = sorted(tno["join_seconds"] / r["join_seconds"] for r in (first, second))
+        ours_cpu = statistics.mean([first["cpu_seconds"], second["cpu_seconds"]])
         table_rows.append([
             f"{rows:,}",
             f"{inputs.intersection:,}",
             f"{ours_join:.2f} ({first['join_seconds']:.2f}, {second['join_seconds']:.2f})",
             common.fmt_seconds(tno["join_seconds"]),
             f"{ratio:.1f}x",
+            f"{per_run[0]:.1f}x to {per_run[1]:.1f}x",
             f"{ours_wall:.2f}",
             common.fmt_seconds(tno["wall_seconds"]),
             f"{tno['wall_seconds'] / ours_wall:.1f}x",
+            f"{common.fmt_seconds(ours_cpu)} / {common.fmt_seconds(tno['cpu_seconds'])}",
+            f"{tno['cpu_seconds'] / ours_cpu:.1f}x",
             f"{common.fmt_bytes(first['bytes_sent'])} / {common.fmt_bytes(tno['bytes_sent'])}",
             {True: "yes", False: "NO", None: "not checked"}[tno["sanity"]],
             "met" if ratio >= TARGET_RATIO else "MISSED",
         ])
-    table = common.markdown_table(headers, table_rows, "rrrrrrrrrll")
+    table = common.markdown_table(headers, table_rows, "rrrrrrrrrrrrll")
     loads = [v for _, _, f, t, s in results for v in (f["load_before"], t["load_before"], s["load_before"],
                                                           s["load_after"])]
     memory_rows = []
@@ -284,8 +294,8 @@ def main() -> None:
 - Date: {common.today()}; commit {common.git_commit()}
 - Machine: {common.machine_line()}
 - Load: the machine was shared with other engineers' work; the 1-minute load average
-  was {min(loads):.2f} to {max(loads):.2f} during the runs. Each size ran ours, TNO, ours, so the
-  ratio compares runs made under the same conditions.
+  was {min(loads):.2f} to {max(loads):.2f} during the runs. Each size ran ours, TNO, ours, so a load
+  change during the race affects both sides; "ratio per run" shows how much it moved our time.
 - Reference: `{TNO_PACKAGE}=={versions.split()[0]}` (communication {versions.split()[1]},
   gmpy2 {versions.split()[2]}) in `benchmarks/.venv-tno-join`, three processes, plain HTTP on loopback.
 - Ours: three `mpcactors party` processes, mutual TLS on loopback, executor `{args.executor}`,
@@ -295,7 +305,10 @@ def main() -> None:
 - Workload: synthetic cohort (`mpcactors.synth`, seed {args.seed}, no missing cells), overlap
   {args.overlap}, {args.hospital_attributes} + {args.insurer_attributes} attributes, {args.bits}-bit
   keys, the same two CSV files for both sides. "Wall" is the launch of the three processes to the
-  last exit (interpreter start-up, imports, input loading, connections included).
+  last exit (interpreter start-up, imports, input loading, connections included). "CPU" is
+  user + system time of all processes of a side and the workers they reaped (start-up included);
+  it depends much less on the load than wall time. "Ratio per run": TNO's join time against
+  each of our two runs (ours ran before and after TNO).
 
 {table}
 

@@ -26,7 +26,7 @@ Figures per key size:
 * **party run**: the slowest party's whole run inside its process (input loading and
   connection set-up included);
 * **wall**: launch of the processes to the last exit (interpreter start-up and imports too);
-* peak RSS per party (see ``_common.py`` for the two ways it is measured).
+* peak RSS and CPU seconds per party (see ``_common.py`` for how they are measured).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def run_daemons(inputs: common.Inputs, directory: Path, bits: int, executor: str
         "party_seconds": max(float(p.report.get("seconds", 0.0)) for p in run.parties.values()),
         "wall_seconds": run.wall_seconds,
         "bytes_sent": run.bytes_sent(STEPS),
-        "memory": {r: (p.peak_rss, p.peak_tree_rss) for r, p in run.parties.items()},
+        "memory": {r: (p.peak_rss, p.peak_tree_rss, p.cpu_seconds) for r, p in run.parties.items()},
         "iterations": result.get("iterations"),
         "r2": result.get("r2"),
         "load": (run.load_before, run.load_after),
@@ -88,7 +88,7 @@ def run_simulate(inputs: common.Inputs, directory: Path, bits: int, executor: st
         "party_seconds": float(document["seconds"]),
         "wall_seconds": wall,
         "bytes_sent": sum(int(s["bytes_sent"]) for s in document["steps"]),
-        "memory": {"all three (one process)": (outcome.peak_rss, outcome.peak_tree_rss)},
+        "memory": {"all three (one process)": (outcome.peak_rss, outcome.peak_tree_rss, outcome.cpu_seconds)},
         "iterations": result.get("iterations"),
         "r2": result.get("r2"),
         "load": (load_before, common.load_average()),
@@ -138,8 +138,10 @@ def main() -> None:
     sections = []
     for bits, r in results.items():
         memory = common.markdown_table(
-            ["party", "peak RSS, largest process (MiB)", "peak RSS, process + workers (MiB)"],
-            [[who, common.fmt_mib(a), common.fmt_mib(b)] for who, (a, b) in r["memory"].items()],
+            ["party", "peak RSS, largest process (MiB)", "peak RSS, process + workers (MiB)",
+             "CPU s (process + workers)"],
+            [[who, common.fmt_mib(a), common.fmt_mib(b), common.fmt_seconds(c)]
+             for who, (a, b, c) in r["memory"].items()],
         )
         sections.append(f"#### {bits} bits\n\n{common.step_table(r['by_role'], STEPS)}\n\n{memory}")
     summary_rows = []

@@ -95,15 +95,16 @@ def main() -> None:
             common.fmt_seconds(run.wall_seconds),
             f"{steps_seconds / rows * 1e6:,.0f}",
             common.fmt_bytes(run.bytes_sent(STEPS)),
+            common.fmt_seconds(run.cpu_seconds),
             *(f"{common.fmt_mib(p.peak_rss)} / {common.fmt_mib(p.peak_tree_rss)}" for p in run.parties.values()),
             f"{run.load_before:.2f} / {run.load_after:.2f}",
             memory_verdict,
         ])
     table = common.markdown_table(
-        ["rows per party", "steps 1-7 s", "wall s", "µs per row", "bytes sent",
+        ["rows per party", "steps 1-7 s", "wall s", "µs per row", "bytes sent", "CPU s (all processes)",
          "hospital peak MiB (largest / + workers)", "insurer peak MiB", "TTP peak MiB",
          "load before / after", "memory target (10^6)"],
-        rows_table, "rrrrrrrrrl",
+        rows_table, "rrrrrrrrrrl",
     )
     if len(results) >= 2:
         exponent = common.fit_exponent([r for r, _, _ in results], [s for _, _, s in results])
