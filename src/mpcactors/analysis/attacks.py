@@ -870,9 +870,19 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
             "intercept": float(result.intercept), "r2": float(result.r2), "iterations": int(result.iterations),
         }
         sensitivity = _leave_one_out(run, leave_one_out, rng)
+        opened: dict[str, int] = {}
+        for label, count in getattr(run.simulation.parties[HOSPITAL], "revealed", []):
+            opened[label] = opened.get(label, 0) + int(count)
+        model["opened_in_clear"] = opened
+        opened_text = (
+            "During step 8 the parties opened in clear only: "
+            + ", ".join(f"{count} value(s) labelled '{label}'" for label, count in opened.items())
+            + " (the convergence checks are the iteration count; the rest is the output). "
+        ) if opened else ""
         out.append(Disclosure(
             "the lasso model", (HOSPITAL, INSURER, TTP), model,
-            f"The published output: one coefficient per feature, the intercept, R^2 and the number of iterations. "
+            opened_text
+            + f"The published output: one coefficient per feature, the intercept, R^2 and the number of iterations. "
             f"These are aggregates over all {m} joined persons. Leaving one person out of the data (tried for "
             f"{sensitivity['rows_tried']} persons) changes a coefficient by at most {sensitivity['max_change']:.3g} "
             f"({sensitivity['max_relative_change']:.2%} of the largest coefficient): that is how much any one person "
