@@ -160,7 +160,9 @@ class _Party:
         self.stats: dict[int, StepStats] = {}
         self._mailbox_send: dict[str, trio.MemorySendChannel[Envelope]] = {}
         self._mailbox: dict[str, trio.MemoryReceiveChannel[Envelope]] = {}
-        self._waiting: tuple[str, str] | None = None
+        # what each task is blocked on, by peer (the TTP waits for both parties at once)
+        self._waiting: dict[str, str] = {}
+        self._sending: dict[str, str] = {}
         self._last_progress: dict[str, int] = {}
         self._link_error: dict[str, TransportError] = {}
         self._step_started = 0.0
@@ -183,7 +185,10 @@ class _Party:
     async def _reader(self, peer: str) -> None:
         link = self.links[peer]
         send = self._mailbox_send[peer]
-        async with send:
+        # a synchronous close: `async with` would checkpoint while a PeerProtocolError
+        # unwinds, the closed mailbox would wake _expect, and the cancellation it causes
+        # would replace the peer's error by "the link ended"
+        with send:
             while True:
                 try:
                     envelope = await link.receive()
@@ -201,18 +206,22 @@ class _Party:
     async def _send(self, peer: str, message: msg.Message) -> None:
         envelope = self.scheduler.outgoing(peer, message.kind, message.body())
         try:
+            self._sending[peer] = message.kind
             await self.links[peer].send(envelope)
-        except TransportError:
+            del self._sending[peer]
+        except TransportError as exc:
             # A peer that aborts sends its reason, then closes; our send can break before
             # our reader has seen that reason. Give the reader a moment: if an abort
             # arrives, it cancels this task and the run reports the peer's reason.
             with trio.move_on_after(ABORT_GRACE):
                 await trio.sleep_forever()
+            # same class (a TLSError keeps its exit code); say who was sending what, when
+            exc.args = (f"{self.role}: sending {message.kind} to {peer} at step {envelope.step}: {exc}",)
             raise
 
     async def _expect(self, peer: str, kind: str) -> msg.Message:
         """Wait for the next message from ``peer``; it must be legal here and of ``kind``."""
-        self._waiting = (kind, peer)
+        self._waiting[peer] = kind
         try:
             envelope = await self._mailbox[peer].receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -222,9 +231,13 @@ class _Party:
             raise error_type(
                 f"{self.role}: waiting for {kind} from {peer} at step {self.scheduler.step}, the link ended{detail}"
             ) from None
-        self._waiting = None
-        self.scheduler.incoming(envelope)
-        message = msg.parse(envelope)
+        self._waiting.pop(peer, None)
+        step = self.scheduler.step
+        try:
+            self.scheduler.incoming(envelope)
+            message = msg.parse(envelope)
+        except PeerProtocolError as exc:  # the scheduler's words lack who noticed, and when
+            raise PeerProtocolError(f"{self.role}: at step {step} ({STEP_NAMES.get(step, step)}): {exc}") from None
         if message.kind != kind and not (message.kind == kind + "_end"):
             raise PeerProtocolError(f"{peer} sent {message.kind!r} at step {envelope.step} where {kind!r} was expected")
         return message
@@ -267,9 +280,10 @@ class _Party:
             with trio.fail_after(self.config.deadline(step)):
                 await body()
         except trio.TooSlowError:
-            what = (
-                f"waiting for {self._waiting[0]} from {self._waiting[1]}" if self._waiting else "computing"
-            )
+            what = " and ".join(
+                [f"waiting for {kind} from {peer}" for peer, kind in self._waiting.items()]
+                + [f"sending {kind} to {peer}" for peer, kind in self._sending.items()]
+            ) or "computing"
             raise StepTimeout(
                 f"{self.role}: {what} at step {step} ({STEP_NAMES[step]}) took longer than "
                 f"{self.config.deadline(step):g} s"
@@ -415,7 +429,9 @@ class _Party:
                         self.scheduler.step = -1
                     cause = first_cause(failure)
                     if not isinstance(cause, AbortedError | trio.Cancelled):
-                        await self._abort_peers(_reason(cause), max(failed_at, 0))
+                        # the last step begun: the scheduler is already at ERROR (-1) when it
+                        # refused a peer's message itself
+                        await self._abort_peers(_reason(cause), max(self.stats, default=0))
                 for link in self.links.values():
                     with trio.move_on_after(1):
                         await link.aclose()
