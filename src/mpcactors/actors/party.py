@@ -812,6 +812,10 @@ def _mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: li
 
 
 def _check_intersection(m: int, rows: int, minimum: int, role: str) -> None:
+    if m > rows:  # a lying or corrupt TTP: step 5 would build m mask rows, unbounded and uninterruptible
+        raise PeerProtocolError(
+            f"{role}: at step 4 ttp announced an intersection of {m} rows, more than the {rows} rows sent"
+        )
     if m < minimum:
         raise IntersectionTooSmall(
             f"{role}: the intersection has {m} rows, below the minimum of {minimum}; "
