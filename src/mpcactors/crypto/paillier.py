@@ -571,7 +571,10 @@ class _SecretMaterial:
 
 
 class SecretKey:
-    """A Paillier secret key: decrypts. Never serialised, never logged; destroy after use.
+    """A Paillier secret key: decrypts, and encrypts faster than the public key can.
+
+    Never serialised, never logged; destroy after use. The one way its material
+    reaches another process is :func:`mpcactors.crypto.workers.secret_key_handoff`.
 
     ``pickle``, ``copy`` and ``repr`` do not reveal it (pickling raises ``TypeError``).
     After :meth:`destroy` every use raises :class:`~mpcactors.errors.KeyDestroyedError`.
@@ -705,7 +708,7 @@ class SecretKey:
         return out
 
     def encrypt_raw(self, plaintexts: Sequence[int]) -> list[int]:
-        """Encrypt integers under this key's public key, about 1.5 to 2 times faster.
+        """Encrypt integers under this key's public key, about 1.4 to 1.5 times faster.
 
         The key owner's fast path: the same ciphertexts as :meth:`PublicKey.encrypt_raw`
         computed modulo ``p**2`` and ``q**2`` with half-width numbers and joined with
