@@ -5,9 +5,11 @@ The policy is a setting because the right answer depends on the job: tests want
 ``process`` for public-key work on every core. gmpy2 holds the GIL, so ``thread``
 mostly keeps the event loop responsive rather than adding speed.
 
-Secret-key work is never sent to a worker process: cached workers outlive the call,
-so a secret key pickled into one could outlive the key-deletion step. Actors call
-:meth:`Executor.run_secret` for it, which runs in-process under every policy.
+Secret-key work never goes to these cached workers: they outlive the call, so a
+secret key sent to one could outlive the key-deletion step. Under ``inline`` and
+``thread`` it runs in-process (:meth:`Executor.run_secret`); under ``process`` the
+data parties use scoped workers (:mod:`mpcactors.actors.secret_pool`) that all end
+before the key is destroyed.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from contextlib import asynccontextmanager
 from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -198,8 +199,12 @@ class _Party:
                     # raises it, with the step it happened at.
                     self._link_error[peer] = exc
                     return
+                except PeerProtocolError as exc:  # undecodable bytes: say who noticed, and when
+                    exc.args = (f"{self.role}: at step {self.scheduler.step}: {exc}",)
+                    raise
                 if envelope.kind == "abort":
-                    reason = msg.parse(envelope).reason  # type: ignore[attr-defined]
+                    # a peer's words end up on our terminal and in our logs: printable only
+                    reason = "".join(c if c.isprintable() else "?" for c in msg.parse(envelope).reason)  # type: ignore[attr-defined]
                     raise AbortedError(f"{peer} aborted the run at step {envelope.step}: {reason}")
                 await send.send(envelope)
 
@@ -337,8 +342,31 @@ class _Party:
 
         await run_ordered((job(c, s) for c, s in plan), consume, limit=self._inflight())
 
-    async def _decrypt(self, values: list[int]) -> list[int]:
-        return await self.executor.run_secret(self._secret.decrypt_raw, values)  # type: ignore[union-attr]
+    async def _decrypt(self, values: list[int], half_crt: bool, pool: Any) -> list[int]:
+        if pool is not None:
+            return await pool.decrypt_raw(values, below_half_p=half_crt)
+        return await self.executor.run_secret(
+            partial(self._secret.decrypt_raw, values, below_half_p=half_crt)  # type: ignore[union-attr]
+        )
+
+    @asynccontextmanager
+    async def _secret_key_workers(self) -> AsyncIterator[Any]:
+        """Worker processes holding our Paillier secret key, for steps 4 to 6 (process policy).
+
+        The scope ends before the key is destroyed, and ending it ends every worker that
+        held the key; under the other policies secret-key work stays in this process.
+        """
+        if self.executor.policy != "process":
+            yield None
+            return
+        from .secret_pool import open_secret_key_workers
+
+        async with open_secret_key_workers(
+            self._secret, workers=self.executor.workers or os.cpu_count() or 2  # type: ignore[arg-type]
+        ) as pool:
+            yield pool
+        if self.observer is not None:
+            self.observer.key_destroyed(self.role, "secret_key_workers", pool)
 
     # ---- MPC driver (steps 7 and 8) -----------------------------------------------
     async def _run_program(self, program: Generator[Any, dict[int, list[int]], Any]) -> Any:
@@ -522,13 +550,16 @@ class _Party:
             public, packing = state["public"], state["packing"]
             await self._send(TTP, msg.PublicKey(public.to_wire(), len(own_columns)))
             hashes, order, values = state.pop("hashes"), state["order"], self.table.values
-            wire = public.to_wire()
             width = (2 * public.n.bit_length() + 7) // 8
             kept: list[int] | None = [] if self.observer is not None else None
 
             async def encrypt(rows: range) -> list[int]:
+                # our own key: the owner's CRT path (same ciphertexts, ~1.5x faster)
                 plain = packing.pack_values(values[[order[i] for i in rows]])
-                return await self.executor.run(paillier.encrypt_raw, wire, plain)
+                pool = state.get("pool")
+                if pool is not None:
+                    return await pool.encrypt_raw(plain)
+                return await self.executor.run_secret(self._secret.encrypt_raw, plain)  # type: ignore[union-attr]
 
             def message(rows: range, ciphertexts: list[int]) -> msg.Message:
                 if kept is not None:
@@ -570,6 +601,7 @@ class _Party:
             own_shares: list[list[int]] = []
             announced: list[int] = []
             batch = self._batch_rows() * per_row
+            half_crt = packing.fits_half_crt(d_own)  # masked rows are far below p/2: half the work
 
             async def jobs():  # decryption jobs, as masked chunks arrive
                 received = 0
@@ -584,7 +616,7 @@ class _Party:
                         raise PeerProtocolError("ttp sent a masked chunk of the wrong size")
                     for start in range(0, len(values), batch):
                         part = values[start : start + batch]
-                        yield partial(self._decrypt, part)
+                        yield partial(self._decrypt, part, half_crt, state.get("pool"))
 
             async def unpack(plain: list[int]) -> None:
                 try:
@@ -608,16 +640,19 @@ class _Party:
             self._additive = additive
             self._created("additive_shares")
             self._hold("additive_shares", additive)
-            self._secret.destroy()  # type: ignore[union-attr]
-            self._deleted("paillier_secret", self._secret)
-            self._secret = None
 
         await self._in_step(1, step1)
         await self._in_step(2, step2)
         await self._in_step(3, step3)
-        await self._in_step(4, step4)
-        await self._in_step(5, step5)
-        await self._in_step(6, step6)
+        async with self._secret_key_workers() as state["pool"]:
+            await self._in_step(4, step4)
+            await self._in_step(5, step5)
+            await self._in_step(6, step6)
+            state.pop("pool")
+        # still step 6: the key dies once no worker process holds it any more
+        self._secret.destroy()  # type: ignore[union-attr]
+        self._deleted("paillier_secret", self._secret)
+        self._secret = None
         await self._in_step(7, self._step7)
         if config.lasso:
             await self._in_step(8, self._step8)
