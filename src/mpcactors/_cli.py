@@ -243,26 +243,13 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
         console.print(f"verified: {verdict}")
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (daemon, analysis)."""
-    try:
-        from . import _cli_daemon
-    except ImportError:  # pragma: no cover - only while the module is absent
-        _cli_daemon = None  # type: ignore[assignment]
-    if _cli_daemon is not None:
-        for name in getattr(_cli_daemon, "__all__", ()):
-            command = getattr(_cli_daemon, name)
-            if isinstance(command, click.Command):
-                main.add_command(command)
-    try:
-        from . import _cli_analysis
-    except ImportError:  # pragma: no cover
-        _cli_analysis = None  # type: ignore[assignment]
-    if _cli_analysis is not None:
-        for name in getattr(_cli_analysis, "__all__", ()):
-            command = getattr(_cli_analysis, name)
-            if isinstance(command, click.Command):
-                main.add_command(command)
+def _register_commands() -> None:
+    """Commands that live in their own modules (daemon, analysis), each listed in its ``__all__``."""
+    from . import _cli_analysis, _cli_daemon
+
+    for module in (_cli_daemon, _cli_analysis):
+        for name in module.__all__:
+            main.add_command(getattr(module, name))
 
 
-_register_optional_commands()
+_register_commands()
