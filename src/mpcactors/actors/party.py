@@ -343,11 +343,16 @@ class _Party:
         await run_ordered((job(c, s) for c, s in plan), consume, limit=self._inflight())
 
     async def _decrypt(self, values: list[int], half_crt: bool, pool: Any) -> list[int]:
-        if pool is not None:
-            return await pool.decrypt_raw(values, below_half_p=half_crt)
-        return await self.executor.run_secret(
-            partial(self._secret.decrypt_raw, values, below_half_p=half_crt)  # type: ignore[union-attr]
-        )
+        try:
+            if pool is not None:
+                return await pool.decrypt_raw(values, below_half_p=half_crt)
+            return await self.executor.run_secret(
+                partial(self._secret.decrypt_raw, values, below_half_p=half_crt)  # type: ignore[union-attr]
+            )
+        except ValueError as exc:  # e.g. a value outside (0, n^2): the TTP's fault, not our bug
+            raise PeerProtocolError(
+                f"{self.role}: at step {self.scheduler.step}: ttp sent masked values that do not decrypt: {exc}"
+            ) from None
 
     @asynccontextmanager
     async def _secret_key_workers(self) -> AsyncIterator[Any]:
