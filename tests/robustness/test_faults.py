@@ -1,0 +1,255 @@
+"""Fault injection: every step, every party that acts in it, every fault class.
+
+Each case runs the three parties over in-memory links with one fault applied to one
+party's links (:func:`mpcactors.testing.run_with_faults`). Unlike ``simulate``, a
+failing party does not cancel the others here: each must notice the failure by
+itself (an ``abort`` message, a closed link or a step deadline), as separate daemons
+would. Every case must end with:
+
+* all three parties stopped, none with a result;
+* a root cause of the fault's class, with that class's exit code, naming the party
+  and the step;
+* every party's error naming a step, and no echo hiding the reason (an abort carries
+  the step and cause, never "internal error (ExceptionGroup)" or "step 0");
+* every key destroyed (``destroyed`` is true, then no reference survives the run) and
+  every share list cleared.
+
+The clock is trio's ``MockClock`` with autojump (the ``autojump_clock`` fixture), so
+deadlines and delays cost no wall time and cannot flake under load; the whole test is
+still bounded by an absolute ``fail_after`` (virtual seconds: a party that waits with
+no deadline makes the clock jump straight to it).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import sys
+import warnings
+
+import pytest
+import trio
+
+from mpcactors.errors import AbortedError, MpcactorsError, PeerProtocolError, StepTimeout, TransportError
+from mpcactors.protocol.steps import ROLES, STEPS_OF
+from mpcactors.testing import (
+    FAULT_ACTIONS,
+    Fault,
+    Faults,
+    InjectedCrash,
+    KeyWatcher,
+    fast_config,
+    run_with_faults,
+    tables_for,
+)
+
+
+#: The runtime's job pipeline does not close its async generators when a run fails
+#: mid-stream, and trio warns when it collects them (a ResourceWarning). That bug is
+#: shown, on its own, by test_a_pipeline_that_fails_mid_stream_leaves_no_unfinished_generator
+#: (xfail, strict); ignored here so that every fault case tests what it is about. Remove
+#: with that test's xfail once the pipeline uses aclosing().
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:Async generator 'mpcactors\.actors\.[a-z_.<>]+' was garbage collected:ResourceWarning"
+)
+
+DEADLINE = 10.0  # virtual seconds per step
+ABSOLUTE = 10 * 9 * DEADLINE  # far above the sum of all step deadlines
+
+#: The root cause each fault class must produce, and the command line's exit code for it.
+EXPECTED = {
+    "kill": (InjectedCrash, 1),  # a crash is not an MpcactorsError: the CLI's "internal error" code
+    "drop": (TransportError, 4),
+    "delay": (StepTimeout, 6),
+    "duplicate": (PeerProtocolError, 4),
+    "reorder": (PeerProtocolError, 4),
+    "wrong_kind": (PeerProtocolError, 4),
+    "wrong_session": (PeerProtocolError, 4),
+}
+
+#: Reorders that cannot happen: the receiver must answer the held message before its
+#: sender produces the next one on that link, so holding it back is a stall, and the
+#: honest outcome is a step timeout. (step, party) -> why.
+REORDER_STALLS = {
+    (3, "hospital"): "the insurer waits for the hospital's public key before step 4; the next hospital->insurer message is at step 7",
+    (3, "insurer"): "the mirror image of the hospital's case",
+    (4, "ttp"): "the parties wait for the intersection size; the TTP's next message to them is at step 6",
+    (7, "insurer"): "the TTP waits for the insurer's only step-7 message before the next round",
+    (7, "ttp"): "the TTP receives (it sends nothing at step 7): the insurer's next message needs the TTP's step-8 reply",
+}
+
+
+def cases() -> list[tuple[int, str, str]]:
+    """(step, party, action) for every step, every party acting in it, every fault class.
+
+    Step 1 (prepare) has no traffic, so only a crash during the party's own work applies.
+    """
+    out = []
+    for step in range(1, 9):
+        for party in ROLES:
+            if step not in STEPS_OF[party]:
+                continue
+            for action in FAULT_ACTIONS:
+                if step == 1 and action != "kill":
+                    continue
+                out.append((step, party, action))
+    return out
+
+
+CASES = cases()
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return tables_for(40, 0.5, seed=5)
+
+
+@pytest.fixture(scope="module")
+def trace(tables):
+    """The messages of one clean run: (step, sender, receiver, kind), in send order."""
+    hospital, insurer = tables
+    records = []
+    config = fast_config(hospital, insurer, max_iter=5)
+    run = trio.run(lambda: run_with_faults(hospital, insurer, config, Faults(), recorder=records.append))
+    assert not run.errors, run.errors  # the fault-free run succeeds, or the matrix proves nothing
+    return [(r.step, r.sender, r.receiver, r.kind) for r in records]
+
+
+def fault_for(step: int, party: str, action: str, trace) -> Fault:
+    """The fault at ``party``'s first message of ``step``: one it sends, else one it receives."""
+    sent = [t for t in trace if t[0] == step and t[1] == party]
+    if sent:
+        _, _, peer, kind = sent[0]
+        return Fault(action, party, step, kind=kind, peer=peer, direction="send", delay=10 * DEADLINE)
+    received = [t for t in trace if t[0] == step and t[2] == party]
+    if received:
+        _, peer, _, kind = received[0]
+        return Fault(action, party, step, kind=kind, peer=peer, direction="receive", delay=10 * DEADLINE)
+    assert step == 1 and action == "kill", (step, party, action)
+    return Fault("kill", party, step, direction="local")
+
+
+def names_a_step(message: str) -> list[int]:
+    return [int(s) for s in re.findall(r"\bstep (\d+)\b", message)]
+
+
+async def run_case(tables, fault: Fault):
+    hospital, insurer = tables
+    config = fast_config(hospital, insurer, max_iter=5, deadlines={s: DEADLINE for s in range(1, 10)})
+    watcher = KeyWatcher()
+    with trio.fail_after(ABSOLUTE):
+        run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)
+    return run, watcher
+
+
+def check_clean_end(run, watcher: KeyWatcher, step: int) -> None:
+    """All stopped, nothing computed past the failure, every key destroyed."""
+    assert set(run.outcomes) == set(ROLES)
+    assert run.results == {}, f"parties finished with a result despite the fault: {sorted(run.results)}"
+    assert all("result" not in watcher.held[role] for role in ROLES)
+    if step >= 3:  # from step 3 on, some party holds a Paillier secret key: deletion is really tested
+        assert "paillier_secret" in watcher.created, watcher.created
+    watcher.assert_destroyed()
+
+
+def check_errors(run, fault: Fault, step: int, party: str, action: str) -> None:
+    """The party that detects the fault reports its class, exit code, link and step; every
+    other party's error carries that cause; the run's root cause is that error (or a
+    peer's abort quoting it)."""
+    expected_type, expected_code = EXPECTED[action]
+    stall = action == "reorder" and (step, party) in REORDER_STALLS
+    if stall:
+        expected_type, expected_code = StepTimeout, 6
+    sender, receiver = (party, fault.peer) if fault.direction != "receive" else (fault.peer, party)
+    errors = {role: (error, str(error)) for role, error in run.errors.items()}
+
+    detected = [(e, t) for e, t in errors.values() if isinstance(e, expected_type)]
+    assert detected, f"no party reports a {expected_type.__name__}: {errors}"
+    assert all(getattr(e, "exit_code", 1) == expected_code for e, _ in detected)
+    # at least one of them names the link (both ends) and a step at or after the fault;
+    # faults that are caught where they happen name exactly that step
+    late = action in ("delay", "duplicate") or stall
+    precise = [
+        t for _, t in detected
+        if sender in t and (receiver is None or receiver in t)
+        and any(step <= s <= 8 for s in names_a_step(t)) and (late or step in names_a_step(t))
+    ]
+    assert precise, f"no error names {sender} -> {receiver} at step {step}: {[t for _, t in detected]}"
+
+    for role, (error, text) in errors.items():
+        assert isinstance(error, MpcactorsError | InjectedCrash), f"{role}: {type(error).__name__}: {text}"
+        assert names_a_step(text) and 0 not in names_a_step(text), f"{role}: {text}"
+        assert "ExceptionGroup" not in text and "internal error (" not in text.replace("internal error (InjectedCrash)", ""), text
+        if isinstance(error, AbortedError):
+            assert re.search(r"(hospital|insurer|ttp) aborted the run at step [1-8]: \w+", text), text
+
+    cause = run.cause
+    assert isinstance(cause, expected_type) or (
+        isinstance(cause, AbortedError) and expected_type.__name__ in str(cause)
+    ), f"{type(cause).__name__}: {cause}"
+
+
+@pytest.mark.parametrize(("step", "party", "action"), CASES, ids=[f"step{s}-{p}-{a}" for s, p, a in CASES])
+async def test_fault_stops_everyone_cleanly(step, party, action, tables, trace, autojump_clock):
+    fault = fault_for(step, party, action, trace)
+    run, watcher = await run_case(tables, fault)
+    assert len(run.faults.fired) == 1, f"the fault never fired: {fault.describe()}"
+    check_errors(run, fault, step, party, action)
+    check_clean_end(run, watcher, step)
+    del run  # the errors' tracebacks may hold frames; the run is over once they are gone
+    watcher.assert_nothing_survives()
+
+
+def test_matrix_covers_every_step_party_and_fault_class():
+    covered = {(s, p) for s, p, _ in CASES}
+    assert covered == {(s, p) for p in ROLES for s in STEPS_OF[p]}
+    assert {a for _, _, a in CASES} == set(FAULT_ACTIONS)
+    # 2 crashes at step 1 + 7 classes x (2 parties x steps 2-3 + 3 parties x steps 4-8)
+    assert len(CASES) == 2 + 7 * (2 * 2 + 3 * 5) == 135
+
+
+async def test_faults_fire_only_where_planned(tables, autojump_clock):
+    """A plan for the wrong step never fires, and the run then succeeds: the wrapper is inert."""
+    hospital, insurer = tables
+    config = fast_config(hospital, insurer, lasso=False)
+    fault = Fault("drop", "ttp", 2, direction="send")  # the TTP sends nothing at step 2
+    with trio.fail_after(ABSOLUTE):
+        run = await run_with_faults(hospital, insurer, config, Faults(fault))
+    assert run.faults.fired == []
+    assert run.errors == {}
+    assert {r.intersection_size for r in run.results.values()} == {len(set(hospital.ids) & set(insurer.ids))}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "actors/pipeline.py iterates the jobs through an async generator (_as_async, and step 6's own jobs()) "
+        "without aclosing(): a failure mid-stream leaves them unfinished, and trio warns when they are "
+        "collected after the run (a ResourceWarning that fails whichever later test triggers the collection)"
+    ),
+)
+def test_a_pipeline_that_fails_mid_stream_leaves_no_unfinished_generator(monkeypatch):
+    from mpcactors.actors.pipeline import run_ordered
+
+    async def main():
+        async def jobs():
+            for i in range(100):
+                async def job(i=i):
+                    await trio.sleep(0)
+                    return i
+                yield job
+
+        async def consume(value):
+            if value == 3:
+                raise PeerProtocolError("a peer's bad chunk")
+
+        with pytest.raises(PeerProtocolError):
+            await run_ordered(jobs(), consume, limit=2)
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # not the module's ignore: this test is about it
+        trio.run(main)
+        gc.collect()
+    assert [str(u.exc_value) for u in unraisable] == []
