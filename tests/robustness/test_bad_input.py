@@ -1,0 +1,388 @@
+"""Bad input files and configurations: each case's exact message and exit code, via the real CLI.
+
+The table of cases below is the specification: every case runs the real command line
+(``mpcactors simulate --hospital ... --insurer ...`` for input files, ``mpcactors party
+--config ...`` for configurations) in a scratch directory, and must
+
+* exit with the case's code, printing exactly ``error: <message>`` on stderr;
+* write no result (no JSON document on stdout, no ``--result`` file);
+* create no key: input and configuration are checked before any key exists or any
+  byte leaves the party (key generation and the joint hashing key are watched).
+
+``docs/errors.md`` is generated from the same table::
+
+    python tests/robustness/test_bad_input.py > docs/errors.md
+
+and ``test_the_error_reference_matches_the_cases`` fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sys
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "errors.md"
+
+#: A valid hospital table; cases replace it, or break one line of it.
+HOSPITAL = [
+    "id,age,creatinine",
+    *(f"P{n:03d},{40 + n},{60 + 2 * n}" for n in range(1, 13)),
+]
+#: A valid insurer table sharing every id.
+INSURER = [
+    "id,gp_visits,hospital_days",
+    *(f"P{n:03d},{n % 7},{n % 5 + 1}" for n in range(1, 13)),
+]
+
+
+def hospital_with(row: int, line: str) -> bytes:
+    """The valid hospital table with line ``row`` (1-based, header = 1) replaced."""
+    lines = list(HOSPITAL)
+    lines[row - 1] = line
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_sparse_2gib_line(path: Path) -> None:
+    """A header, then one 2 GiB "line" of NUL bytes: a sparse file, nothing written to disk."""
+    with open(path, "wb") as handle:
+        handle.write(b"id,age,creatinine\n")
+        handle.truncate(2 * 1024**3 + 18)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input or configuration and exactly what the user must see."""
+
+    id: str
+    what: str  # the doc's description
+    command: str  # "simulate" or "party"
+    message: str  # the stderr line after "error: "
+    exit_code: int
+    hospital: bytes | Callable[[Path], None] | None = None  # simulate: hospital.csv
+    options: tuple[str, ...] = ()
+    edit: Callable[[Path], None] | None = None  # party: change the deployment
+
+
+def _replace_in(file: str, old: str, new: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        path = root / file
+        text = path.read_text()
+        assert old in text, (file, old)
+        path.write_text(text.replace(old, new, 1))
+
+    return edit
+
+
+def _remove(file: str) -> Callable[[Path], None]:
+    return lambda root: (root / file).unlink()
+
+
+def _chmod(file: str, mode: int) -> Callable[[Path], None]:
+    return lambda root: os.chmod(root / file, mode)
+
+
+BOUND = "|x| < 2**20 = 1048576"
+SAME_ID = "duplicate id: this row has the same id as row 2"
+
+CASES = [
+    # ---- input files (mpcactors simulate --hospital hospital.csv --insurer insurer.csv) ----
+    Case("missing-file", "The input file does not exist", "simulate",
+         "hospital.csv: the file does not exist", 3, hospital=None),
+    Case("empty-file", "Empty file", "simulate",
+         "hospital.csv: the file is empty (expected a header row)", 3, hospital=b""),
+    Case("header-only", "Header only, no data rows", "simulate",
+         "hospital.csv: there are no data rows; the minimum is 10", 3, hospital=b"id,age,creatinine\n"),
+    Case("unknown-id-column", "The id column named by `--id-column` is not in the header", "simulate",
+         "hospital.csv, row 1: the id column 'patient' is not in the header; the header has: 'id', 'age', 'creatinine'",
+         3, hospital=hospital_with(1, "id,age,creatinine"), options=("--id-column", "patient")),
+    Case("unknown-target", "The target named by `--target` is in neither table", "simulate",
+         "--target 'length_of_stay' is not a column of either CSV (hospital: ['age', 'creatinine'], "
+         "insurer: ['gp_visits', 'hospital_days'])", 2,
+         hospital=hospital_with(1, "id,age,creatinine"), options=("--target", "length_of_stay")),
+    Case("duplicate-column", "A column name appears twice in the header", "simulate",
+         "hospital.csv, row 1, column 'age': the column name 'age' appears twice in the header (fields 2 and 3)",
+         3, hospital=hospital_with(1, "id,age,age")),
+    Case("wrong-field-count", "A row has more fields than the header", "simulate",
+         "hospital.csv, row 4: the row has 4 fields but the header has 3", 3, hospital=hospital_with(4, "P003,42,66,1")),
+    Case("non-numeric", "A value is not a number", "simulate",
+         "hospital.csv, row 3, column 'age': the value is not a number", 3, hospital=hospital_with(3, "P002,old,64")),
+    Case("nan", "A value is NaN", "simulate",
+         f"hospital.csv, row 3, column 'creatinine': the value is not a finite number (values must satisfy {BOUND})",
+         3, hospital=hospital_with(3, "P002,42,nan")),
+    Case("infinity", "A value is infinite", "simulate",
+         f"hospital.csv, row 5, column 'age': the value is not a finite number (values must satisfy {BOUND})",
+         3, hospital=hospital_with(5, "P004,-inf,68")),
+    Case("beyond-bound", "A value is beyond the fixed-point bound (2^20 with the default parameters)", "simulate",
+         f"hospital.csv, row 6, column 'creatinine': the value is outside the fixed-point bound {BOUND}",
+         3, hospital=hospital_with(6, "P005,45,2000000")),
+    Case("duplicate-id", "Two rows have the same id", "simulate",
+         f"hospital.csv, row 4, column 'id': {SAME_ID}", 3, hospital=hospital_with(4, "P001,43,66")),
+    Case("ids-differ-in-case-or-space", "Two ids differ only in letter case or surrounding whitespace", "simulate",
+         f"hospital.csv, row 4, column 'id': {SAME_ID} (the two ids differ only in surrounding whitespace, "
+         "letter case or Unicode normalisation, which are ignored when matching ids)",
+         3, hospital=hospital_with(4, " p001 ,43,66")),
+    Case("empty-id", "An id is empty", "simulate",
+         "hospital.csv, row 3, column 'id': the id is empty", 3, hospital=hospital_with(3, ",42,64")),
+    Case("not-utf8", "The file is not UTF-8 (e.g. Latin-1)", "simulate",
+         "hospital.csv, row 3: the line is not valid UTF-8 (first bad byte at position 2 of the line); "
+         "save the file as UTF-8", 3, hospital=hospital_with(3, "P002,42,64").replace(b"P002", b"P\xe9002")),
+    Case("multiline-field", "A quoted field contains a line break", "simulate",
+         "hospital.csv, row 3: a quoted field contains a line break (or a quote is not closed); "
+         "every record must fit on one line", 3, hospital=hospital_with(3, '"P0\n02",42,64')),
+    Case("line-of-2-gib", "A 2 GiB line (a corrupt or non-CSV file); rejected after reading about 1 MiB of it",
+         "simulate",
+         "hospital.csv, row 2: the line is longer than 1048576 bytes (1 MiB); is this really a CSV table?",
+         3, hospital=write_sparse_2gib_line),
+    Case("too-few-rows", "Too few usable rows once rows with a missing value are dropped", "simulate",
+         "hospital.csv: only 11 usable data rows (1 row dropped for a missing value); the minimum is 12", 3,
+         hospital=hospital_with(7, "P006,NA,72"), options=("--min-intersection", "12")),
+    # ---- configurations (mpcactors party --config hospital.toml), from `deploy-example` ----
+    Case("missing-certificate", "The certificate file named in [tls] does not exist", "party",
+         "hospital.toml: [tls] certificate: certs/hospital.crt does not exist", 2, edit=_remove("certs/hospital.crt")),
+    Case("key-permissions", "The private key is readable by group or others", "party",
+         "hospital.toml: [tls] key: certs/hospital.key: permissions 0644 are too open: the private key must not be "
+         "accessible by group or others (run: chmod 600 certs/hospital.key)", 2,
+         edit=_chmod("certs/hospital.key", 0o644)),
+    Case("unknown-key", "An unknown key in a table (here a typo in [party])", "party",
+         "hospital.toml: unknown key [party] listne (known keys: executor, listen, role)", 2,
+         edit=_replace_in("hospital.toml", "listen =", "listne =")),
+    Case("unknown-table", "An unknown table", "party",
+         "hospital.toml: unknown table [inputs] (known: deadlines, input, party, peers, protocol, tls)", 2,
+         edit=_replace_in("hospital.toml", "[input]", "[inputs]")),
+    Case("unknown-column", "[protocol] names a column that the party's CSV does not have", "party",
+         "hospital: data/hospital.csv, row 1, column 'bmi': the column 'bmi' is not in the header; the header has: "
+         "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp'", 3,
+         edit=_replace_in("hospital.toml", '"systolic_bp"]', '"systolic_bp", "bmi"]')),
+    Case("missing-input", "The CSV named in [input] does not exist", "party",
+         "hospital: data/hospital.csv: the file does not exist", 3, edit=_remove("data/hospital.csv")),
+]
+
+
+# ---- running a case --------------------------------------------------------------------------
+
+
+class KeyCount:
+    """Counts key objects created during a command (none may be, for a bad input)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from mpcactors.crypto import hashing, paillier
+
+        self.created: list[str] = []
+        generate, joint = paillier.generate_keypair, hashing.JointKey.from_contributions
+
+        def counted_generate(*args, **kwargs):
+            self.created.append("paillier_secret")
+            return generate(*args, **kwargs)
+
+        def counted_joint(*args, **kwargs):
+            self.created.append("hash_key")
+            return joint(*args, **kwargs)
+
+        monkeypatch.setattr(paillier, "generate_keypair", counted_generate)
+        monkeypatch.setattr(hashing.JointKey, "from_contributions", staticmethod(counted_joint))
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """A valid three-party loopback deployment (1024-bit test keys), copied per case."""
+    from mpcactors._cli import main
+
+    out = tmp_path_factory.mktemp("deployment") / "example"
+    result = CliRunner().invoke(main, ["deploy-example", "--out", str(out), "--rows", "20", "--insecure-test-keys"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def run_case(case: Case, tmp_path: Path, deployment: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, KeyCount]:
+    from mpcactors._cli import main
+
+    if case.command == "simulate":
+        work = tmp_path
+        (work / "insurer.csv").write_text("\n".join(INSURER) + "\n")
+        if isinstance(case.hospital, bytes):
+            (work / "hospital.csv").write_bytes(case.hospital)
+        elif case.hospital is not None:
+            case.hospital(work / "hospital.csv")
+        args = ["simulate", "--hospital", "hospital.csv", "--insurer", "insurer.csv", "--json", *case.options]
+    else:
+        work = tmp_path / "deployment"
+        shutil.copytree(deployment, work)
+        assert case.edit is not None
+        case.edit(work)
+        args = ["party", "--config", "hospital.toml", "--result", "result.json", "--log-level", "error", *case.options]
+    monkeypatch.chdir(work)
+    keys = KeyCount(monkeypatch)
+    return CliRunner().invoke(main, args), keys
+
+
+def one_line(text: str) -> str:
+    """stderr as one line: the console may wrap long messages at its width."""
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_fails_with_its_exact_message_and_exit_code(case, tmp_path, deployment, monkeypatch):
+    result, keys = run_case(case, tmp_path, deployment, monkeypatch)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert one_line(result.stderr) == one_line(f"error: {case.message}"), result.stderr
+    assert result.exit_code == case.exit_code
+    assert result.stdout == ""  # no result document
+    assert not Path("result.json").exists()
+    assert keys.created == []  # checked before any key exists: nothing to destroy, nothing sent
+    assert "Traceback" not in result.output
+
+
+def test_the_harness_sees_keys_and_results_when_the_input_is_good(tmp_path, deployment, monkeypatch):
+    """Control: the same harness on valid tables creates keys and prints a result, so the
+    checks above (no key, no result) can fail."""
+    case = Case("valid", "", "simulate", "", 0, hospital=hospital_with(1, HOSPITAL[0]),
+                options=("--key-bits", "2048", "--alpha", "1"))
+    result, keys = run_case(case, tmp_path, deployment, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert '"intersection_size": 12' in result.stdout
+    assert {"paillier_secret", "hash_key"} <= set(keys.created)
+
+
+def test_a_2gib_line_is_rejected_with_bounded_memory(tmp_path, deployment, monkeypatch):
+    """The 2 GiB line costs about two 1 MiB read blocks, never the line."""
+    case = next(c for c in CASES if c.id == "line-of-2-gib")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result, _ = run_case(case, tmp_path, deployment, monkeypatch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 3
+    assert (tmp_path / "hospital.csv").stat().st_size > 2 * 1024**3
+    assert (tmp_path / "hospital.csv").stat().st_blocks * 512 < 1024**2  # sparse: nothing on disk
+    assert peak < 16 * 1024**2, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "_cli._fail prints the message with rich markup on: a column name such as '[/]' makes rich raise "
+        "(exit 1 and a traceback instead of exit 3), and '[bold]x' is shown as 'x' (issue 9 report)"
+    ),
+)
+@pytest.mark.parametrize("name", ["[/]", "[bold]x"])
+def test_a_column_name_with_square_brackets_is_reported_verbatim(name, tmp_path, deployment, monkeypatch):
+    case = Case("brackets", "", "simulate",
+                f"hospital.csv, row 1, column '{name}': the column name '{name}' appears twice in the header "
+                "(fields 2 and 3)", 3, hospital=hospital_with(1, f"id,{name},{name}"))
+    result, _ = run_case(case, tmp_path, deployment, monkeypatch)
+    assert result.exit_code == 3
+    assert one_line(result.stderr) == one_line(f"error: {case.message}")
+
+
+# ---- the reference in docs/errors.md ---------------------------------------------------------
+
+EXIT_CODES = [
+    (0, "success", "the result was written"),
+    (1, "internal error", "a bug (or a crash); `--log-level debug` shows the traceback"),
+    (2, "configuration", "`ConfigError`: a command-line option or the party's TOML file is wrong"),
+    (3, "input", "`InputError`: this party's CSV is wrong, or the intersection is below the minimum"),
+    (4, "peer protocol or connection", "`PeerProtocolError`, `CodecError`, `TransportError`: a peer sent "
+     "something illegal or undecodable, or a link broke"),
+    (5, "TLS", "`TLSError`: the handshake or the peer's identity check failed"),
+    (6, "timeout", "`StepTimeout`: a step deadline passed while waiting for a peer"),
+    (7, "aborted", "`AbortedError`: another party stopped the run; the message quotes its reason"),
+]
+
+
+def cell(text: str) -> str:
+    """Markdown table cell: a ``|`` (as in ``|x| < 2**20``) must be escaped, even in code."""
+    return text.replace("|", "\\|")
+
+
+def render() -> str:
+    lines = [
+        "# Errors: messages and exit codes",
+        "",
+        "<!-- generated by `python tests/robustness/test_bad_input.py > docs/errors.md`;",
+        "     tests/robustness/test_bad_input.py checks that it matches the cases it runs -->",
+        "",
+        "Every error is one line on stderr, `error: <message>`, and an exit code that says whose",
+        "fault it is. Messages name the file, row and column, or the config file, table and key;",
+        "they never contain a cell value or an id (those may be personal data, and messages end up",
+        "in logs). Bad input and configuration are detected before any key exists and before any",
+        "byte is sent, and no result file is written.",
+        "",
+        "## Exit codes",
+        "",
+        "| code | class | meaning |",
+        "|---:|---|---|",
+        *(f"| {code} | {name} | {meaning} |" for code, name, meaning in EXIT_CODES),
+        "",
+        "## Bad input files",
+        "",
+        "Each case below is run by the test suite exactly as shown: `mpcactors simulate --hospital",
+        "hospital.csv --insurer insurer.csv` (with the options listed) on a small valid insurer table",
+        "and a hospital table with the defect. `mpcactors party` prints the same messages for its own",
+        "CSV, prefixed with the party's role.",
+        "",
+        "| case | options | exit | message |",
+        "|---|---|---:|---|",
+    ]
+    for case in CASES:
+        if case.command == "simulate":
+            lines.append(f"| {case.what} | {' '.join(f'`{o}`' for o in case.options) or '-'} | "
+                         f"{case.exit_code} | `error: {cell(case.message)}` |")
+    lines += [
+        "",
+        "## Bad configurations",
+        "",
+        "Each case starts from the loopback deployment written by `mpcactors deploy-example`, changes",
+        "one thing, and runs `mpcactors party --config hospital.toml --result result.json` in its",
+        "directory. Paths in messages are as the config file names them (relative to it).",
+        "",
+        "| case | exit | message |",
+        "|---|---:|---|",
+    ]
+    for case in CASES:
+        if case.command == "party":
+            lines.append(f"| {case.what} | {case.exit_code} | `error: {cell(case.message)}` |")
+    lines += [
+        "",
+        "## Failures during a run",
+        "",
+        "Faults after the start (a crashed or unreachable party, a late, duplicated, reordered,",
+        "corrupt or foreign message) are tested for every step and every party in",
+        "`tests/robustness/test_faults.py`; hostile bytes in `tests/robustness/test_fuzz.py`. The party",
+        "that detects the fault exits with the code of its class and names the party, the step and",
+        "the cause; the others exit with 7 and quote that reason. Messages from those tests (default",
+        "deadlines):",
+        "",
+        "| fault | exit | example (from the fault tests) |",
+        "|---|---:|---|",
+        "| a peer crashes (the crashed party itself exits 1) | 7 | `hospital aborted the run at step 5: internal error (InjectedCrash)` |",
+        "| a connection drops | 4 | `ttp: waiting for masks from insurer at step 5, the link ended: insurer closed the link to ttp` |",
+        "| a peer stalls past the deadline | 6 | `insurer: waiting for masked from ttp at step 6 (mask and forward) took longer than 600 s` |",
+        "| a message is duplicated or reordered | 4 | `ttp: at step 4 (intersect): hospital sent message number 0 where 1 was expected (duplicated, dropped or reordered)` |",
+        "| a message of the wrong kind | 4 | `insurer: at step 3 (encrypt): hospital -> insurer: message 'mpc' is not legal at step 3 (STEP_3)` |",
+        "| a message from another session | 4 | `hospital: at step 8 (secure lasso): insurer sent a message from another session` |",
+        "| undecodable bytes | 4 | `ttp: at step 4: hospital sent undecodable bytes: malformed message (ExtraData)` |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def test_the_error_reference_matches_the_cases():
+    assert DOC.read_text() == render(), (
+        "docs/errors.md is out of date: python tests/robustness/test_bad_input.py > docs/errors.md"
+    )
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
