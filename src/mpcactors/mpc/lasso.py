@@ -141,19 +141,21 @@ def lasso_fit(
     Args:
         engine: this party's engine, after :meth:`Engine.setup`.
         x: this party's shares of the fixed-point encoded features (``params.frac_bits``
-            fractional bits), ``m`` rows of ``d`` field elements.
+            fractional bits, ``|x| < 2**int_bits``), ``m`` rows of ``d`` field elements.
         y: this party's shares of the encoded target, length ``m``.
         m, d: the public sizes.
         owners: the party (1 or 2) owning each feature column (public).
         scales: this party's private preconditioning scale for every column it owns
             (column index -> a bound on the column's absolute values, e.g. its max-abs
-            value), and, if this party is ``target_owner``, the target's under key ``d``.
-            Scales are rounded up to powers of two and clamped to ``[2**-8, 2**int_bits]``.
+            value over its whole local table), and, if this party is ``target_owner``, the
+            target's under key ``d``. Scales are rounded up to powers of two and clamped to
+            ``[2**-8, 2**int_bits]``; they are input as secret shares and never revealed.
         alpha: scikit-learn's ``alpha`` (public), ``2**-frac_bits <= alpha < 2**int_bits``.
         max_iter: iteration cap (the result says ``converged=False`` if it is reached).
-        tol: relative tolerance of the stopping test ``||w_k - w_(k-1)|| <= tol (||w|| + 1e-3)``
-            in preconditioned units (checked every ``check_every`` iterations; below about
-            ``1e-6`` the fixed-point noise may keep the test from passing).
+        tol: relative tolerance of the stopping test
+            ``||w_k - w_(k-c)|| < tol (||w_(k-c)|| + 1e-3)`` with ``c = check_every``, in the
+            preconditioned units (one revealed bit per check). ``tol`` below about ``1e-7``
+            exceeds the comparison's bit budget (:class:`ConfigError`).
         restart_every: FISTA momentum restart period (a public schedule).
         target_owner: the party owning the target, if it supplies a scale for it;
             otherwise the target is normalised from the public bound ``2**int_bits``.
