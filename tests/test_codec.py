@@ -50,9 +50,9 @@ def test_bigint_array_round_trip_signed(items):
 
 
 def test_bigint_array_of_empty_and_too_wide():
-    assert list(roundtrip(BigIntArray.of([], width=8))) == []
+    assert list(roundtrip(BigIntArray.of([], width=16))) == []
     with pytest.raises(ValueError, match="does not fit"):
-        codec.encode(BigIntArray((2**64,), 8))
+        codec.encode(BigIntArray((2**128,), 16))
 
 
 @given(
@@ -111,9 +111,11 @@ MALFORMED = {
     "too many dimensions": ext(3, bytes([3]) + b"<i8" + bytes([9]) + struct.pack(">9Q", *[1] * 9) + b"\0" * 8),
     "truncated ndarray header": ext(3, b"\x05<i"),
     "non-boolean bytes in bool array": ext(3, bytes([3]) + b"|b1" + bytes([1]) + struct.pack(">Q", 1) + b"\x07"),
-    "bigint array length mismatch": ext(2, struct.pack(">BI", 0, 8) + b"\0" * 12),
+    "bigint array length mismatch": ext(2, struct.pack(">BI", 0, 16) + b"\0" * 20),
+    "bigint array too narrow": ext(2, struct.pack(">BI", 0, 1) + b"\x07" * 64),
     "bigint array bad width": ext(2, struct.pack(">BI", 0, 0)),
-    "bigint array bad sign flag": ext(2, struct.pack(">BI", 7, 8)),
+    "bigint array bad sign flag": ext(2, struct.pack(">BI", 7, 16)),
+    "too many msgpack items for the size": msgpack.packb([[]] * 5000),
     "malformed bigint": ext(1, b"\x05\x01"),
     "non-str map key (int)": msgpack.packb({1: 2}),
     "non-str map key (bytes)": msgpack.packb({b"k": 2}),

@@ -18,7 +18,9 @@ import click
 import trio
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .config import RunConfig
 from .crypto.fixedpoint import Params
@@ -31,7 +33,8 @@ stderr = Console(stderr=True)
 
 
 def _fail(exc: MpcactorsError) -> None:
-    stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    # Text, not markup: messages quote file and column names, which may contain "[...]"
+    stderr.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False)
     sys.exit(exc.exit_code)
 
 
@@ -206,14 +209,14 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
     result = doc.get("result")
     if result is not None:
         sk = doc.get("verification", {}).get("lasso", {}).get("sklearn")
-        model = Table(title=f"Lasso model of {doc['parameters']['target']} (alpha={doc['parameters']['alpha']})")
+        model = Table(title=f"Lasso model of {escape(doc['parameters']['target'])} (alpha={doc['parameters']['alpha']})")
         model.add_column("column")
         model.add_column("owner")
         model.add_column("coefficient", justify="right")
         if sk:
             model.add_column("scikit-learn (god view)", justify="right")
         for name, value in result["coefficients"].items():
-            row = [name, result["owners"][name], f"{value:.6g}"]
+            row = [escape(name), result["owners"][name], f"{value:.6g}"]
             if sk:
                 row.append(f"{sk['coefficients'][name]:.6g}")
             model.add_row(*row)

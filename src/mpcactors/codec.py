@@ -65,6 +65,11 @@ _ALLOWED_DTYPES = frozenset({"<i8", "<u8", "<f8", "|u1", "|b1"})
 _MAX_NDIM = 4
 _MAX_BIGINT_BYTES = 4096  # 32768-bit integers: far above any modulus we use
 _MAX_WIDTH = 4096
+#: Narrower integers cost more memory decoded than on the wire (a Python int is >= 28
+#: bytes), so BIGINT_ARRAY is for wide integers only; small ones travel as NDARRAY.
+MIN_BIGINT_WIDTH = 16
+#: Decoding may allocate about this many bytes per wire byte, at most (see ``decode``).
+_CONTAINER_BUDGET_DIVISOR = 16
 _ARRAY_HEADER = struct.Struct(">BI")
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _MPZ = type(gmpy2.mpz(0))
@@ -90,7 +95,7 @@ class BigIntArray(Sequence[int]):
         items = tuple(int(v) for v in values)
         if width is None:
             top = max((abs(v) for v in items), default=0)
-            width = max(1, (top.bit_length() + (8 if signed else 7)) // 8)
+            width = max(MIN_BIGINT_WIDTH, (top.bit_length() + (8 if signed else 7)) // 8)
         return cls(items, width, signed)
 
     def __len__(self) -> int:
@@ -104,6 +109,8 @@ class BigIntArray(Sequence[int]):
 
     def to_bytes(self) -> bytes:
         width, signed = self.width, self.signed
+        if not MIN_BIGINT_WIDTH <= width <= _MAX_WIDTH:
+            raise ValueError(f"BigIntArray width must be {MIN_BIGINT_WIDTH} to {_MAX_WIDTH} bytes, got {width}")
         try:
             body = b"".join(v.to_bytes(width, "big", signed=signed) for v in self.values)
         except OverflowError:
@@ -115,7 +122,7 @@ class BigIntArray(Sequence[int]):
         if len(data) < _ARRAY_HEADER.size:
             raise CodecError("truncated BIGINT_ARRAY header")
         signed, width = _ARRAY_HEADER.unpack_from(data)
-        if signed not in (0, 1) or not 1 <= width <= _MAX_WIDTH:
+        if signed not in (0, 1) or not MIN_BIGINT_WIDTH <= width <= _MAX_WIDTH:
             raise CodecError(f"BIGINT_ARRAY with invalid header (signed={signed}, width={width})")
         body = bytes(data[_ARRAY_HEADER.size :])
         if len(body) % width:
@@ -259,8 +266,40 @@ def _pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     return out
 
 
+class _Budget:
+    """Counts msgpack container elements while decoding, so memory stays proportional to size.
+
+    A one-byte msgpack item can become an 8-byte list slot plus an object of 28 bytes
+    or more. Bulk data travels in BIGINT_ARRAY, NDARRAY and bytes, never in msgpack
+    containers, so legitimate messages use few elements; capping them at one per
+    16 wire bytes keeps decoding within a small multiple of the message size.
+    """
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise CodecError("message holds more msgpack items than its size allows")
+
+    def pairs(self, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+        self.take(len(pairs))
+        return _pairs(pairs)
+
+    def items(self, items: list[Any]) -> list[Any]:
+        self.take(len(items))
+        return items
+
+
 def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     """Decode bytes produced by :func:`encode`.
+
+    Memory: decoding allocates at most a small multiple of ``len(data)`` (container
+    elements are budgeted, BIGINT_ARRAY elements are at least 16 bytes wide), so the
+    message cap bounds what a hostile peer can make us allocate.
 
     Raises:
         CodecError: for anything that is not exactly one valid value within the limits.
@@ -269,14 +308,19 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise CodecError(f"message of {len(data)} bytes exceeds the limit of {max_bytes}")
+    limit = 64 + len(data) // _CONTAINER_BUDGET_DIVISOR
+    budget = _Budget(limit)
     try:
         return msgpack.unpackb(
             data,
             ext_hook=_ext_hook,
-            object_pairs_hook=_pairs,
+            object_pairs_hook=budget.pairs,
+            list_hook=budget.items,
             strict_map_key=False,  # _pairs enforces str keys with a clearer error
             raw=False,
             use_list=True,
+            max_array_len=limit,  # checked against the header, before the list is allocated
+            max_map_len=limit,
         )
     except CodecError:
         raise

@@ -269,13 +269,6 @@ def test_a_2gib_line_is_rejected_with_bounded_memory(tmp_path, deployment, monke
     assert peak < 16 * 1024**2, f"peak {peak / 2**20:.1f} MiB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "_cli._fail prints the message with rich markup on: a column name such as '[/]' makes rich raise "
-        "(exit 1 and a traceback instead of exit 3), and '[bold]x' is shown as 'x' (issue 9 report)"
-    ),
-)
 @pytest.mark.parametrize("name", ["[/]", "[bold]x"])
 def test_a_column_name_with_square_brackets_is_reported_verbatim(name, tmp_path, deployment, monkeypatch):
     case = Case("brackets", "", "simulate",

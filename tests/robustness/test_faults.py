@@ -44,14 +44,6 @@ from mpcactors.testing import (
 )
 
 
-#: The runtime's job pipeline does not close its async generators when a run fails
-#: mid-stream, and trio warns when it collects them (a ResourceWarning). That bug is
-#: shown, on its own, by test_a_pipeline_that_fails_mid_stream_leaves_no_unfinished_generator
-#: (xfail, strict); ignored here so that every fault case tests what it is about. Remove
-#: with that test's xfail once the pipeline uses aclosing().
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:Async generator 'mpcactors\.actors\.[a-z_.<>]+' was garbage collected:ResourceWarning"
-)
 
 DEADLINE = 10.0  # virtual seconds per step
 ABSOLUTE = 10 * 9 * DEADLINE  # far above the sum of all step deadlines
@@ -220,14 +212,6 @@ async def test_faults_fire_only_where_planned(tables, autojump_clock):
     assert {r.intersection_size for r in run.results.values()} == {len(set(hospital.ids) & set(insurer.ids))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "actors/pipeline.py iterates the jobs through an async generator (_as_async, and step 6's own jobs()) "
-        "without aclosing(): a failure mid-stream leaves them unfinished, and trio warns when they are "
-        "collected after the run (a ResourceWarning that fails whichever later test triggers the collection)"
-    ),
-)
 def test_a_pipeline_that_fails_mid_stream_leaves_no_unfinished_generator(monkeypatch):
     from mpcactors.actors.pipeline import run_ordered
 

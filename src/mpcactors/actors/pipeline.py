@@ -10,6 +10,7 @@ they complete. Memory stays bounded by ``limit`` batches in flight.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -33,13 +34,32 @@ class _Slot(Generic[T]):
         self.done.set()
 
 
-async def _as_async(jobs: Iterable[Any] | AsyncIterable[Any]) -> Any:
-    if isinstance(jobs, AsyncIterable):
-        async for job in jobs:
-            yield job
-    else:
-        for job in jobs:
-            yield job
+class _Jobs:
+    """Iterate sync or async jobs; ``aclose`` finishes an async generator source.
+
+    A failure mid-stream must not leave the caller's async generator suspended: trio
+    warns when such a generator is garbage-collected later, far from the cause.
+    """
+
+    def __init__(self, jobs: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self._jobs = jobs
+        self._iterator: Any = jobs.__aiter__() if isinstance(jobs, AsyncIterable) else iter(jobs)
+
+    def __aiter__(self) -> _Jobs:
+        return self
+
+    async def __anext__(self) -> Any:
+        if isinstance(self._jobs, AsyncIterable):
+            return await self._iterator.__anext__()
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        close = getattr(self._iterator, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def run_ordered(
@@ -69,8 +89,8 @@ async def _run(jobs: Any, consume: Any, send: Any, receive: Any) -> None:
     async with trio.open_nursery() as nursery:
 
         async def produce() -> None:
-            async with send:
-                async for job in _as_async(jobs):
+            async with send, aclosing(_Jobs(jobs)) as source:
+                async for job in source:
                     slot: _Slot[T] = _Slot()
                     await send.send(slot)  # blocks while `limit` results are pending
                     nursery.start_soon(slot.fill, job)
