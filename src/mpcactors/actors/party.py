@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 PARTY_INDEX = {HOSPITAL: 1, INSURER: 2, TTP: 3}
 ROLE_OF = {v: k for k, v in PARTY_INDEX.items()}
 MAILBOX_SIZE = 8
+#: Iterations between the lasso's convergence checks (one revealed bit each).
+LASSO_CHECK_EVERY = 5
 #: Seconds to wait for a peer's abort reason when a link breaks (see ``_send``).
 ABORT_GRACE = 1.0
 
@@ -374,8 +376,16 @@ class _Party:
             self.observer.key_destroyed(self.role, "secret_key_workers", pool)
 
     # ---- MPC driver (steps 7 and 8) -----------------------------------------------
-    async def _run_program(self, program: Generator[Any, dict[int, list[int]], Any]) -> Any:
+    async def _run_program(
+        self, program: Generator[Any, dict[int, list[int]], Any], *, progress: tuple[str, int, int] | None = None
+    ) -> Any:
+        """Drive a sans-I/O MPC program over the links, one exchange per round.
+
+        ``progress = (label, per_round, total)`` reports ``per_round`` units each time a
+        round with that label completes (e.g. lasso iterations at each convergence check).
+        """
         width = (self.params.prime.bit_length() + 7) // 8
+        done = 0
         try:
             request = next(program)
         except StopIteration as stop:
@@ -396,6 +406,9 @@ class _Party:
                     )
                 received[peer_index] = list(message.values)
             round_no += 1
+            if progress is not None and request.label == progress[0]:
+                done = min(done + progress[1], progress[2])
+                self._report(done, progress[2], "lasso iterations (at most)")
             try:
                 request = program.send(received)
             except StopIteration as stop:
@@ -834,9 +847,11 @@ class _Party:
                     scales[j] = top if top > 0 else 1.0
         program = lasso_fit(
             self._engine, x, y, m=m, d=len(feature_index), owners=owners, scales=scales,
-            alpha=config.alpha, max_iter=config.max_iter,
+            alpha=config.alpha, max_iter=config.max_iter, check_every=LASSO_CHECK_EVERY,
         )
-        self.result = await self._run_program(program)
+        self.result = await self._run_program(
+            program, progress=("converged", LASSO_CHECK_EVERY, config.max_iter)
+        )
         x.clear()
         y.clear()
         self._hold("result", self.result)
