@@ -19,8 +19,9 @@ So:
   within the MPC tolerance: 1e-3 of the largest coefficient (the secure lasso's fixed-point
   arithmetic and probabilistic truncation round differently in each run); the model is
   also compared with scikit-learn's ``Lasso`` on the plaintext join, same tolerance;
-* per worker, the number of open file descriptors and of threads is the same after every
-  run but the first, and RSS grows by at most ``--rss-slack`` MiB over the second half of
+* per worker, the number of open file descriptors is the same after every run, the number
+  of threads never exceeds its value after run 1 (trio's cached worker threads exit after
+  10 s idle, so it may drop between runs), and RSS grows by at most ``--rss-slack`` MiB over the second half of
   the runs. Not over all runs: a data party's process keeps the fixed-base tables of the
   last 4 public keys it encrypted under (``paillier.FIXED_BASE_CACHE_SIZE``, tens of MiB
   each), so RSS climbs over the first few runs and then stays put; ``--clear-caches``
@@ -266,8 +267,8 @@ def main() -> int:
             problems.append(f"{role}: RSS grew by {growth:.1f} MiB over runs {half + 1}-{complete} (> {args.rss_slack} MiB)")
         if len(set(fds[1:])) > 1:
             problems.append(f"{role}: open file descriptors vary after run 1: {fds}")
-        if len(set(threads[1:])) > 1:
-            problems.append(f"{role}: thread count varies after run 1: {threads}")
+        if max(threads) > threads[0]:  # trio's idle worker threads may exit between runs, never pile up
+            problems.append(f"{role}: more threads than after run 1: {threads}")
         seconds = [r["seconds"] for r in rec]
         rows.append([
             role, f"{rss[0]:.1f}", f"{rss[half - 1] if half else rss[0]:.1f}", f"{rss[-1]:.1f}",

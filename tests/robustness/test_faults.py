@@ -45,7 +45,12 @@ from mpcactors.testing import (
 
 
 
-DEADLINE = 10.0  # virtual seconds per step
+DEADLINE = 10.0  # virtual seconds per step (plus the step number, see DEADLINES)
+#: Increasing with the step: computation takes no virtual time, so without this a party
+#: stuck at step s and a party that went on to step s + 1 at the same virtual instant
+#: would time out in the same tick, and which one reports first would be down to chance.
+#: With it, the parties at the stalled step time out first, and name the stalled link.
+DEADLINES = {s: DEADLINE + s for s in range(1, 10)}
 ABSOLUTE = 10 * 9 * DEADLINE  # far above the sum of all step deadlines
 
 #: The root cause each fault class must produce, and the command line's exit code for it.
@@ -127,7 +132,7 @@ def names_a_step(message: str) -> list[int]:
 
 async def run_case(tables, fault: Fault):
     hospital, insurer = tables
-    config = fast_config(hospital, insurer, max_iter=5, deadlines={s: DEADLINE for s in range(1, 10)})
+    config = fast_config(hospital, insurer, max_iter=5, deadlines=DEADLINES)
     watcher = KeyWatcher()
     with trio.fail_after(ABSOLUTE):
         run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)

@@ -3,9 +3,9 @@
 The three parties run :func:`mpcactors.daemon.run_configured_party` from the configs of
 ``mpcactors deploy-example`` (mutual TLS over loopback TCP, 1024-bit test keys, a short
 lasso), all in this process, several times in a row. After a warm-up run, each run
-must leave the process with the same open file descriptors, the same threads and
-roughly the same memory, and every run must reach the same result: the intersection
-size exactly, the model within the MPC tolerance (the protocol's randomness is fresh
+must leave the process with the same open file descriptors, no more threads than the
+first run left, and roughly the same memory; and every run must reach the same result:
+the intersection size exactly, the model within the MPC tolerance (the protocol's randomness is fresh
 each run, so fixed-point rounding differs). The long version, 20 runs by three
 separate processes, is ``benchmarks/soak.py``.
 """
@@ -89,7 +89,8 @@ def test_consecutive_runs_are_identical_and_leave_nothing_behind(configs):
 
     after_warmup = samples[1:]
     assert len({fds for fds, _, _ in after_warmup}) == 1, f"open file descriptors vary: {samples}"
-    assert len({threads for _, threads, _ in after_warmup}) == 1, f"threads vary: {samples}"
+    # trio's cached worker threads exit after 10 s idle: fewer is fine, more would be a leak
+    assert max(threads for _, threads, _ in samples) <= samples[0][1], f"threads pile up: {samples}"
     growth_kib = max(rss for _, _, rss in after_warmup) - after_warmup[0][2]
     assert growth_kib < 16 * 1024, f"RSS grew by {growth_kib} KiB over {RUNS - 1} runs: {samples}"
     assert max(relative_difference(m, models[0]) for m in models[1:]) <= TOLERANCE
