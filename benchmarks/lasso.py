@@ -285,8 +285,7 @@ def main() -> None:
         lines += [
             "Reference, same run, same data: TNO `tno.mpc.mpyc.secure_learning==1.1.1` `Lasso` (gradient descent, "
             "MPyC `SecFxp(64, 32)`, three local processes `-M3`, tolerance 1e-8, at most 1000 epochs, "
-            "public step `1 / max_i (1 + ||x_i||^2)` because its default step ignores the intercept column and "
-            "diverges here), installed in `benchmarks/.venv-tno-lasso/`. TNO's CPU time is that of its three processes (including "
+            "public step `1 / max_i (1 + ||x_i||^2)`: its default step `1 / max_i ||x_i||^2` ignores its intercept column and did not converge here (first 40 rows: 1000-epoch cap reached with coefficients near 1e27; all 442 rows: unfinished after 25 minutes)), installed in `benchmarks/.venv-tno-lasso/`. TNO's CPU time is that of its three processes (including "
             "MPyC start-up and input sharing); its fit time is party 0's wall time of `compute_coef_mpc`.",
             "",
             "| | iterations | fit wall s | whole run wall s | CPU s (all parties) | max coef err | intercept err |",
