@@ -397,7 +397,7 @@ class Engine:
             mine = [(v + (r - v) * own_c) % p for v, r in zip(vals, rho)]
             send[receiver] = [(v + (r - v) * recv_c) % p for v, r in zip(vals, rho)]
         elif self.party == partner:
-            mine = self._prf_field(owner, nonce, b"inp", n)
+            mine = [r % p for r in self._prf_field(owner, nonce, b"inp", n)]
         else:
             expect[owner] = n
         received = yield from self._exchange(send, expect, label)
