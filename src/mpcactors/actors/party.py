@@ -837,17 +837,25 @@ class _Party:
         owners = [PARTY_INDEX[self._owner_of(columns[c])] for c in feature_index]
         scales: dict[int, float] = {}
         if self.table is not None:
+            # private preconditioning: each owner's max-abs of its own columns (whole local
+            # table), and the target's under key d; never sent in clear (input as shares)
             own = config.columns_of(self.role)
             values = self.table.values
             scale = float(1 << self.params.frac_bits)
+
+            def max_abs(column: str) -> float:
+                top = float(abs(values[:, own.index(column)]).max()) / scale if len(values) else 0.0
+                return top if top > 0 else 1.0
+
             for j, c in enumerate(feature_index):
                 if columns[c] in own:
-                    local = own.index(columns[c])
-                    top = float(abs(values[:, local]).max()) / scale if len(values) else 0.0
-                    scales[j] = top if top > 0 else 1.0
+                    scales[j] = max_abs(columns[c])
+            if config.target in own:
+                scales[len(feature_index)] = max_abs(config.target)
         program = lasso_fit(
             self._engine, x, y, m=m, d=len(feature_index), owners=owners, scales=scales,
             alpha=config.alpha, max_iter=config.max_iter, check_every=LASSO_CHECK_EVERY,
+            target_owner=PARTY_INDEX[config.target_owner],
         )
         self.result = await self._run_program(
             program, progress=("converged", LASSO_CHECK_EVERY, config.max_iter)
