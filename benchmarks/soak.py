@@ -287,7 +287,7 @@ def main() -> int:
     verdict = "PASS" if not problems else "FAIL: " + "; ".join(problems)
     text = "\n".join([
         f"### Soak: {complete} consecutive runs by the same three party processes, {args.rows} rows per party, "
-        f"{args.bits}-bit keys",
+        f"{args.bits}-bit keys" + (" (diagnostic: fixed-base cache emptied after each run)" if args.clear_caches else ""),
         "",
         f"Machine: {_common.machine_line()}. Command: `{_common.command_line()}`. Date {_common.today()}, "
         f"commit {_common.git_commit()}, load average {load_before:.2f} before, {_common.load_average():.2f} after; "
@@ -308,7 +308,7 @@ def main() -> int:
     ])
     print(text)
     if not args.no_docs:
-        update_docs(f"soak-{args.rows}-{args.bits}", text)
+        update_docs(f"soak-{args.rows}-{args.bits}" + ("-clear-caches" if args.clear_caches else ""), text)
     return 0 if not problems else 1
 
 
