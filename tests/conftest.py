@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpcactors.testing import fast_config, tables_for
-
-# kept for tests written against the earlier helper names
-test_config = fast_config
-test_config.__test__ = False  # type: ignore[attr-defined]
-
-__all__ = ["fast_config", "tables_for", "test_config"]
+from mpcactors.testing import tables_for
 
 
 @pytest.fixture(scope="session")

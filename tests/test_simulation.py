@@ -19,7 +19,7 @@ from mpcactors.actors.party import IntersectionTooSmall
 from mpcactors.sim import GodView, simulate
 from mpcactors.transport.base import Record
 
-from mpcactors.testing import fast_config as test_config, tables_for
+from mpcactors.testing import fast_config, tables_for
 
 
 def assert_shared_table_is_the_join(simulation, hospital, insurer):
@@ -34,7 +34,7 @@ def assert_shared_table_is_the_join(simulation, hospital, insurer):
 async def test_shared_table_equals_plaintext_join(overlap):
     hospital, insurer = tables_for(300, overlap, seed=3)
     assert hospital.dropped_missing + insurer.dropped_missing > 0  # rows with missing values exist and are dropped
-    config = test_config(hospital, insurer, lasso=False)
+    config = fast_config(hospital, insurer, lasso=False)
     simulation = await simulate(hospital, insurer, config, verify=True)
     assert simulation.verified is True
     assert_shared_table_is_the_join(simulation, hospital, insurer)
@@ -81,7 +81,7 @@ class DeletionProver(GodView):
 async def test_keys_are_destroyed_and_unreachable(small_tables):
     hospital, insurer = small_tables
     prover = DeletionProver()
-    simulation = await simulate(hospital, insurer, test_config(hospital, insurer, lasso=False), observer=prover)
+    simulation = await simulate(hospital, insurer, fast_config(hospital, insurer, lasso=False), observer=prover)
     gc.collect()
     created = {(role, name) for role, name, _ in prover.keys}
     assert {("hospital", "hash_key"), ("insurer", "hash_key"), ("hospital", "paillier_secret"),
@@ -96,7 +96,7 @@ async def test_keys_are_destroyed_and_unreachable(small_tables):
 
 async def test_intersection_below_minimum_aborts_everyone_cleanly():
     hospital, insurer = tables_for(100, 0.05, seed=1)
-    config = test_config(hospital, insurer, min_intersection=10)
+    config = fast_config(hospital, insurer, min_intersection=10)
     prover = DeletionProver()
     with pytest.raises(IntersectionTooSmall, match="below the minimum of 10"):
         await simulate(hospital, insurer, config, observer=prover)
@@ -107,7 +107,7 @@ async def test_intersection_below_minimum_aborts_everyone_cleanly():
 
 async def test_a_stalled_peer_gives_a_step_timeout(small_tables, autojump_clock):
     hospital, insurer = small_tables
-    config = test_config(hospital, insurer, lasso=False, deadlines={s: 5.0 for s in range(1, 10)})
+    config = fast_config(hospital, insurer, lasso=False, deadlines={s: 5.0 for s in range(1, 10)})
     from mpcactors.actors import party as party_module
 
     async def never_answer(self):
@@ -151,7 +151,7 @@ def needles(hospital, insurer):
 async def test_ttp_receives_no_plaintext_id_or_value():
     hospital, insurer = tables_for(150, 0.5, seed=11)
     records: list[Record] = []
-    config = test_config(hospital, insurer, lasso=False)
+    config = fast_config(hospital, insurer, lasso=False)
     await simulate(hospital, insurer, config, recorder=records.append)
     to_ttp = b"".join(r.data for r in records if r.receiver == "ttp")
     assert len(to_ttp) > 100_000  # the TTP really received the tables

@@ -70,7 +70,7 @@ def _load_inputs(
     hospital: Path | None, insurer: Path | None, rows: int, overlap: float, seed: int, id_column: str, params: Params,
     min_rows: int,
 ) -> tuple[Any, Any]:
-    from .data import load_table, table_from_rows
+    from .data import load_table
 
     if (hospital is None) != (insurer is None):
         raise ConfigError("give both --hospital and --insurer, or neither (for built-in synthetic data)")
@@ -79,15 +79,9 @@ def _load_inputs(
             load_table(hospital, id_column=id_column, params=params, min_rows=min_rows),
             load_table(insurer, id_column=id_column, params=params, min_rows=min_rows),
         )
-    from .synth import make_cohort
+    from .synth import cohort_tables, make_cohort
 
-    cohort = make_cohort(rows, overlap, seed)
-    return (
-        table_from_rows("<synthetic hospital>", cohort.hospital_header, cohort.hospital_rows, id_column="id",
-                        columns=None, params=params, min_rows=min_rows),
-        table_from_rows("<synthetic insurer>", cohort.insurer_header, cohort.insurer_rows, id_column="id",
-                        columns=None, params=params, min_rows=min_rows),
-    )
+    return cohort_tables(make_cohort(rows, overlap, seed), params=params, min_rows=min_rows)
 
 
 class _StepProgress:

@@ -52,6 +52,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -261,6 +262,20 @@ def write_cohort(cohort: Cohort, out_dir: str | os.PathLike[str]) -> tuple[Path,
 
 
 # ---- helpers -------------------------------------------------------------------------
+
+
+def cohort_tables(cohort: Cohort, *, params: Any = None, min_rows: int = 10) -> tuple[Any, Any]:
+    """The cohort's two tables, validated like CSV input: ``(hospital, insurer)`` PartyTables."""
+    from .crypto.fixedpoint import Params
+    from .data import table_from_rows
+
+    params = params if params is not None else Params()
+    return (
+        table_from_rows("<synthetic hospital>", cohort.hospital_header, cohort.hospital_rows, id_column="id",
+                        columns=None, params=params, min_rows=min_rows),
+        table_from_rows("<synthetic insurer>", cohort.insurer_header, cohort.insurer_rows, id_column="id",
+                        columns=None, params=params, min_rows=min_rows),
+    )
 
 
 def _check_arguments(

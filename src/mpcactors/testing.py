@@ -10,7 +10,6 @@ from dataclasses import replace
 from typing import Any
 
 from .config import RunConfig
-from .crypto.fixedpoint import Params
 
 __all__ = [
     "FAULT_ACTIONS",
@@ -29,17 +28,9 @@ __all__ = [
 
 def tables_for(rows: int, overlap: float, seed: int = 0, **kwargs: Any) -> tuple[Any, Any]:
     """Validated ``(hospital, insurer)`` tables of a synthetic cohort (see :func:`mpcactors.synth.make_cohort`)."""
-    from .data import table_from_rows
-    from .synth import make_cohort
+    from .synth import cohort_tables, make_cohort
 
-    cohort = make_cohort(rows, overlap, seed, **kwargs)
-    params = Params()
-    return (
-        table_from_rows("<hospital>", cohort.hospital_header, cohort.hospital_rows, id_column="id",
-                        columns=None, params=params, min_rows=2),
-        table_from_rows("<insurer>", cohort.insurer_header, cohort.insurer_rows, id_column="id",
-                        columns=None, params=params, min_rows=2),
-    )
+    return cohort_tables(make_cohort(rows, overlap, seed, **kwargs), min_rows=2)
 
 
 def fast_config(hospital: Any, insurer: Any, **changes: Any) -> RunConfig:
