@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpcactors.protocol.steps import ROLES, STEP_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
 SECTION_HEADING = "## Issue 8: pilot, scaling and the join race"
@@ -66,17 +68,6 @@ configuration) with the figures of that run, the machine, the command, the git c
 the load average. Our side always runs as three `mpcactors party` processes talking mutual
 TLS over loopback TCP (the deployed code path), unless a block says "simulate"."""
 
-ROLES = ("hospital", "insurer", "ttp")
-STEP_NAMES = {
-    1: "prepare",
-    2: "keyed hashing",
-    3: "encrypt",
-    4: "intersect",
-    5: "masks",
-    6: "mask and forward",
-    7: "to Shamir",
-    8: "secure lasso",
-}
 MIB = 1024 * 1024
 
 

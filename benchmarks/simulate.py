@@ -14,24 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from collections import defaultdict
 
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+from _common import machine_line  # benchmarks/ is on sys.path when run as a script
 
 
 def run_simulation(rows: int, bits: int, executor: str) -> tuple[dict, float, float]:
@@ -80,7 +69,7 @@ def main() -> None:
     parser.add_argument("--executor", default="inline", choices=["inline", "thread", "process"])
     args = parser.parse_args()
     print(f"# mpcactors simulate --rows {args.rows} --verify --executor {args.executor}")
-    print(f"machine: {machine()}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    print(f"machine: {machine_line()}; date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"load average before: {os.getloadavg()[0]:.2f}\n")
     for bits in args.bits:
         doc, wall, peak_mib = run_simulation(args.rows, bits, args.executor)
