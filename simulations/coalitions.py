@@ -11,13 +11,11 @@ rows are shared already in step 4.
 from __future__ import annotations
 
 import argparse
-import logging
-
-import structlog
 
 from mpcactors.analysis import attacks
 from mpcactors.analysis.attacks import AFTER_RUN
 from mpcactors.analysis.views import record_run
+from mpcactors.logs import configure_logging
 from mpcactors.protocol.steps import HOSPITAL, INSURER, TTP
 from mpcactors.testing import fast_config, tables_for
 
@@ -27,7 +25,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    configure_logging(level="error")
     hospital, insurer = tables_for(args.rows, 0.5, args.seed)
     run = record_run(hospital, insurer, fast_config(hospital, insurer))
     print(f"{'coalition':18s} {'step 4 membership':>18s} {'during step 7':>14s} {'after the run':>14s} {'after, kept':>12s}")

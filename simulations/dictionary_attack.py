@@ -13,12 +13,10 @@ kept its step-2 messages does the same.
 from __future__ import annotations
 
 import argparse
-import logging
-
-import structlog
 
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
+from mpcactors.logs import configure_logging
 from mpcactors.protocol.steps import INSURER, TTP
 from mpcactors.testing import fast_config, tables_for
 
@@ -34,7 +32,7 @@ def main() -> None:
     parser.add_argument("--id-space", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    configure_logging(level="error")
     hospital, insurer = tables_for(args.rows, 0.5, args.seed, id_space=args.id_space)
     config = fast_config(hospital, insurer, lasso=False)
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-
-import structlog
 
 from mpcactors.analysis import attacks
 from mpcactors.analysis.views import record_run
+from mpcactors.logs import configure_logging
 from mpcactors.testing import fast_config, tables_for
 
 
@@ -24,7 +22,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    configure_logging(level="error")
     hospital, insurer = tables_for(args.rows, 0.5, args.seed)
     run = record_run(hospital, insurer, fast_config(hospital, insurer))
     for d in attacks.disclosures(run):

@@ -11,12 +11,10 @@ arrival order gives age away.
 from __future__ import annotations
 
 import argparse
-import logging
-
-import structlog
 
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
+from mpcactors.logs import configure_logging
 from mpcactors.testing import fast_config, tables_for
 
 
@@ -25,7 +23,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    configure_logging(level="error")
     hospital, insurer = tables_for(args.rows, 0.5, args.seed)
     config = fast_config(hospital, insurer, lasso=False)
     for variant in (None, variants.no_row_shuffle()):
