@@ -77,7 +77,11 @@ async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(sma
     hospital, insurer = small_tables
     records = []
     config = fast_config(hospital, insurer, max_iter=40)
-    simulation = await simulate(hospital, insurer, config, recorder=records.append)
+    progress = []
+    simulation = await simulate(
+        hospital, insurer, config, recorder=records.append,
+        progress=lambda role, step, done, total, unit: progress.append((role, step, done, total, unit)),
+    )
     step8 = [decode_envelope(r.data) for r in records if r.step == 8]
     assert step8, "step 8 exchanged messages"
     prime = Params().prime
@@ -98,3 +102,9 @@ async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(sma
         assert revealed[-1] == ("result", d + 2)  # coefficients, intercept, R^2
     docs = {role: p.result_document() for role, p in simulation.parties.items()}
     assert docs["hospital"] == docs["insurer"] == docs["ttp"]
+    # step 8 reports its iterations as it goes, for every party, ending at the revealed count
+    for role in ("hospital", "insurer", "ttp"):
+        seen = [(done, total) for r, step, done, total, unit in progress if r == role and step == 8]
+        assert seen and all(total == 40 for _, total in seen)
+        assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+        assert seen[-1][0] == min(-(-iterations // 5) * 5, 40)
