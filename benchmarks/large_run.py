@@ -38,34 +38,15 @@ from soak import update_docs  # noqa: E402
 STEPS = range(1, 8)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per party")
-    parser.add_argument("--bits", type=int, default=2048, choices=[1024, 2048, 3072])
-    parser.add_argument("--hospital-attributes", type=int, default=5)
-    parser.add_argument("--insurer-attributes", type=int, default=5, help="including the target")
-    parser.add_argument("--overlap", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--chunk-rows", type=int, default=4096)
-    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process")
-    parser.add_argument("--timeout", type=float, default=6 * 3600)
-    parser.add_argument("--no-docs", action="store_true")
-    parser.add_argument("--workdir", type=Path)
-    args = parser.parse_args()
+def report(
+    run: _common.DeploymentRun, inputs: _common.Inputs, *, bits: int, chunk_rows: int, executor: str, overlap: float
+) -> tuple[str, list[str]]:
+    """The large-run block for ``run`` (Markdown) and the problems found, empty for a pass.
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mpcactors-large-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(f"# large run: {args.rows:,} rows per party, {args.bits}-bit keys, in {workdir}", flush=True)
-    inputs = _common.write_inputs(
-        workdir / "data", rows=args.rows, overlap=args.overlap, seed=args.seed,
-        hospital_attributes=args.hospital_attributes, insurer_attributes=args.insurer_attributes,
-    )
-    deployment = _common.prepare_deployment(
-        workdir / "deployment", inputs, key_bits=args.bits, lasso=False, executor=args.executor,
-        chunk_rows=args.chunk_rows,
-    )
-    run = _common.run_deployment(deployment, timeout=args.timeout, label=f"{args.rows:,} rows")
-
+    Checks: every party exited 0 and reports the plaintext join's intersection size, and
+    no step's messages average above the frame cap. Shared with ``scaling.py``, whose
+    10^6-row point is the same run (``--large-run-block``).
+    """
     problems = [] if run.ok else [run.failure()]
     for role, party in run.parties.items():
         size = (party.result or {}).get("intersection_size")
@@ -95,19 +76,19 @@ def main() -> int:
         [
             [role, _common.fmt_mib(p.peak_rss), _common.fmt_mib(p.peak_tree_rss), f"{p.cpu_seconds:,.0f}",
              _common.fmt_mib(csv_bytes[i]) if i < 2 else "-",
-             _common.fmt_mib(args.rows * columns[i] * 8) if i < 2 else "-"]
+             _common.fmt_mib(inputs.rows * columns[i] * 8) if i < 2 else "-"]
             for i, (role, p) in enumerate(run.parties.items())
         ],
     )
     verdict = "PASS" if not problems else "FAIL: " + "; ".join(problems)
     text = "\n".join([
-        f"### Large run: {args.rows:,} rows per party, steps 1-7, {args.bits}-bit keys, chunks of "
-        f"{args.chunk_rows:,} rows",
+        f"### Large run: {inputs.rows:,} rows per party, steps 1-7, {bits}-bit keys, chunks of "
+        f"{chunk_rows:,} rows",
         "",
         f"Machine: {_common.machine_line()}. Command: `{_common.command_line()}`. Date {_common.today()}, commit "
         f"{_common.git_commit()}, load average {run.load_before:.2f} before, {run.load_after:.2f} after. Three "
-        f"`mpcactors party` processes, mutual TLS on loopback, executor `{args.executor}`; synthetic cohort, "
-        f"{columns[0]} + {columns[1]} attributes, overlap {args.overlap}, intersection {inputs.intersection:,} rows.",
+        f"`mpcactors party` processes, mutual TLS on loopback, executor `{executor}`; synthetic cohort, "
+        f"{columns[0]} + {columns[1]} attributes, overlap {overlap}, intersection {inputs.intersection:,} rows.",
         "",
         f"Steps 1-7 (slowest party): {_common.fmt_seconds(run.protocol_seconds(STEPS))} s; wall "
         f"{_common.fmt_seconds(run.wall_seconds)} s; bytes sent {_common.fmt_bytes(run.bytes_sent(STEPS))}.",
@@ -122,6 +103,40 @@ def main() -> int:
         "",
         f"Verdict: {verdict}.",
     ])
+    return text, problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per party")
+    parser.add_argument("--bits", type=int, default=2048, choices=[1024, 2048, 3072])
+    parser.add_argument("--hospital-attributes", type=int, default=5)
+    parser.add_argument("--insurer-attributes", type=int, default=5, help="including the target")
+    parser.add_argument("--overlap", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-rows", type=int, default=4096)
+    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process")
+    parser.add_argument("--timeout", type=float, default=6 * 3600)
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mpcactors-large-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"# large run: {args.rows:,} rows per party, {args.bits}-bit keys, in {workdir}", flush=True)
+    inputs = _common.write_inputs(
+        workdir / "data", rows=args.rows, overlap=args.overlap, seed=args.seed,
+        hospital_attributes=args.hospital_attributes, insurer_attributes=args.insurer_attributes,
+    )
+    deployment = _common.prepare_deployment(
+        workdir / "deployment", inputs, key_bits=args.bits, lasso=False, executor=args.executor,
+        chunk_rows=args.chunk_rows,
+    )
+    run = _common.run_deployment(deployment, timeout=args.timeout, label=f"{args.rows:,} rows")
+
+    text, problems = report(
+        run, inputs, bits=args.bits, chunk_rows=args.chunk_rows, executor=args.executor, overlap=args.overlap
+    )
     print(text)
     if not args.no_docs:
         update_docs(f"large-{args.rows}-{args.bits}", text)

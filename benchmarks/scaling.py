@@ -20,6 +20,13 @@ memory (largest process, and process + workers; see ``_common.py``). The exponen
 for the steps 1-7 time, the wall time and the CPU time (b = 1 is linear; CPU time is
 the steadiest on a shared machine); the issue's targets are b close to 1 and, at 10^6 rows, peak memory
 under 4 GiB per party.
+
+``--large-run-block`` also writes the largest size as the Robustness section's large-run
+block (``large_run.report``: per-step message counts and sizes, the intersection check), so
+one 10^6-row run serves both the scaling series and the large run::
+
+    python benchmarks/scaling.py --sizes 10000,100000,1000000 --hospital-attributes 5 \
+        --insurer-attributes 5 --large-run-block --workdir /tmp/scale
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common  # noqa: E402
+import large_run  # noqa: E402
+from soak import update_docs as update_robustness_docs  # noqa: E402
 
 STEPS = range(1, 8)
 MEMORY_TARGET = 4 * 1024**3  # bytes per party at 10^6 rows
@@ -48,6 +57,10 @@ def main() -> None:
     parser.add_argument("--insurer-attributes", type=int, default=15, help="including the target")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-rows", type=int, default=4096, help="rows per bulk message")
+    parser.add_argument("--large-run-block", action="store_true",
+                        help="also write the largest size as the Robustness section's large-run block "
+                             "(the same run serves issue 9's large run)")
     parser.add_argument("--quick", action="store_true", help="500 and 2,000 rows, no docs update")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--workdir", type=Path, help="keep inputs, configs and reports here (default: a temp dir)")
@@ -71,7 +84,8 @@ def main() -> None:
         )
         print(f"## {rows:,} rows per party (load {common.load_average():.2f})", flush=True)
         deployment = common.prepare_deployment(
-            base / "deployment", inputs, key_bits=args.bits, lasso=False, executor=args.executor
+            base / "deployment", inputs, key_bits=args.bits, lasso=False, executor=args.executor,
+            chunk_rows=args.chunk_rows,
         )
         run = common.run_deployment(deployment, timeout=args.timeout, label=f"{rows:,} rows",
                                     sample_interval=0.2 if rows < 200_000 else 0.5)
@@ -81,6 +95,14 @@ def main() -> None:
         print(f"  steps 1-7 {steps_seconds:.1f} s, wall {run.wall_seconds:.1f} s, peak RSS (MiB) "
               + ", ".join(f"{r} {common.fmt_mib(p.peak_tree_rss)}" for r, p in run.parties.items()), flush=True)
         results.append((rows, run, steps_seconds))
+        if args.large_run_block and rows == sizes[-1]:
+            text, problems = large_run.report(run, inputs, bits=args.bits, chunk_rows=args.chunk_rows,
+                                              executor=args.executor, overlap=args.overlap)
+            print(text, flush=True)
+            if write_docs:
+                update_robustness_docs(f"large-{rows}-{args.bits}", text)
+            if problems:
+                raise SystemExit(f"the {rows:,}-row run failed its checks: {'; '.join(problems)}")
         # the inputs of a million rows are large; they are not needed any more
         shutil.rmtree(base / "data", ignore_errors=True)
 
