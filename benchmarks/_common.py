@@ -369,7 +369,7 @@ def prepare_deployment(
             protocol["chunk_rows"] = chunk_rows
         deadlines = data.setdefault("deadlines", {})
         deadlines["connect"] = max(float(deadlines.get("connect", 120)), 600.0)
-        for step in range(1, 9):
+        for step in range(1, 10):
             deadlines[f"step_{step}"] = float(deadline)
         if role != "ttp":
             data["input"]["csv"] = str(inputs.hospital_csv if role == "hospital" else inputs.insurer_csv)

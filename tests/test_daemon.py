@@ -143,7 +143,7 @@ BAD_CONFIGS = [
     ("hospital", 'target = "hospital_days"', 'target = "mortality"', "[protocol] target column 'mortality' is in neither party's columns"),
     ("hospital", "alpha = 0.1", 'alpha = "0.1"', "[protocol] alpha: must be a number, got a string ('0.1')"),
     ("hospital", "connect = 120", "connect = -1", "[deadlines] connect: must be positive, got -1"),
-    ("hospital", "[deadlines]  # seconds\n", "[deadlines]  # seconds\nstep_9 = 5\n", "unknown key [deadlines] step_9"),
+    ("hospital", "[deadlines]  # seconds\n", "[deadlines]  # seconds\nstep_10 = 5\n", "unknown key [deadlines] step_10"),
     ("ttp", "[protocol]", '[input]\ncsv = "x.csv"\n\n[protocol]', "the TTP has no input; remove the [input] table"),
     ("hospital", 'id_column = "id"', 'id_column = "id"\ncolumns = ["age"]', "[input] columns: ['age'] differs from [protocol] hospital_columns"),
     ("hospital", 'certificate = "certs/hospital.crt"', 'certificate = "certs/nope.crt"', "[tls] certificate: "),

@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_DEADLINES", "RunConfig"]
 #: Seconds a party waits at each step before raising StepTimeout. Steps 3 to 6 carry the
 #: Paillier work of the whole table, so they scale with the table size; see
 #: :meth:`RunConfig.deadline`.
-DEFAULT_DEADLINES: dict[int, float] = {1: 60, 2: 60, 3: 600, 4: 600, 5: 600, 6: 600, 7: 600, 8: 1800}
+DEFAULT_DEADLINES: dict[int, float] = {1: 60, 2: 60, 3: 600, 4: 600, 5: 600, 6: 600, 7: 600, 8: 1800, 9: 600}
 
 
 @dataclass(frozen=True)

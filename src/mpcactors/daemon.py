@@ -170,7 +170,7 @@ _SECTIONS: dict[str, set[str]] = {
         "alpha", "max_iter", "lasso", "insecure_test_key_bits", "frac_bits", "int_bits", "sigma", "max_rows",
         "max_message_bytes",
     },
-    "deadlines": {"connect", "handshake"} | {f"step_{n}" for n in range(1, 9)},
+    "deadlines": {"connect", "handshake"} | {f"step_{n}" for n in range(1, 10)},
 }
 _PEER_KEYS = {"address", "identity", "dial"}
 
@@ -375,7 +375,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         raise proto.error("max_message_bytes", "must be between 1024 and 2**31")
     deadlines_reader = _Reader(path, "deadlines", data.get("deadlines", {}))
     deadlines = dict(DEFAULT_DEADLINES)
-    for step in range(1, 9):
+    for step in range(1, 10):
         value = deadlines_reader.number(f"step_{step}")
         if value is not None:
             deadlines[step] = value

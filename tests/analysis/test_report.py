@@ -62,12 +62,17 @@ def test_json_has_an_entry_per_step_and_party_and_every_attack(written, honest):
     run, results = honest
     document = json.loads(paths["json"].read_text())
     assert sorted((e["step"], e["party"]) for e in document["steps"]) == sorted(
-        (s, p) for s in range(1, 9) for p in ROLES)
+        (s, p) for s in range(1, 10) for p in ROLES)
     assert all(set(e["questions"]) == {"single out", "link", "infer"} for e in document["steps"])
     assert [(a["name"], a["success_rate"]) for a in document["attacks"]] == [(r.name, r.success_rate) for r in results]
     # this run stopped after step 7 (lasso=False): step 8 is listed, marked not reached
     assert {e["reached"] for e in document["steps"] if e["step"] == 8} == {False}
     assert {e["reached"] for e in document["steps"] if e["step"] <= 7} == {True}
+    # ... and ended with the confirmation (step 9), where each party received only the
+    # two digests of an outcome it already holds
+    confirm = [e for e in document["steps"] if e["step"] == 9]
+    assert {e["reached"] for e in confirm} == {True}
+    assert all({r["kind"] for r in e["received"]} == {"done"} for e in confirm)
 
 
 def test_figures_match_the_run_they_came_from(written, honest):
@@ -131,7 +136,7 @@ def test_html_is_self_contained_and_says_what_the_markdown_says(written):
     assert "http://" not in page and "https://" not in page
     text = " ".join(parsed.text)
     markdown = paths["md"].read_text()
-    for step in range(1, 9):
+    for step in range(1, 10):
         heading = f"Step {step}: {STEP_NAMES[step]}"
         assert heading in text and heading in markdown
     for line in document["summary"]:

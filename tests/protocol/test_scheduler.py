@@ -15,7 +15,7 @@ import pytest
 from mpcactors.codec import Envelope
 from mpcactors.errors import PeerProtocolError, StepOrderError
 from mpcactors.protocol.scheduler import StepScheduler
-from mpcactors.protocol.steps import DONE, MESSAGES, REQUIRES_DELETED, ROLES, STEPS_OF, Flow, messages_for
+from mpcactors.protocol.steps import CONFIRM, DONE, MESSAGES, REQUIRES_DELETED, ROLES, STEPS_OF, Flow, messages_for
 
 SESSION = b"S" * 16
 ALL_KINDS = sorted({r.kind for r in MESSAGES} | {r.kind + "_end" for r in MESSAGES if r.flow is Flow.STREAM})
@@ -53,11 +53,11 @@ def secrets_created(role: str, step: int) -> set[str]:
     }.get((role, step), set())
 
 
-def run_legal_path(role: str, chunks: int = 2, *, stop_before=None):
+def run_legal_path(role: str, chunks: int = 2, *, lasso: bool = True):
     """Drive a scheduler along a legal path; yields (scheduler, peer, step) before each step's traffic."""
-    scheduler = StepScheduler(role, SESSION)
+    scheduler = StepScheduler(role, SESSION, last_step=8 if lasso else 7)
     peer = Peer()
-    for step in STEPS_OF[role]:
+    for step in STEPS_OF[role] if lasso else [s for s in STEPS_OF[role] if s != 8]:
         for name in REQUIRES_DELETED[role].get(step, ()):  # delete what must be gone
             if name in scheduler.alive_secrets:
                 scheduler.destroyed(name)
@@ -201,16 +201,37 @@ def test_deletion_is_a_precondition_of_the_next_step(role, step, secret):
     assert scheduler.state == "ERROR"
 
 
-def test_finish_refuses_while_any_secret_is_alive():
-    *_, (scheduler, _, _) = run_legal_path("ttp")
-    fresh = StepScheduler("ttp", SESSION)
+def test_the_confirmation_refuses_to_begin_while_any_share_is_alive():
     for scheduler, peer, step in run_legal_path("ttp"):
         if step == 8:
-            fresh = scheduler
             break
-    fresh.destroyed("mpc_state")
-    with pytest.raises(StepOrderError, match="shamir_shares"):
-        fresh.finish()
+    scheduler.destroyed("mpc_state")
+    with pytest.raises(StepOrderError, match="before deleting shamir_shares"):
+        scheduler.begin_step(CONFIRM)
+    assert scheduler.state == "ERROR"
+
+
+def test_finish_refuses_while_any_secret_is_alive():
+    for scheduler, peer, step in run_legal_path("ttp"):
+        if step == CONFIRM:
+            break
+    for rule in messages_for(CONFIRM, sender="ttp"):
+        scheduler.outgoing(rule.receiver, "done", {})
+    for rule in messages_for(CONFIRM, receiver="ttp"):
+        scheduler.incoming(peer.envelope(rule.sender, CONFIRM, "done"))
+    scheduler.created("an_undeclared_secret")  # not in REQUIRES_DELETED: the end still checks it
+    with pytest.raises(StepOrderError, match="before deleting an_undeclared_secret"):
+        scheduler.finish()
+
+
+def test_a_run_without_the_lasso_still_ends_with_the_confirmation():
+    steps = [step for _, _, step in run_legal_path("ttp", lasso=False)]
+    assert steps == [4, 5, 6, 7, CONFIRM, DONE]
+    for scheduler, _, step in run_legal_path("hospital", lasso=False):
+        if step == 7:
+            break
+    with pytest.raises(StepOrderError, match="the next step is 9"):
+        scheduler.begin_step(8)
 
 
 def test_a_deletion_claim_for_a_live_key_is_refused():

@@ -13,6 +13,8 @@ and clears every share it holds. Nothing partial is returned.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import time
@@ -33,7 +35,7 @@ from ..crypto.packing import Packing
 from ..errors import AbortedError, InputError, MpcactorsError, PeerProtocolError, StepTimeout, TransportError
 from ..protocol import messages as msg
 from ..protocol.scheduler import StepScheduler
-from ..protocol.steps import DONE, HOSPITAL, INSURER, STEP_NAMES, TTP
+from ..protocol.steps import CONFIRM, DONE, HOSPITAL, INSURER, STEP_NAMES, TTP
 from .executor import Executor
 from .failures import first_cause
 from .pipeline import run_ordered
@@ -461,6 +463,7 @@ class _Party:
                     await self._run_ttp()
                 else:
                     await self._run_data_party()
+                await self._in_step(CONFIRM, self._confirm)
                 self._begin(DONE)
                 nursery.cancel_scope.cancel()
         except BaseException as exc:
@@ -865,6 +868,39 @@ class _Party:
         self._hold("result", self.result)
         self.revealed = list(self._engine.revealed)  # (label, count) of every output opened in clear
         self._finish_mpc()
+
+
+    # ---- step 9: the end-of-run agreement ---------------------------------------------
+    def _outcome_digest(self) -> bytes:
+        """SHA-256 of what this run produced: session, intersection size and the opened model.
+
+        Equal at all three parties exactly when they computed the same result (the
+        model's values come from the same opened field elements at every party).
+        """
+        r = self.result
+        model = None if r is None else [list(r.coefficients), r.intercept, r.r2, r.iterations, r.converged]
+        outcome = [self.scheduler.session.hex(), self.intersection_size, list(self.config.features), model]
+        return hashlib.sha256(json.dumps(outcome, separators=(",", ":")).encode()).digest()
+
+    async def _confirm(self) -> None:
+        """Send both peers our digest, then wait for theirs; return only if all three agree.
+
+        Every secret is gone before this step begins (``REQUIRES_DELETED``). The run's
+        result is returned, and so written, only after both peers confirmed: a party that
+        failed anywhere before never confirms, and its peers fail here instead of
+        finishing alone.
+        """
+        digest = self._outcome_digest()
+        peers = sorted(self.links)
+        for peer in peers:
+            await self._send(peer, msg.Done(digest))
+        for peer in peers:
+            theirs = await self._expect(peer, "done")
+            if theirs.digest != digest:  # type: ignore[attr-defined]
+                raise PeerProtocolError(
+                    f"{self.role}: at step {CONFIRM} ({STEP_NAMES[CONFIRM]}): {peer} computed a different "
+                    "result (its outcome digest differs from ours)"
+                )
 
 
 def _mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:

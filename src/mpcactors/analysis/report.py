@@ -23,7 +23,7 @@ from typing import Any
 
 from ..protocol.steps import HOSPITAL, INSURER, ROLES, STEP_NAMES, TTP
 from .attacks import ALPHA, AFTER_RUN, AttackResult, Disclosure
-from .views import KEY_DESCRIPTIONS, RecordedRun, describe, party_view
+from .views import KEY_DESCRIPTIONS, STEPS, RecordedRun, describe, party_view
 
 __all__ = ["attack_id", "build_report", "render_html", "render_markdown", "write_report"]
 
@@ -206,9 +206,9 @@ def build_report(
     per_party = transcript.bytes_by_party()
     steps: list[dict[str, Any]] = []
     last = run.last_step
-    for step in range(1, 9):
+    for step in STEPS:
         for role in ROLES:
-            reached = step <= last
+            reached = run.reached(step)
             view = party_view(run, role, step)
             names = set(view.holds[role])
             received = view.received
@@ -384,7 +384,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     out += ["## Step by step", ""]
-    for step in range(1, 9):
+    for step in STEPS:
         entries = [e for e in report["steps"] if e["step"] == step]
         out += [f"### Step {step}: {entries[0]['name']}", ""]
         out += ["| party | holds during this step | received | bytes sent / received | single out | link | infer |",
@@ -509,7 +509,7 @@ def render_html(report: dict[str, Any]) -> str:
     p.append(f"<li>Completed: {'yes' if run['completed'] else 'no'} (last step reached: {run['last_step']})"
              + (f"; stopped by {_h(run['error'])}" if run["error"] else "") + "</li></ul>")
     p.append("<h2>Step by step</h2>")
-    for step in range(1, 9):
+    for step in STEPS:
         entries = [e for e in report["steps"] if e["step"] == step]
         p.append(f"<h3>Step {step}: {_h(entries[0]['name'])}</h3><table><tr><th>party</th><th>holds during this step</th>"
                  "<th>received</th><th>bytes sent / received</th><th>single out</th><th>link</th><th>infer</th></tr>")

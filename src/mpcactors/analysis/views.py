@@ -45,7 +45,7 @@ from ..actors.executor import Executor
 from ..config import RunConfig
 from ..data import PartyTable
 from ..errors import MpcactorsError
-from ..protocol.steps import HOSPITAL, INSURER, ROLES, TTP
+from ..protocol.steps import CONFIRM, HOSPITAL, INSURER, ROLES, TTP
 from ..sim import GodView, Simulation, simulate
 from .transcript import Entry, Transcript
 
@@ -64,7 +64,8 @@ __all__ = [
 ]
 
 DATA_PARTIES = (HOSPITAL, INSURER)
-STEPS = tuple(range(1, 9))
+#: The protocol's steps and the end-of-run confirmation (step 9).
+STEPS = (*range(1, 9), CONFIRM)
 
 #: The last step during which a data party / the TTP still has each item when every
 #: party follows the protocol (``None``: kept for good: own input, public values,
@@ -190,10 +191,20 @@ class RecordedRun:
 
     @property
     def last_step(self) -> int:
-        """The last step any party reached (8 for a complete run with the lasso)."""
+        """The last protocol step any party reached (8 for a complete run with the lasso).
+
+        Step 9's confirmation digests are not counted: they carry nothing a party does not
+        already hold, and a run without the lasso must still read as ending at step 7.
+        """
         steps = [s for held in self.god_view.held_at.values() for s in held.values()]
-        steps += [e.step for e in self.transcript]
+        steps += [e.step for e in self.transcript if e.step != CONFIRM]
         return max(steps, default=0)
+
+    def reached(self, step: int) -> bool:
+        """Whether any party got to ``step`` (step 9: whether any confirmation was sent)."""
+        if step == CONFIRM:
+            return any(e.step == CONFIRM for e in self.transcript)
+        return step <= self.last_step
 
     @property
     def completed(self) -> bool:
@@ -335,7 +346,7 @@ def coalition_view(run: RecordedRun, parties: Iterable[str], step: int, *, retai
     if not members or any(p not in ROLES for p in members) or len(set(members)) != len(members):
         raise ValueError(f"parties must be distinct roles from {ROLES}, got {members!r}")
     if step not in STEPS:
-        raise ValueError(f"step must be 1 to 8, got {step!r}")
+        raise ValueError(f"step must be 1 to {CONFIRM}, got {step!r}")
     holds: dict[str, dict[str, Any]] = {}
     keys: dict[str, list[str]] = {}
     for role in members:

@@ -15,6 +15,7 @@ from ..errors import PeerProtocolError
 
 __all__ = [
     "Abort",
+    "Done",
     "HashContribution",
     "Intersection",
     "Masked",
@@ -119,6 +120,18 @@ class Mpc(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Done(Message):
+    """Step 9: a SHA-256 digest of the sender's outcome (session, intersection, model).
+
+    Every peer already knows what it digests (the model was opened to all at step 8),
+    so it reveals nothing new; a mismatch means the parties computed different results.
+    """
+
+    kind: ClassVar[str] = "done"
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Abort(Message):
     """Any step: the sender stopped; ``reason`` is a readable, secret-free message."""
 
@@ -128,7 +141,9 @@ class Abort(Message):
 
 _TYPES: dict[str, type[Message]] = {
     cls.kind: cls
-    for cls in (HashContribution, PublicKey, Rows, RowsEnd, Intersection, Masks, MasksEnd, Masked, MaskedEnd, Mpc, Abort)
+    for cls in (
+        HashContribution, PublicKey, Rows, RowsEnd, Intersection, Masks, MasksEnd, Masked, MaskedEnd, Mpc, Done, Abort
+    )
 }
 
 
@@ -171,6 +186,8 @@ def parse(envelope: Envelope) -> Message:
         _check(kind, "round", type(body["round"]) is int and body["round"] >= 0, "a round number")
         _check(kind, "label", isinstance(body["label"], str) and len(body["label"]) <= 64, "a short label")
         _check(kind, "values", isinstance(body["values"], BigIntArray), "a big-integer array")
+    elif cls is Done:
+        _check(kind, "digest", isinstance(body["digest"], bytes) and len(body["digest"]) == HASH_BYTES, "32 bytes")
     elif cls is Abort:
         _check(kind, "reason", isinstance(body["reason"], str) and len(body["reason"]) <= _MAX_REASON, "a short text")
     return cls(**body)

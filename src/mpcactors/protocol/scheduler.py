@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..codec import Envelope
 from ..errors import PeerProtocolError, StepOrderError
-from .steps import DONE, REQUIRES_DELETED, ROLES, STEPS_OF, Flow, MessageRule, messages_for
+from .steps import CONFIRM, DONE, REQUIRES_DELETED, ROLES, STEPS_OF, Flow, MessageRule, messages_for
 
 __all__ = ["ERROR", "StepScheduler"]
 
@@ -47,7 +47,8 @@ class StepScheduler:
         self.session = session
         self.step = _NOT_STARTED
         self.error: BaseException | None = None
-        self._steps = tuple(s for s in STEPS_OF[role] if s <= last_step)
+        # a run without step 8 still ends with the confirmation
+        self._steps = tuple(s for s in STEPS_OF[role] if s <= last_step or s == CONFIRM)
         self._created: set[str] = set()
         self._deleted: set[str] = set()
         self._seq_out: dict[str, int] = {}

@@ -1,5 +1,13 @@
 """The eight-step protocol as data: every legal message and every deletion rule.
 
+Step 9 (``confirm``) is ours, not the paper's: once every secret is destroyed, each
+party sends both peers a digest of what it computed (:class:`~.messages.Done`) and
+returns its result only when both peers' digests arrived and match. A fault anywhere
+in steps 1 to 8 therefore leaves no party with a result, and the three results that
+are written are known to be the same. No finite exchange can close the last window
+(the two generals): a fault in a step-9 message itself can still leave one party
+failing while the others finish (``docs/threat-model.md``).
+
 Rule 1 (after h11's ``_state.py``): everything that decides whether a protocol move
 is legal lives in this file. The scheduler (:mod:`.scheduler`) only interprets these
 tables, and ``docs/protocol.md``'s diagram is generated from them
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = [
+    "CONFIRM",
     "DONE",
     "HOSPITAL",
     "INSURER",
@@ -36,8 +45,10 @@ __all__ = [
 
 HOSPITAL, INSURER, TTP = "hospital", "insurer", "ttp"
 ROLES = (HOSPITAL, INSURER, TTP)
-#: The pseudo-step after step 8.
-DONE = 9
+#: The end-of-run agreement (not in the paper): digests of the outcome, all pairs.
+CONFIRM = 9
+#: The pseudo-step after the confirmation: the run is over.
+DONE = 10
 
 STEP_NAMES = {
     1: "prepare",
@@ -48,6 +59,7 @@ STEP_NAMES = {
     6: "mask and forward",
     7: "to Shamir",
     8: "secure lasso",
+    CONFIRM: "confirm",
     DONE: "done",
 }
 
@@ -87,37 +99,40 @@ MESSAGES: tuple[MessageRule, ...] = tuple(
     + _both(6, "masked", Flow.STREAM, *_FROM_T)
     + _both(7, "mpc", Flow.ROUNDS, *_ALL_PAIRS)
     + _both(8, "mpc", Flow.ROUNDS, *_ALL_PAIRS)
+    + _both(CONFIRM, "done", Flow.SINGLE, *_ALL_PAIRS)
 )
 
 #: What each role must have destroyed before it may begin a step. The names are the
 #: secrets the actors create: ``hash_key`` (step 2's joint HMAC key), ``paillier_secret``
 #: (step 3's secret key), ``hashed_ids`` (the TTP's copy of both hashed id columns),
 #: ``additive_shares`` (step 6's integer shares), ``shamir_shares`` and ``mpc_state``
-#: (step 7-8 shares, PRSS keys and randomness).
+#: (step 7-8 shares, PRSS keys and randomness). Everything dies before the confirmation,
+#: so a party that never hears its peers' digests has nothing left to delete.
 REQUIRES_DELETED: dict[str, dict[int, frozenset[str]]] = {
     HOSPITAL: {
         3: frozenset({"hash_key"}),
         7: frozenset({"paillier_secret"}),
         8: frozenset({"additive_shares"}),
-        DONE: frozenset({"shamir_shares", "mpc_state"}),
+        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
     },
     INSURER: {
         3: frozenset({"hash_key"}),
         7: frozenset({"paillier_secret"}),
         8: frozenset({"additive_shares"}),
-        DONE: frozenset({"shamir_shares", "mpc_state"}),
+        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
     },
     TTP: {
         5: frozenset({"hashed_ids"}),
-        DONE: frozenset({"shamir_shares", "mpc_state"}),
+        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
     },
 }
 
-#: The steps each role takes part in, in order (the TTP joins at step 4).
+#: The steps each role takes part in, in order (the TTP joins at step 4). Every run
+#: ends with :data:`CONFIRM`, also a run without step 8 (``lasso = false``).
 STEPS_OF: dict[str, tuple[int, ...]] = {
-    HOSPITAL: (1, 2, 3, 4, 5, 6, 7, 8),
-    INSURER: (1, 2, 3, 4, 5, 6, 7, 8),
-    TTP: (4, 5, 6, 7, 8),
+    HOSPITAL: (1, 2, 3, 4, 5, 6, 7, 8, CONFIRM),
+    INSURER: (1, 2, 3, 4, 5, 6, 7, 8, CONFIRM),
+    TTP: (4, 5, 6, 7, 8, CONFIRM),
 }
 
 
