@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpcactors.actors.executor import POLICIES as EXECUTOR_POLICIES
 from mpcactors.protocol.steps import ROLES, STEP_NAMES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--insurer-attributes", type=int, default=3, help="including the target column")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process",
+    parser.add_argument("--executor", choices=common.EXECUTOR_POLICIES, default="process",
                         help="our daemons' executor policy")
     parser.add_argument("--no-check", action="store_true", help="skip the sanity check of TNO's output")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")

@@ -115,7 +115,7 @@ def main() -> int:
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-rows", type=int, default=4096)
-    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process")
+    parser.add_argument("--executor", choices=_common.EXECUTOR_POLICIES, default="process")
     parser.add_argument("--timeout", type=float, default=6 * 3600)
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--workdir", type=Path)

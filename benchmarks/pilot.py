@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000, help="rows per party")
     parser.add_argument("--bits", type=int, nargs="+", default=[2048, 3072],
                         help="Paillier modulus sizes (1024 only for smoke runs of the daemons)")
-    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process")
+    parser.add_argument("--executor", choices=common.EXECUTOR_POLICIES, default="process")
     parser.add_argument("--mode", choices=("daemons", "simulate"), default="daemons")
     parser.add_argument("--hospital-attributes", type=int, default=15)
     parser.add_argument("--insurer-attributes", type=int, default=15, help="including the target")

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000",
                         help="rows per party, comma-separated (add 1000000 for the full issue run)")
     parser.add_argument("--bits", type=int, default=2048)
-    parser.add_argument("--executor", choices=("inline", "thread", "process"), default="process")
+    parser.add_argument("--executor", choices=common.EXECUTOR_POLICIES, default="process")
     parser.add_argument("--hospital-attributes", type=int, default=15)
     parser.add_argument("--insurer-attributes", type=int, default=15, help="including the target")
     parser.add_argument("--overlap", type=float, default=0.5)

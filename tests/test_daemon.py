@@ -130,7 +130,9 @@ def test_the_parameter_digest_covers_the_computation_but_not_local_deadlines(tmp
 BAD_CONFIGS = [
     # (role file, old text, new text, expected message after "<file>: ")
     ("hospital", 'role = "hospital"', 'role = "lab"', '[party] role: must be one of hospital, insurer, ttp, got \'lab\''),
-    ("hospital", "[party]\n", "[party]\ncolour = 1\n", "unknown key [party] colour (known keys: executor, listen, role)"),
+    ("hospital", "[party]\n", "[party]\ncolour = 1\n", "unknown key [party] colour (known keys: executor, listen, role, workers)"),
+    ("hospital", "[party]\n", "[party]\nexecutor = \"gpu\"\n", "[party] executor: must be one of auto, inline, thread, process, got 'gpu'"),
+    ("hospital", "[party]\n", "[party]\nworkers = 0\n", "[party] workers: must be at least 1, got 0"),
     ("hospital", "[tls]", "[tsl]\nx = 1\n[tls]", "unknown table [tsl]"),
     ("insurer", "dial = true", "dial = true\nadress = \"x:1\"", "unknown key [peers.hospital] adress (known keys: address, dial, identity)"),
     ("insurer", 'address = "127.0.0.1:', 'address = "127.0.0.1', "[peers.hospital] address: must be \"host:port\""),

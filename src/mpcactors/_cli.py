@@ -112,8 +112,11 @@ def simulation_options(f: Any) -> Any:
         click.option("--alpha", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Lasso penalty (scikit-learn's alpha)."),
         click.option("--min-intersection", default=10, show_default=True, type=click.IntRange(1)),
         click.option("--chunk-rows", default=4096, show_default=True, type=click.IntRange(1, 65536)),
-        click.option("--executor", "executor_policy", default="inline", show_default=True,
-                     type=click.Choice(["inline", "thread", "process"]), help="Where public-key crypto runs."),
+        click.option("--executor", "executor_policy", default="auto", show_default=True,
+                     type=click.Choice(["auto", "inline", "thread", "process"]),
+                     help="Where Paillier work runs; auto: worker processes from 2,048 rows on a multi-core machine, else inline."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Worker processes (or threads) per party [default: one per core]."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -149,7 +152,7 @@ def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
 @simulation_options
 @click.option("--verify", is_flag=True, help="God view (simulation only): check the shared table and model against plaintext.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
-def simulate(verify: bool, as_json: bool, executor_policy: str, **opts: Any) -> None:
+def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
     """Run all three parties locally on synthetic data (or --hospital/--insurer CSVs)."""
     from .actors.executor import Executor
     from .sim import simulate as run_simulation
@@ -157,7 +160,7 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, **opts: Any) -> 
     configure_logging(json=True, level="error")
     try:
         hospital, insurer, config = build_run(opts)
-        executor = Executor(executor_policy)  # type: ignore[arg-type]
+        executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
             progress_cb = None
             simulation = trio.run(partial(run_simulation, hospital, insurer, config, executor=executor, verify=verify))

@@ -51,7 +51,7 @@ def _synthetic_tables(opts: dict[str, Any], id_space: int) -> tuple[Any, Any]:
                    "(up to 2,000,000; above that, every real id).")
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also run the deliberately broken variants (steps 1-7 each) that the attacks must catch.")
-def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, **opts: Any) -> None:
+def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
     """Run the protocol with a transcript, attack every step, and write an anonymity report.
 
     For each step and party the report says what the party holds and received, and
@@ -69,12 +69,14 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, **op
     try:
         if executor_policy == "process":
             raise ConfigError("analyze needs --executor inline or thread (the broken variants patch this process only)")
+        if executor_policy == "auto":  # never worker processes, whatever the size: see above
+            executor_policy = "inline"
         hospital, insurer, config = build_run(opts)
         synthetic = opts["hospital"] is None
         if synthetic:
             hospital, insurer = _synthetic_tables(opts, id_space)
         known_space = id_space if synthetic else None
-        executor = Executor(executor_policy)  # type: ignore[arg-type]
+        executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         console.print(f"running the protocol with recording ({len(hospital)} and {len(insurer)} rows) ...")
         run = record_run(hospital, insurer, config, id_space=known_space, executor=executor)
         console.print("attacking every step ...")

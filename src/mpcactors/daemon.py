@@ -49,6 +49,7 @@ from typing import Any
 import structlog
 import trio
 
+from .actors.executor import POLICIES
 from .certs import inspect_certificate, key_permission_problem
 from .codec import MAX_MESSAGE_BYTES, ROLES
 from .config import DEFAULT_DEADLINES, RunConfig
@@ -128,7 +129,8 @@ class PartyConfig:
     run: RunConfig
     connect_deadline: float = DEFAULT_CONNECT_DEADLINE
     handshake_deadline: float = DEFAULT_HANDSHAKE_DEADLINE
-    executor: str = "inline"
+    executor: str = "auto"
+    workers: int | None = None
     max_frame_bytes: int = MAX_MESSAGE_BYTES
 
     @property
@@ -162,7 +164,7 @@ def parameters_digest(run: RunConfig) -> bytes:
 
 
 _SECTIONS: dict[str, set[str]] = {
-    "party": {"role", "listen", "executor"},
+    "party": {"role", "listen", "executor", "workers"},
     "tls": {"certificate", "key", "ca"},
     "input": {"csv", "id_column", "columns"},
     "protocol": {
@@ -323,9 +325,12 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     if role not in ROLES:
         raise party.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     listen = party.address("listen", required=False)
-    executor = party.string("executor", default="inline")
-    if executor not in ("inline", "thread", "process"):
-        raise party.error("executor", f"must be \"inline\", \"thread\" or \"process\", got {executor!r}")
+    executor = party.string("executor", default="auto")
+    if executor not in POLICIES:
+        raise party.error("executor", f"must be one of {', '.join(POLICIES)}, got {executor!r}")
+    workers = party.integer("workers")
+    if workers is not None and workers < 1:
+        raise party.error("workers", f"must be at least 1, got {workers}")
 
     # peers
     peers_data = data.get("peers", {})
@@ -430,6 +435,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         connect_deadline=deadlines_reader.number("connect", default=DEFAULT_CONNECT_DEADLINE),  # type: ignore[arg-type]
         handshake_deadline=deadlines_reader.number("handshake", default=DEFAULT_HANDSHAKE_DEADLINE),  # type: ignore[arg-type]
         executor=executor,  # type: ignore[arg-type]
+        workers=workers,
         max_frame_bytes=max_message_bytes,
     )
 
@@ -920,7 +926,7 @@ async def run_configured_party(config: PartyConfig, *, report: RunReport | None 
         log.info("links established", peers=sorted(links))
         try:
             result = await run_party(
-                config.role, links, session=session, config=config.run, table=table, executor=Executor(config.executor)  # type: ignore[arg-type]
+                config.role, links, session=session, config=config.run, table=table, executor=Executor(config.executor, workers=config.workers)  # type: ignore[arg-type]
             )
         finally:
             report.links = {role: _link_document(config, channel) for role, channel in links.items()}

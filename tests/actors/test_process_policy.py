@@ -6,14 +6,16 @@ import os
 
 import pytest
 
-from mpcactors.actors.executor import Executor
+from mpcactors.actors import executor as executor_module
+from mpcactors.actors.executor import AUTO_PROCESS_MIN_ROWS, Executor
 from mpcactors.sim import GodView, simulate
 from mpcactors.testing import fast_config, tables_for
 
 
 class WorkerWatch(GodView):
-    def __init__(self) -> None:
+    def __init__(self, *, workers_expected: bool = True) -> None:
         super().__init__()
+        self.workers_expected = workers_expected
         self.checked: dict[str, frozenset[int]] = {}
 
     def key_destroyed(self, role, name, key):
@@ -25,7 +27,7 @@ class WorkerWatch(GodView):
                     os.kill(pid, 0)  # the process is gone, not merely idle
             self.checked[role] = key.worker_pids
             return
-        if name == "paillier_secret":
+        if name == "paillier_secret" and self.workers_expected:
             assert role in self.checked, "the key was destroyed while its workers' scope was still open"
         super().key_destroyed(role, name, key)
 
@@ -40,3 +42,45 @@ async def test_process_policy_gives_the_join_and_retires_secret_workers_before_d
     assert simulation.verified is True
     assert set(watch.checked) == {"hospital", "insurer"}
     assert all(pids for pids in watch.checked.values())  # secret-key work really ran in workers
+
+
+@pytest.mark.parametrize(
+    ("rows", "cores", "workers", "expected"),
+    [
+        (AUTO_PROCESS_MIN_ROWS - 1, 8, None, "inline"),  # small table: start-up costs more than it saves
+        (AUTO_PROCESS_MIN_ROWS, 8, None, "process"),
+        (AUTO_PROCESS_MIN_ROWS, 1, None, "inline"),  # one core: nothing to spread over
+        (AUTO_PROCESS_MIN_ROWS, 8, 1, "inline"),  # one worker asked for: the same
+        (10**6, 2, 2, "process"),
+    ],
+)
+def test_auto_picks_worker_processes_for_big_tables_on_several_cores(rows, cores, workers, expected, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    auto = Executor(workers=workers)
+    assert auto.requested == "auto" and auto.policy == "inline"  # unsized, nothing is spread
+    sized = auto.sized(rows)
+    assert sized.policy == expected and sized.workers == workers
+
+
+@pytest.mark.parametrize("policy", ["inline", "thread", "process"])
+def test_an_explicit_policy_is_kept_whatever_the_size(policy):
+    executor = Executor(policy)
+    assert executor.sized(1).policy == policy and executor.sized(10**7).policy == policy
+
+
+def test_a_worker_count_below_one_is_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        Executor("process", workers=0)
+
+
+@pytest.mark.parametrize(("threshold", "uses_workers"), [(100, True), (10_000, False)])
+async def test_auto_sizes_each_data_party_by_its_own_table(threshold, uses_workers, monkeypatch):
+    monkeypatch.setattr(executor_module, "AUTO_PROCESS_MIN_ROWS", threshold)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    hospital, insurer = tables_for(160, 0.5, seed=5)
+    watch = WorkerWatch(workers_expected=uses_workers)
+    simulation = await simulate(
+        hospital, insurer, fast_config(hospital, insurer, lasso=False), executor=Executor("auto"), observer=watch, verify=True,
+    )
+    assert simulation.verified is True
+    assert set(watch.checked) == ({"hospital", "insurer"} if uses_workers else set())

@@ -154,7 +154,7 @@ CASES = [
          "accessible by group or others (run: chmod 600 certs/hospital.key)", 2,
          edit=_chmod("certs/hospital.key", 0o644)),
     Case("unknown-key", "An unknown key in a table (here a typo in [party])", "party",
-         "hospital.toml: unknown key [party] listne (known keys: executor, listen, role)", 2,
+         "hospital.toml: unknown key [party] listne (known keys: executor, listen, role, workers)", 2,
          edit=_replace_in("hospital.toml", "listen =", "listne =")),
     Case("unknown-table", "An unknown table", "party",
          "hospital.toml: unknown table [inputs] (known: deadlines, input, party, peers, protocol, tls)", 2,

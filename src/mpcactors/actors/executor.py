@@ -10,29 +10,59 @@ secret key sent to one could outlive the key-deletion step. Under ``inline`` and
 ``thread`` it runs in-process (:meth:`Executor.run_secret`); under ``process`` the
 data parties use scoped workers (:mod:`mpcactors.actors.secret_pool`) that all end
 before the key is destroyed.
+
+``auto`` (the default) decides per party once it knows how much work it has
+(:meth:`Executor.sized`): ``process`` for a table of at least
+:data:`AUTO_PROCESS_MIN_ROWS` rows on a machine with more than one core, else
+``inline``. Below that size the process policy's fixed costs (starting workers, a
+fixed-base table per worker and key) outweigh what the extra cores save
+(``docs/benchmarks.md``, "Executor policy by table size").
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import trio
 
-__all__ = ["POLICIES", "Executor"]
+__all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor"]
 
 T = TypeVar("T")
-POLICIES = ("inline", "thread", "process")
+POLICIES = ("auto", "inline", "thread", "process")
+#: ``auto`` uses worker processes from this many rows (a party's table; the TTP's
+#: intersection), measured on 2 cores: see the module docstring.
+AUTO_PROCESS_MIN_ROWS = 2048
 
 
 class Executor:
-    def __init__(self, policy: Literal["inline", "thread", "process"] = "inline", *, workers: int | None = None) -> None:
+    """A policy for where crypto runs, and the number of worker processes or threads.
+
+    ``workers`` caps the work running at once (default: one per core); it is the pool
+    size of the ``process`` policy and of the scoped secret-key workers.
+    """
+
+    def __init__(
+        self, policy: Literal["auto", "inline", "thread", "process"] = "auto", *, workers: int | None = None
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"executor policy must be one of {POLICIES}, got {policy!r}")
-        self.policy = policy
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.requested = policy
+        #: the policy in force: ``auto`` runs inline until :meth:`sized` picks one
+        self.policy = "inline" if policy == "auto" else policy
         self.workers = workers
         self._limiter: trio.CapacityLimiter | None = None
-        self.calls = 0
+
+    def sized(self, rows: int) -> Executor:
+        """The executor for a job of ``rows`` rows: ``auto`` resolved, any other policy as is."""
+        if self.requested != "auto":
+            return self
+        cores = self.workers or os.cpu_count() or 1
+        policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
+        return Executor(policy, workers=self.workers)  # type: ignore[arg-type]
 
     def _capacity(self) -> trio.CapacityLimiter | None:
         if self.workers is None:
@@ -43,7 +73,6 @@ class Executor:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run public-data work ``fn(*args)`` under the policy (``fn`` must be picklable for ``process``)."""
-        self.calls += 1
         if self.policy == "inline":
             await trio.lowlevel.checkpoint()
             return fn(*args)
@@ -55,7 +84,6 @@ class Executor:
 
     async def run_secret(self, fn: Callable[..., T], *args: Any) -> T:
         """Run secret-key work in this process (inline, or a thread under ``thread``/``process``)."""
-        self.calls += 1
         if self.policy == "inline":
             await trio.lowlevel.checkpoint()
             return fn(*args)

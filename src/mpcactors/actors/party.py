@@ -158,7 +158,9 @@ class _Party:
         self.config = config
         self.params = config.params
         self.table = table
-        self.executor = executor
+        # a data party sizes its crypto by its own table; the TTP, whose only heavy work is
+        # step 6, by the intersection once step 4 has told it (see _run_ttp)
+        self.executor = executor.sized(len(table)) if table is not None else executor
         self.observer = observer
         self.progress = progress
         self.scheduler = StepScheduler(role, session, last_step=8 if config.lasso else 7)
@@ -778,6 +780,7 @@ class _Party:
             s["ciphertexts"] = None
 
         async def step6() -> None:
+            self.executor = self.executor.sized(self.intersection_size)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(forward, HOSPITAL, 0)
                 nursery.start_soon(forward, INSURER, 1)
@@ -948,7 +951,7 @@ async def run_party(
         session: the 16-byte session id every message is bound to.
         config: the public run parameters (all parties must agree).
         table: this party's validated :class:`~mpcactors.data.PartyTable` (``None`` for the TTP).
-        executor: where crypto runs (default: inline).
+        executor: where crypto runs (default: ``auto``, sized by this party's work).
         observer: simulation-only hooks that see what this party holds.
         progress: ``progress(role, step, done, total, unit)`` for long steps.
 
