@@ -872,7 +872,6 @@ class _Party:
         self.revealed = list(self._engine.revealed)  # (label, count) of every output opened in clear
         self._finish_mpc()
 
-
     # ---- step 9: the end-of-run agreement ---------------------------------------------
     def _outcome_digest(self) -> bytes:
         """SHA-256 of what this run produced: session, intersection size and the opened model.
