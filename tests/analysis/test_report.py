@@ -73,6 +73,10 @@ def test_json_has_an_entry_per_step_and_party_and_every_attack(written, honest):
     confirm = [e for e in document["steps"] if e["step"] == 9]
     assert {e["reached"] for e in confirm} == {True}
     assert all({r["kind"] for r in e["received"]} == {"done"} for e in confirm)
+    # and the report says so, instead of repeating step 7's answers about shares long deleted
+    for e in confirm:
+        assert e["questions"]["single out"]["answer"] == e["questions"]["link"]["answer"] == "no", e["questions"]
+        assert "deleted before step 9" in e["questions"]["link"]["why"]
 
 
 def test_figures_match_the_run_they_came_from(written, honest):

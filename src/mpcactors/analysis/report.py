@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..protocol.steps import HOSPITAL, INSURER, ROLES, STEP_NAMES, TTP
+from ..protocol.steps import CONFIRM, HOSPITAL, INSURER, ROLES, STEP_NAMES, TTP
 from .attacks import ALPHA, AFTER_RUN, AttackResult, Disclosure
 from .views import KEY_DESCRIPTIONS, STEPS, RecordedRun, describe, party_view
 
@@ -83,6 +83,12 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
         return [r for r in index.get((name, who), []) if not r.details.get("retained")] or index.get((name, who), [])
 
     other = INSURER if role == HOSPITAL else HOSPITAL
+    if step == CONFIRM and not view_names & {"additive_shares", "shamir_shares"}:
+        nothing = _answer("no", "every share and key was deleted before step 9; it receives only its peers' "
+                                "SHA-256 digests of the outcome it already holds")
+        infer = _answer("aggregate only", "it keeps the published model from step 8 (see disclosures); the "
+                                          "digests add nothing to it") if "result" in view_names else nothing
+        return {"single out": nothing, "link": nothing, "infer": infer}
     if role == TTP:
         dictionary = one("ttp_dictionary_attack", TTP)
         side = one("ttp_side_channel_inference", TTP)
