@@ -10,23 +10,17 @@ rows are shared already in step 4.
 
 from __future__ import annotations
 
-import argparse
-
 from mpcactors.analysis import attacks
 from mpcactors.analysis.attacks import AFTER_RUN
 from mpcactors.analysis.views import record_run
-from mpcactors.logs import configure_logging
 from mpcactors.protocol.steps import HOSPITAL, INSURER, TTP
-from mpcactors.testing import fast_config, tables_for
+from mpcactors.testing import fast_config
+
+import _common  # this folder; see _common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    configure_logging(level="error")
-    hospital, insurer = tables_for(args.rows, 0.5, args.seed)
+    _, hospital, insurer = _common.synthetic_tables(__doc__, rows=200)
     run = record_run(hospital, insurer, fast_config(hospital, insurer))
     print(f"{'coalition':18s} {'step 4 membership':>18s} {'during step 7':>14s} {'after the run':>14s} {'after, kept':>12s}")
     for pair in ((HOSPITAL, INSURER), (HOSPITAL, TTP), (INSURER, TTP)):

@@ -12,13 +12,12 @@ kept its step-2 messages does the same.
 
 from __future__ import annotations
 
-import argparse
-
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
-from mpcactors.logs import configure_logging
 from mpcactors.protocol.steps import INSURER, TTP
-from mpcactors.testing import fast_config, tables_for
+from mpcactors.testing import fast_config
+
+import _common  # this folder; see _common.py
 
 
 def show(label: str, result: attacks.AttackResult) -> None:
@@ -27,13 +26,7 @@ def show(label: str, result: attacks.AttackResult) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=300)
-    parser.add_argument("--id-space", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    configure_logging(level="error")
-    hospital, insurer = tables_for(args.rows, 0.5, args.seed, id_space=args.id_space)
+    args, hospital, insurer = _common.synthetic_tables(__doc__, id_space=100_000)
     config = fast_config(hospital, insurer, lasso=False)
 
     honest = record_run(hospital, insurer, config, id_space=args.id_space)

@@ -8,22 +8,17 @@ For the model, it also measures how far one person can move a published coeffici
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from mpcactors.analysis import attacks
 from mpcactors.analysis.views import record_run
-from mpcactors.logs import configure_logging
-from mpcactors.testing import fast_config, tables_for
+from mpcactors.testing import fast_config
+
+import _common  # this folder; see _common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    configure_logging(level="error")
-    hospital, insurer = tables_for(args.rows, 0.5, args.seed)
+    _, hospital, insurer = _common.synthetic_tables(__doc__)
     run = record_run(hospital, insurer, fast_config(hospital, insurer))
     for d in attacks.disclosures(run):
         print(f"\n{d.item} (learnt by {', '.join(d.learned_by)}):")

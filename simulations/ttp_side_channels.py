@@ -10,21 +10,15 @@ arrival order gives age away.
 
 from __future__ import annotations
 
-import argparse
-
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
-from mpcactors.logs import configure_logging
-from mpcactors.testing import fast_config, tables_for
+from mpcactors.testing import fast_config
+
+import _common  # this folder; see _common.py
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    configure_logging(level="error")
-    hospital, insurer = tables_for(args.rows, 0.5, args.seed)
+    _, hospital, insurer = _common.synthetic_tables(__doc__)
     config = fast_config(hospital, insurer, lasso=False)
     for variant in (None, variants.no_row_shuffle()):
         table = hospital if variant is None else variants.sorted_table(hospital, "age")
