@@ -184,23 +184,29 @@ def fmt_bytes(value: int | None) -> str:
     return f"{value / MIB:,.1f} MiB"
 
 
-def _block_markers(block_id: str) -> tuple[str, str]:
-    return f"<!-- issue8:{block_id} -->", f"<!-- /issue8:{block_id} -->"
+def update_docs(
+    block_id: str,
+    text: str,
+    path: Path = DOCS,
+    *,
+    prefix: str = "issue8",
+    heading: str = SECTION_HEADING,
+    intro: str = SECTION_INTRO,
+) -> None:
+    """Put ``text`` in the block ``prefix:block_id`` of the section ``heading`` of ``path``.
 
-
-def update_docs(block_id: str, text: str, path: Path = DOCS) -> None:
-    """Put ``text`` in the block ``block_id`` of the Issue 8 section of ``path``.
-
-    Creates the file (with its ``# Benchmarks`` heading) and the section when absent.
-    A block with the same id is replaced in place; a new block goes to the end of the
-    section (before the next ``## `` heading), so other sections are never touched.
+    Creates the file (with its ``# Benchmarks`` heading) and the section (``heading``
+    then ``intro``) when absent. A block with the same id is replaced in place; a new
+    block goes to the end of the section (before the next ``## `` heading), so other
+    sections are never touched. The default section is Issue 8's; ``soak.py`` passes
+    the Robustness section's.
     """
-    start, end = _block_markers(block_id)
+    start, end = f"<!-- {prefix}:{block_id} -->", f"<!-- /{prefix}:{block_id} -->"
     block = f"{start}\n{text.strip()}\n{end}\n"
     content = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION_HEADING not in content:
-        content = content.rstrip("\n") + f"\n\n{SECTION_HEADING}\n\n{SECTION_INTRO}\n"
-    head, _, rest = content.partition(SECTION_HEADING)
+    if heading + "\n" not in content:
+        content = content.rstrip("\n") + f"\n\n{heading}\n\n{intro}\n"
+    head, _, rest = content.partition(heading + "\n")
     following = re.search(r"^## ", rest, flags=re.MULTILINE)
     section, tail = (rest[: following.start()], rest[following.start():]) if following else (rest, "")
     if start in section and end in section:
@@ -211,7 +217,8 @@ def update_docs(block_id: str, text: str, path: Path = DOCS) -> None:
         section = section.rstrip("\n") + "\n\n" + block
     if tail and not section.endswith("\n\n"):
         section = section.rstrip("\n") + "\n\n"
-    path.write_text(head + SECTION_HEADING + section + tail, encoding="utf-8")
+    path.write_text(head + heading + "\n" + section + tail, encoding="utf-8")
+    print(f"\nupdated {path.relative_to(REPO) if path.is_relative_to(REPO) else path} (block {prefix}:{block_id})")
 
 
 def fit_exponent(sizes: Sequence[float], times: Sequence[float]) -> float:

@@ -107,7 +107,6 @@ def main() -> None:
     print(text)
     if not args.no_docs:
         common.update_docs("executor-policy", text)
-        print(f"updated {common.DOCS.relative_to(common.REPO)} (block executor-policy)")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

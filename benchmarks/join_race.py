@@ -317,7 +317,6 @@ Peak RSS per party (MiB, the party's process and its workers, sampled every 0.2 
 {memory}
 """
         common.update_docs(key, text)
-        print(f"\nupdated {common.DOCS.relative_to(common.REPO)} (block {key})")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

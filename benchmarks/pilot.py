@@ -195,7 +195,6 @@ def main() -> None:
 
 {chr(10).join(s + chr(10) for s in sections)}"""
         common.update_docs(key, text)
-        print(f"\nupdated {common.DOCS.relative_to(common.REPO)} (block {key})")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -172,7 +172,6 @@ def main() -> None:
 {steps_detail}
 """
         common.update_docs(key, text)
-        print(f"\nupdated {common.DOCS.relative_to(common.REPO)} (block {key})")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -39,7 +39,6 @@ import argparse
 import gc
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -160,23 +159,7 @@ def linear_slope(values: list[float]) -> float:
 
 def update_docs(block_id: str, text: str, path: Path = _common.DOCS) -> None:
     """Replace (or append) the block ``block_id`` in the Robustness section of docs/benchmarks.md."""
-    start, end = f"<!-- robustness:{block_id} -->", f"<!-- /robustness:{block_id} -->"
-    block = f"{start}\n{text.strip()}\n{end}\n"
-    content = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION_HEADING + "\n" not in content:
-        content = content.rstrip("\n") + f"\n\n{SECTION_HEADING}\n\n{SECTION_INTRO}\n"
-    head, _, rest = content.partition(SECTION_HEADING + "\n")
-    following = re.search(r"^## ", rest, flags=re.MULTILINE)
-    section, tail = (rest[: following.start()], rest[following.start():]) if following else (rest, "")
-    if start in section and end in section:
-        before, _, after = section.partition(start)
-        _, _, after = after.partition(end)
-        section = before + block.rstrip("\n") + after
-    else:
-        section = section.rstrip("\n") + "\n\n" + block
-    if tail and not section.endswith("\n\n"):
-        section = section.rstrip("\n") + "\n\n"
-    path.write_text(head + SECTION_HEADING + "\n" + section + tail, encoding="utf-8")
+    _common.update_docs(block_id, text, path, prefix="robustness", heading=SECTION_HEADING, intro=SECTION_INTRO)
 
 
 def main() -> int:

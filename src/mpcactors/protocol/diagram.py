@@ -26,7 +26,7 @@ def mermaid() -> str:
                 lines.append(f"    Note over {_LABEL[role]}: {where}: deleted {', '.join(sorted(needed))}")
         if step == DONE:
             break
-        lines.append(f"    rect rgba(127,127,127,0.08)")
+        lines.append("    rect rgba(127,127,127,0.08)")
         lines.append(f"    Note over H,T: step {step}: {STEP_NAMES[step]}")
         rules = [r for r in MESSAGES if r.step == step]
         if not rules:
