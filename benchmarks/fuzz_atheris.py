@@ -35,10 +35,9 @@ import atheris
 with atheris.instrument_imports():
     import trio
 
-    from mpcactors.codec import BigIntArray, Envelope, decode_envelope, encode_envelope
+    from mpcactors.codec import Envelope, decode_envelope, encode_envelope
     from mpcactors.errors import PeerProtocolError, TransportError
-    from mpcactors.protocol import messages as msg
-    from mpcactors.protocol.scheduler import StepScheduler
+    from mpcactors.testing import accept_or_refuse, example_messages
     from mpcactors.transport.framing import FrameReceiver
 
 SESSION = bytes(range(16))
@@ -59,16 +58,6 @@ class Stream(trio.abc.ReceiveStream):
         pass
 
 
-def behind_the_codec(envelope: Envelope) -> None:
-    scheduler = StepScheduler("ttp", SESSION)
-    scheduler.begin_step(4)
-    try:
-        scheduler.incoming(envelope)
-        msg.parse(envelope)
-    except PeerProtocolError:
-        pass
-
-
 async def receive_all(data: bytes, chunk: int) -> None:
     receiver = FrameReceiver(Stream(data, chunk), max_frame_bytes=CAP, peer="hospital")
     while True:
@@ -80,7 +69,7 @@ async def receive_all(data: bytes, chunk: int) -> None:
             envelope = decode_envelope(frame, max_bytes=CAP)
         except PeerProtocolError:
             continue
-        behind_the_codec(envelope)
+        accept_or_refuse(envelope, SESSION)
 
 
 def test_one_input(data: bytes) -> None:
@@ -91,13 +80,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def seeds(directory: Path) -> None:
-    values = BigIntArray(tuple(range(10**70, 10**70 + 3)), 256)
-    messages = [
-        msg.HashContribution(bytes(32)), msg.PublicKey({"n": 2**1023 + 1155, "g": 2**1023 + 1156}, 5),
-        msg.Rows(bytes(64), values), msg.RowsEnd(2), msg.Intersection(7), msg.Masks(values), msg.MasksEnd(2),
-        msg.Masked(values), msg.MaskedEnd(2), msg.Mpc(2, "mul", BigIntArray((1, 2, 3), 24)), msg.Abort("stop"),
-    ]
-    for seq, m in enumerate(messages):
+    for seq, m in enumerate(example_messages()):
         body = encode_envelope(Envelope(SESSION, 4, "hospital", seq, m.kind, m.body()))
         (directory / f"seed-{m.kind}").write_bytes(b"\x00" + struct.pack(">I", len(body)) + body)
 

@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 from mpcactors.codec import MIN_BIGINT_WIDTH, MAX_MESSAGE_BYTES, BigIntArray, Envelope, decode_envelope, encode_envelope
 from mpcactors.errors import CodecError, MpcactorsError, PeerProtocolError, TransportError
 from mpcactors.protocol import messages as msg
-from mpcactors.protocol.scheduler import StepScheduler
-from mpcactors.testing import Fault, Faults, KeyWatcher, fast_config, run_with_faults, tables_for
+from mpcactors.testing import (
+    Fault, Faults, KeyWatcher, accept_or_refuse, example_messages, fast_config, run_with_faults, tables_for,
+)
 from mpcactors.transport.framing import FrameReceiver, FrameTooLarge, TruncatedFrame
 from mpcactors.transport.tls import PeerCertificate, TLSChannel
 
@@ -115,40 +116,12 @@ async def drain(data: bytes, chunks: list[int] | None = None) -> tuple[list[Enve
                 return envelopes, exc
 
 
-def check_envelope_reaches_only_protocol_errors(envelope: Envelope) -> None:
-    """Behind the codec: the scheduler and the message parser either accept or raise PeerProtocolError."""
-    scheduler = StepScheduler("ttp", SESSION)
-    scheduler.begin_step(4)
-    try:
-        scheduler.incoming(envelope)
-        msg.parse(envelope)
-    except PeerProtocolError:
-        pass
-
-
 # ---- a corpus of valid envelopes (every message type), for mutation --------------------------
-
-WIDTH = 256  # a 1024-bit modulus squared
 
 
 def _corpus() -> list[bytes]:
-    values = BigIntArray(tuple(range(10**70, 10**70 + 6)), WIDTH)
-    messages = [
-        msg.HashContribution(bytes(32)),
-        msg.PublicKey({"n": 2**1023 + 1155, "g": 2**1023 + 1156}, 5),
-        msg.Rows(bytes(range(64)), values),
-        msg.RowsEnd(3),
-        msg.Intersection(7),
-        msg.Masks(values),
-        msg.MasksEnd(3),
-        msg.Masked(values),
-        msg.MaskedEnd(3),
-        msg.Mpc(2, "mul", BigIntArray((1, 2, 3), 24)),
-        msg.Done(bytes(range(32))),
-        msg.Abort("ttp: something went wrong at step 4"),
-    ]
     out = []
-    for seq, m in enumerate(messages):
+    for seq, m in enumerate(example_messages()):
         out.append(encode_envelope(Envelope(SESSION, 4, "hospital", seq, m.kind, m.body())))
     out.append(encode_envelope(Envelope(SESSION, 4, "hospital", 0, "rows", {"big": 2**300, "neg": -(2**80)})))
     return out
@@ -160,6 +133,7 @@ CORPUS = _corpus()
 def test_the_corpus_holds_every_message_type():
     """Mutation starts from every kind a peer can send; a new message type must join it."""
     assert {decode_envelope(frame).kind for frame in CORPUS} == set(msg._TYPES)
+
 
 # A mutation is (operation, position, bytes); positions wrap around the current length.
 mutation = st.tuples(
@@ -282,7 +256,7 @@ async def test_a_frame_below_the_cap_allocates_at_most_the_announced_size():
 async def test_random_bytes_on_a_link_give_only_protocol_errors_or_a_closed_link(data, chunks):
     envelopes, error = await drain(data, chunks)
     for envelope in envelopes:
-        check_envelope_reaches_only_protocol_errors(envelope)
+        accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 @FUZZ
@@ -298,7 +272,7 @@ async def test_random_frames_and_truncated_frames_give_only_protocol_errors_or_a
     if cut is not None and 0 < len(data) and error is not None and isinstance(error, TransportError):
         assert "closed" in str(error) or "middle of a frame" in str(error)
     for envelope in envelopes:
-        check_envelope_reaches_only_protocol_errors(envelope)
+        accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 # ---- codec -------------------------------------------------------------------------------------
@@ -312,7 +286,7 @@ def test_mutated_envelopes_decode_or_raise_codec_error(seed, mutations):
         envelope = decode_envelope(data, max_bytes=CAP)
     except CodecError:
         return
-    check_envelope_reaches_only_protocol_errors(envelope)
+    accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 @FUZZ
@@ -322,7 +296,7 @@ async def test_mutated_envelopes_in_frames_give_only_protocol_errors(seed, mutat
     data = frame(seed) + frame(mutate(seed, mutations)) + frame(seed)
     envelopes, error = await drain(data, chunks)
     for envelope in envelopes:
-        check_envelope_reaches_only_protocol_errors(envelope)
+        accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 @FUZZ_STRUCTURES
@@ -333,7 +307,7 @@ def test_hostile_msgpack_structures_decode_or_raise_codec_error(fields):
         envelope = decode_envelope(data, max_bytes=CAP)
     except CodecError:
         return
-    check_envelope_reaches_only_protocol_errors(envelope)
+    accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 @FUZZ_STRUCTURES
@@ -347,7 +321,7 @@ def test_hostile_structures_nested_or_wrapped_decode_or_raise_codec_error(fields
         envelope = decode_envelope(data, max_bytes=CAP)
     except CodecError:
         return
-    check_envelope_reaches_only_protocol_errors(envelope)
+    accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
 def test_pathological_nesting_is_a_codec_error_not_a_crash():
