@@ -9,13 +9,11 @@ where the broken variant makes the attack deterministic.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections import Counter
 
 import numpy as np
 import pytest
-import structlog
 
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.attacks import AFTER_RUN, ALPHA
@@ -26,13 +24,6 @@ from mpcactors.testing import fast_config, tables_for
 
 ID_SPACE = 20_000
 ROWS = 240
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_logs():
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

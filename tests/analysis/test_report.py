@@ -4,11 +4,9 @@ run's own, its answers follow the attack verdicts, and ``mpcactors analyze`` wri
 from __future__ import annotations
 
 import json
-import logging
 from html.parser import HTMLParser
 
 import pytest
-import structlog
 from click.testing import CliRunner
 
 from mpcactors._cli import main
@@ -18,13 +16,6 @@ from mpcactors.protocol.steps import HOSPITAL, ROLES, STEP_NAMES
 from mpcactors.testing import fast_config, tables_for
 
 ID_SPACE = 20_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_logs():
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

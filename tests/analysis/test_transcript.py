@@ -4,11 +4,9 @@ one-party (daemon) mode records only that party's links, over memory and over TL
 from __future__ import annotations
 
 import datetime
-import logging
 from collections import defaultdict
 
 import pytest
-import structlog
 import trio
 import trio.testing
 import trustme
@@ -22,13 +20,6 @@ from mpcactors.transport.base import Record
 from mpcactors.transport.tls import make_ssl_context, open_tls_link
 
 SESSION = bytes(range(16))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet_logs():
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")
