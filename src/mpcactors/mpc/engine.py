@@ -557,16 +557,25 @@ class Engine:
             return []
         p = self.prime
         bits = yield from self.random_bits(n * m)
-        high = self.random_bounded(n, k + self.params.sigma - m)
         weights = [1 << i for i in range(m)]
         r_low = [sum(w * b for w, b in zip(weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
+        return (yield from self._open_and_shift(a, r_low, m, k, label, carry=0))
+
+    def _open_and_shift(
+        self, a: Sequence[int], low: list[int], m: int, k: int, label: str, *, carry: int
+    ) -> Program[list[int]]:
+        """The shared end of both truncations: open ``a + 2**(k-1) + low + 2**m * high``
+        (``high`` fresh, ``k + sigma - m`` bits) and return shares of
+        ``(a - (opened mod 2**m) + low) / 2**m - carry``."""
+        p = self.prime
+        high = self.random_bounded(len(a), k + self.params.sigma - m)
         shift = 1 << (k - 1)
         two_m = 1 << m
-        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, r_low, high)]
+        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, low, high)]
         opened = yield from self.open(masked, label)
         inv = pow(two_m, -1, p)
         mask = two_m - 1
-        return [(x - (c & mask) + r) * inv % p for x, c, r in zip(a, opened, r_low)]
+        return [((x - (c & mask) + r) * inv - carry) % p for x, c, r in zip(a, opened, low)]
 
     def trunc_fast(self, a: Sequence[int], m: int, k: int, label: str = "trunc") -> Program[list[int]]:
         """Program: truncation without random bits: one opening, no preprocessing.
@@ -584,16 +593,8 @@ class Engine:
         n = len(a)
         if n == 0:
             return []
-        p = self.prime
         low = self.random_bounded(n, m)
-        high = self.random_bounded(n, k + self.params.sigma - m)
-        shift = 1 << (k - 1)
-        two_m = 1 << m
-        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, low, high)]
-        opened = yield from self.open(masked, label)
-        inv = pow(two_m, -1, p)
-        mask = two_m - 1
-        return [((x - (c & mask) + r) * inv - 1) % p for x, c, r in zip(a, opened, low)]
+        return (yield from self._open_and_shift(a, low, m, k, label, carry=1))
 
     def ltz(self, a: Sequence[int], k: int, label: str = "ltz") -> Program[list[int]]:
         """Program: exact shares of ``[a < 0]`` (0 or 1) for signed ``-2**(k-1) <= a < 2**(k-1)``.
