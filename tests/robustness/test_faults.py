@@ -248,10 +248,11 @@ def test_a_pipeline_that_fails_mid_stream_leaves_no_unfinished_generator(monkeyp
 
 
 class LateCorruption(Faults):
-    """The receiver of the run's last message gets it late (1 virtual second) and corrupt.
+    """The receiver of step 8's last message gets it late (1 virtual second) and corrupt.
 
-    By then the other two parties have nothing left to wait for (in an MPC round every
-    party sends before it receives), so the outcome is deterministic.
+    By then the other two parties have finished step 8 (in an MPC round every party sends
+    before it receives) and wait at step 9 for the receiver's confirmation, so the outcome
+    is deterministic: the receiver's abort reaches both.
     """
 
     def __init__(self, sender: str, receiver: str, step: int, nth: int) -> None:
