@@ -57,7 +57,10 @@ from pathlib import Path
 from typing import Any
 
 from mpcactors.actors.executor import POLICIES as EXECUTOR_POLICIES
-from mpcactors.protocol.steps import ROLES, STEP_NAMES
+from mpcactors.protocol.steps import STEP_NAMES
+from mpcactors.protocol.roster import Roster
+
+ROLES = Roster().members
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
-from mpcactors.protocol.steps import INSURER, TTP
+from mpcactors.protocol.roster import DEFAULT_DATA_PARTIES, TTP
 from mpcactors.testing import fast_config
 
 import _common  # this folder; see _common.py
+
+INSURER = DEFAULT_DATA_PARTIES[1]
 
 
 def show(label: str, result: attacks.AttackResult) -> None:

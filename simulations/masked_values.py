@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.views import record_run
-from mpcactors.protocol.steps import HOSPITAL, INSURER
+from mpcactors.protocol.roster import DEFAULT_DATA_PARTIES
 from mpcactors.testing import fast_config
 
 import _common  # this folder; see _common.py
+
+HOSPITAL, INSURER = DEFAULT_DATA_PARTIES
 
 
 def main() -> None:

@@ -149,7 +149,8 @@ def test_codec_error_is_a_peer_fault():
         [2, b"s" * 16, 4, "hospital", 0, "rows", {}],  # version
         [1, b"short", 4, "hospital", 0, "rows", {}],  # session id length
         [1, b"s" * 16, 42, "hospital", 0, "rows", {}],  # step
-        [1, b"s" * 16, 4, "mallory", 0, "rows", {}],  # sender
+        [1, b"s" * 16, 4, "Mallory <m@x>", 0, "rows", {}],  # sender: not a party name
+        [1, b"s" * 16, 4, 7, 0, "rows", {}],  # sender: not a string
         [1, b"s" * 16, 4, "hospital", -1, "rows", {}],  # seq
         [1, b"s" * 16, 4, "hospital", 0, "", {}],  # kind
         [1, b"s" * 16, 4, "hospital", 0, "rows", [1]],  # body not a map

@@ -95,7 +95,7 @@ def test_a_generated_config_loads_with_defaults_and_paths_relative_to_the_file(t
     assert i.listen is None and h.listen is not None and t.listen is not None
     assert h.tls.certificate == template["hospital"].parent / "certs" / "hospital.crt"
     assert h.input is not None and h.input.csv == template["hospital"].parent / "data" / "hospital.csv"
-    assert h.input.columns == h.run.hospital_columns and t.input is None
+    assert h.input.columns == h.run.columns_of("hospital") and t.input is None
     assert h.role_by_identity == {"insurer.mpcactors.test": "insurer", "ttp.mpcactors.test": "ttp"}
     assert h.run.key_bits == 1024 and h.run.allow_test_key_sizes
     assert parameters_digest(h.run) == parameters_digest(i.run) == parameters_digest(t.run)
@@ -140,8 +140,8 @@ BAD_CONFIGS = [
     ("ttp", '[peers.hospital]', '[peers.lab]\nidentity = "x"\n[peers.hospital]', "unknown table [peers.lab]: the peers of the ttp are hospital and insurer"),
     ("hospital", "listen = ", "# listen = ", "[party] listen is required, since insurer dial(s) us"),
     ("insurer", "dial = true", "dial = false", "[party] listen is required, since hospital dial(s) us"),
-    ("hospital", "key_bits = 1024", "key_bits = 4096", "[protocol] key_bits must be one of [1024, 2048, 3072], got 4096"),
-    ("hospital", "insecure_test_key_bits = true", "insecure_test_key_bits = false", "[protocol] key_bits must be one of [2048, 3072], got 1024"),
+    ("hospital", "key_bits = 1024", "key_bits = 1536", "[protocol] key_bits must be one of [512, 1024, 2048, 3072, 4096], got 1536"),
+    ("hospital", "insecure_test_key_bits = true", "insecure_test_key_bits = false", "[protocol] key_bits must be one of [2048, 3072, 4096], got 1024"),
     ("hospital", 'target = "hospital_days"', 'target = "mortality"', "[protocol] target column 'mortality' is in neither party's columns"),
     ("hospital", "alpha = 0.1", 'alpha = "0.1"', "[protocol] alpha: must be a number, got a string ('0.1')"),
     ("hospital", "connect = 120", "connect = -1", "[deadlines] connect: must be positive, got -1"),

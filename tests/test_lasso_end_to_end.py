@@ -56,11 +56,11 @@ def diabetes_split(seed: int = 0, overlap: float = 0.8):
 @pytest.mark.parametrize("alpha", [0.5, 300.0])
 async def test_diabetes_split_between_parties_matches_sklearn(alpha):
     hospital, insurer = diabetes_split()
-    config = RunConfig(
-        hospital_columns=tuple(hospital.columns), insurer_columns=tuple(insurer.columns), target="progression",
+    config = RunConfig.for_parties(
+        tuple(hospital.columns), tuple(insurer.columns), target="progression",
         key_bits=1024, allow_test_key_sizes=True, alpha=alpha, chunk_rows=128,
     )
-    simulation = await simulate(hospital, insurer, config, verify=True)
+    simulation = await simulate((hospital, insurer), config, verify=True)
     lasso = simulation.verification["lasso"]
     assert simulation.verification["table_matches"]
     assert lasso["max_relative_difference"] <= 1e-3, lasso
@@ -79,7 +79,7 @@ async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(sma
     config = fast_config(hospital, insurer, max_iter=40)
     progress = []
     simulation = await simulate(
-        hospital, insurer, config, recorder=records.append,
+        (hospital, insurer), config, recorder=records.append,
         progress=lambda role, step, done, total, unit: progress.append((role, step, done, total, unit)),
     )
     step8 = [decode_envelope(r.data) for r in records if r.step == 8]

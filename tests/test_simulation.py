@@ -15,7 +15,7 @@ from mpcactors import codec
 from mpcactors.crypto.hashing import normalise_id
 from mpcactors.data import plaintext_join
 from mpcactors.errors import KeyDestroyedError, StepTimeout
-from mpcactors.actors.party import IntersectionTooSmall
+from mpcactors.errors import IntersectionTooSmall
 from mpcactors.sim import GodView, simulate
 from mpcactors.transport.base import Record
 
@@ -35,7 +35,7 @@ async def test_shared_table_equals_plaintext_join(overlap):
     hospital, insurer = tables_for(300, overlap, seed=3)
     assert hospital.dropped_missing + insurer.dropped_missing > 0  # rows with missing values exist and are dropped
     config = fast_config(hospital, insurer, lasso=False)
-    simulation = await simulate(hospital, insurer, config, verify=True)
+    simulation = await simulate((hospital, insurer), config, verify=True)
     assert simulation.verified is True
     assert_shared_table_is_the_join(simulation, hospital, insurer)
     # every party learns m and nothing more about the overlap
@@ -81,7 +81,7 @@ class DeletionProver(GodView):
 async def test_keys_are_destroyed_and_unreachable(small_tables):
     hospital, insurer = small_tables
     prover = DeletionProver()
-    simulation = await simulate(hospital, insurer, fast_config(hospital, insurer, lasso=False), observer=prover)
+    simulation = await simulate((hospital, insurer), fast_config(hospital, insurer, lasso=False), observer=prover)
     gc.collect()
     created = {(role, name) for role, name, _ in prover.keys}
     assert {("hospital", "hash_key"), ("insurer", "hash_key"), ("hospital", "paillier_secret"),
@@ -99,27 +99,23 @@ async def test_intersection_below_minimum_aborts_everyone_cleanly():
     config = fast_config(hospital, insurer, min_intersection=10)
     prover = DeletionProver()
     with pytest.raises(IntersectionTooSmall, match="below the minimum of 10"):
-        await simulate(hospital, insurer, config, observer=prover)
+        await simulate((hospital, insurer), config, observer=prover)
     gc.collect()
     assert all(ref() is None for _, _, ref in prover.keys)
     assert "shamir_shares" not in prover.held["hospital"]  # nothing was computed past step 4
 
 
-async def test_a_stalled_peer_gives_a_step_timeout(small_tables, autojump_clock):
+async def test_a_stalled_peer_gives_a_step_timeout(small_tables, autojump_clock, monkeypatch):
     hospital, insurer = small_tables
     config = fast_config(hospital, insurer, lasso=False, deadlines={s: 5.0 for s in range(1, 10)})
-    from mpcactors.actors import party as party_module
+    from mpcactors.actors.ttp import Ttp
 
     async def never_answer(self):
         await trio.sleep_forever()
 
-    original = party_module._Party._run_ttp
-    party_module._Party._run_ttp = never_answer
-    try:
-        with pytest.raises(StepTimeout, match=r"waiting for intersection from ttp at step 4"):
-            await simulate(hospital, insurer, config)
-    finally:
-        party_module._Party._run_ttp = original
+    monkeypatch.setattr(Ttp, "run", never_answer)
+    with pytest.raises(StepTimeout, match=r"waiting for intersection from ttp at step 4"):
+        await simulate((hospital, insurer), config)
 
 
 def needles(hospital, insurer):
@@ -152,7 +148,7 @@ async def test_ttp_receives_no_plaintext_id_or_value():
     hospital, insurer = tables_for(150, 0.5, seed=11)
     records: list[Record] = []
     config = fast_config(hospital, insurer, lasso=False)
-    await simulate(hospital, insurer, config, recorder=records.append)
+    await simulate((hospital, insurer), config, recorder=records.append)
     to_ttp = b"".join(r.data for r in records if r.receiver == "ttp")
     assert len(to_ttp) > 100_000  # the TTP really received the tables
     leaked = [n for n in needles(hospital, insurer) if n in to_ttp]

@@ -135,9 +135,9 @@ def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
             f"--target {opts['target']!r} is not a column of either CSV "
             f"(hospital: {list(hospital.columns)}, insurer: {list(insurer.columns)})"
         )
-    config = RunConfig(
-        hospital_columns=tuple(hospital.columns),
-        insurer_columns=tuple(insurer.columns),
+    config = RunConfig.for_parties(
+        hospital.columns,
+        insurer.columns,
         target=opts["target"],
         key_bits=int(opts["key_bits"]),
         params=params,
@@ -163,12 +163,12 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | N
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
             progress_cb = None
-            simulation = trio.run(partial(run_simulation, hospital, insurer, config, executor=executor, verify=verify))
+            simulation = trio.run(partial(run_simulation, (hospital, insurer), config, executor=executor, verify=verify))
         else:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr, transient=True) as progress:
                 progress_cb = _StepProgress(progress)
-                simulation = trio.run(partial(run_simulation, hospital, insurer, config, executor=executor,
+                simulation = trio.run(partial(run_simulation, (hospital, insurer), config, executor=executor,
                                               verify=verify, progress=progress_cb))
     except MpcactorsError as exc:
         _fail(exc)

@@ -28,9 +28,7 @@ decoding never constructs anything but ints, floats, strings, bytes, lists, dict
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
-from dataclasses import dataclass
 from typing import Any
 
 import gmpy2
@@ -38,11 +36,14 @@ import msgpack
 import numpy as np
 
 from .errors import CodecError
+from .protocol.roster import is_party_name
+from .protocol.steps import Step
+from .protocol.wire import MAX_BIGINT_WIDTH, MIN_BIGINT_WIDTH, PROTOCOL_VERSION, BigIntArray, Envelope
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
-    "ROLES",
+    "MIN_BIGINT_WIDTH",
     "BigIntArray",
     "Envelope",
     "decode",
@@ -51,11 +52,8 @@ __all__ = [
     "encode_envelope",
 ]
 
-PROTOCOL_VERSION = 1
 #: Default hard cap on one encoded message (also the TLS frame cap).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: The three roles, in Shamir evaluation-point order (hospital = 1, insurer = 2, ttp = 3).
-ROLES = ("hospital", "insurer", "ttp")
 
 EXT_BIGINT = 1
 EXT_BIGINT_ARRAY = 2
@@ -64,10 +62,6 @@ EXT_NDARRAY = 3
 _ALLOWED_DTYPES = frozenset({"<i8", "<u8", "<f8", "|u1", "|b1"})
 _MAX_NDIM = 4
 _MAX_BIGINT_BYTES = 4096  # 32768-bit integers: far above any modulus we use
-_MAX_WIDTH = 4096
-#: Narrower integers cost more memory decoded than on the wire (a Python int is >= 28
-#: bytes), so BIGINT_ARRAY is for wide integers only; small ones travel as NDARRAY.
-MIN_BIGINT_WIDTH = 16
 #: Decoding may allocate about this many bytes per wire byte, at most (see ``decode``).
 _CONTAINER_BUDGET_DIVISOR = 16
 _ARRAY_HEADER = struct.Struct(">BI")
@@ -75,77 +69,32 @@ _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _MPZ = type(gmpy2.mpz(0))
 
 
-@dataclass(frozen=True, slots=True)
-class BigIntArray(Sequence[int]):
-    """A vector of big integers that travels as one fixed-width byte string.
-
-    Ciphertexts (values mod n^2) and field elements are sent this way: ``width`` bytes
-    per element, so the encoded size is exactly ``len * width`` plus a 5-byte header,
-    and decoding a million elements does not build a million msgpack objects.
-    ``signed`` selects two's complement (additive shares can be negative).
-    """
-
-    values: tuple[int, ...]
-    width: int
-    signed: bool = False
-
-    @classmethod
-    def of(cls, values: Iterable[int], *, width: int | None = None, signed: bool = False) -> BigIntArray:
-        """Build from ints (or ``gmpy2.mpz``); ``width`` defaults to the smallest that fits."""
-        items = tuple(int(v) for v in values)
-        if width is None:
-            top = max((abs(v) for v in items), default=0)
-            width = max(MIN_BIGINT_WIDTH, (top.bit_length() + (8 if signed else 7)) // 8)
-        return cls(items, width, signed)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        return self.values[index]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.values)
-
-    def to_bytes(self) -> bytes:
-        width, signed = self.width, self.signed
-        if not MIN_BIGINT_WIDTH <= width <= _MAX_WIDTH:
-            raise ValueError(f"BigIntArray width must be {MIN_BIGINT_WIDTH} to {_MAX_WIDTH} bytes, got {width}")
-        try:
-            body = b"".join(v.to_bytes(width, "big", signed=signed) for v in self.values)
-        except OverflowError:
-            raise ValueError(f"a BigIntArray element does not fit {width} bytes") from None
-        return _ARRAY_HEADER.pack(int(signed), width) + body
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> BigIntArray:
-        if len(data) < _ARRAY_HEADER.size:
-            raise CodecError("truncated BIGINT_ARRAY header")
-        signed, width = _ARRAY_HEADER.unpack_from(data)
-        if signed not in (0, 1) or not MIN_BIGINT_WIDTH <= width <= _MAX_WIDTH:
-            raise CodecError(f"BIGINT_ARRAY with invalid header (signed={signed}, width={width})")
-        body = bytes(data[_ARRAY_HEADER.size :])
-        if len(body) % width:
-            raise CodecError(f"BIGINT_ARRAY of {len(body)} bytes is not a multiple of width {width}")
-        pieces = (body[i : i + width] for i in range(0, len(body), width))
-        if signed:
-            values = tuple(int.from_bytes(piece, "big", signed=True) for piece in pieces)
-        else:  # the hot path (ciphertexts, field elements): map is about a third faster
-            values = tuple(map(int.from_bytes, pieces, repeat("big")))
-        return cls(values, width, bool(signed))
+def _bigint_array_bytes(array: BigIntArray) -> bytes:
+    width, signed = array.width, array.signed
+    if not MIN_BIGINT_WIDTH <= width <= MAX_BIGINT_WIDTH:
+        raise ValueError(f"BigIntArray width must be {MIN_BIGINT_WIDTH} to {MAX_BIGINT_WIDTH} bytes, got {width}")
+    try:
+        body = b"".join(v.to_bytes(width, "big", signed=signed) for v in array.values)
+    except OverflowError:
+        raise ValueError(f"a BigIntArray element does not fit {width} bytes") from None
+    return _ARRAY_HEADER.pack(int(signed), width) + body
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One protocol message. ``kind`` names a message type from the step table."""
-
-    session: bytes
-    step: int
-    sender: str
-    seq: int
-    kind: str
-    body: dict[str, Any]
-    version: int = PROTOCOL_VERSION
+def _bigint_array_from(data: bytes) -> BigIntArray:
+    if len(data) < _ARRAY_HEADER.size:
+        raise CodecError("truncated BIGINT_ARRAY header")
+    signed, width = _ARRAY_HEADER.unpack_from(data)
+    if signed not in (0, 1) or not MIN_BIGINT_WIDTH <= width <= MAX_BIGINT_WIDTH:
+        raise CodecError(f"BIGINT_ARRAY with invalid header (signed={signed}, width={width})")
+    body = bytes(data[_ARRAY_HEADER.size :])
+    if len(body) % width:
+        raise CodecError(f"BIGINT_ARRAY of {len(body)} bytes is not a multiple of width {width}")
+    pieces = (body[i : i + width] for i in range(0, len(body), width))
+    if signed:
+        values = tuple(int.from_bytes(piece, "big", signed=True) for piece in pieces)
+    else:  # the hot path (ciphertexts, field elements): map is about a third faster
+        values = tuple(map(int.from_bytes, pieces, repeat("big")))
+    return BigIntArray(values, width, bool(signed))
 
 
 # ---- encoding ---------------------------------------------------------------------
@@ -165,7 +114,7 @@ def _default(obj: Any) -> Any:
         value = int(obj)
         return value if _INT64_MIN <= value <= _UINT64_MAX else _default(value)
     if isinstance(obj, BigIntArray):
-        return msgpack.ExtType(EXT_BIGINT_ARRAY, obj.to_bytes())
+        return msgpack.ExtType(EXT_BIGINT_ARRAY, _bigint_array_bytes(obj))
     if isinstance(obj, np.ndarray):
         return msgpack.ExtType(EXT_NDARRAY, _ndarray_bytes(obj))
     if isinstance(obj, np.integer):
@@ -219,7 +168,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
         magnitude = int.from_bytes(data[1:], "big")
         return -magnitude if data[0] else magnitude
     if code == EXT_BIGINT_ARRAY:
-        return BigIntArray.from_bytes(data)
+        return _bigint_array_from(data)
     if code == EXT_NDARRAY:
         return _ndarray_from(data)
     raise CodecError(f"unknown msgpack extension code {code}")
@@ -338,10 +287,10 @@ def decode_envelope(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envel
         raise CodecError(f"unsupported protocol version {version!r} (this is {PROTOCOL_VERSION})")
     if not isinstance(session, bytes) or len(session) != 16:
         raise CodecError("the session id must be 16 bytes")
-    if type(step) is not int or not 0 <= step <= 9:
+    if type(step) is not int or not 0 <= step < Step.DONE:
         raise CodecError(f"invalid step {step!r}")
-    if sender not in ROLES:
-        raise CodecError(f"unknown sender {sender!r}")
+    if not isinstance(sender, str) or not is_party_name(sender):
+        raise CodecError(f"invalid sender {sender!r}")
     if type(seq) is not int or seq < 0:
         raise CodecError(f"invalid sequence number {seq!r}")
     if not isinstance(kind, str) or not 0 < len(kind) <= 64:

@@ -28,7 +28,7 @@ the peers that dial us, concurrently, all within the ``[deadlines] connect`` bud
   establishment carries on (a dial is retried).
 
 Then :func:`run_configured_party` hands the links to
-:func:`mpcactors.actors.party.run_party`, which does not know they are TLS.
+:func:`mpcactors.actors.run_party`, which does not know they are TLS.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ import trio
 
 from .actors.executor import POLICIES
 from .certs import inspect_certificate, key_permission_problem
-from .codec import MAX_MESSAGE_BYTES, ROLES
+from .codec import MAX_MESSAGE_BYTES
+from .protocol.roster import Roster
 from .config import DEFAULT_DEADLINES, RunConfig
 from .crypto.fixedpoint import Params
 from .errors import ConfigError, MpcactorsError, PeerProtocolError, StepTimeout
@@ -149,8 +150,8 @@ def parameters_digest(run: RunConfig) -> bytes:
     """
     params = {f.name: getattr(run.params, f.name) for f in fields(run.params)}
     document = {
-        "hospital_columns": list(run.hospital_columns),
-        "insurer_columns": list(run.insurer_columns),
+        "columns": {party: list(columns) for party, columns in run.columns.items()},
+        "compute": list(run.compute or ()),
         "target": run.target,
         "key_bits": run.key_bits,
         "params": {k: str(v) for k, v in sorted(params.items())},
@@ -322,6 +323,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     party = _Reader(path, "party", data.get("party", {}))
     role = party.string("role", required=True)
     assert role is not None
+    ROLES = Roster().members
     if role not in ROLES:
         raise party.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     listen = party.address("listen", required=False)
@@ -386,9 +388,9 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
             deadlines[step] = value
     try:
         params = Params(**params_changes)
-        run = RunConfig(
-            hospital_columns=hospital_columns,  # type: ignore[arg-type]
-            insurer_columns=insurer_columns,  # type: ignore[arg-type]
+        run = RunConfig.for_parties(
+            hospital_columns,  # type: ignore[arg-type]
+            insurer_columns,  # type: ignore[arg-type]
             target=proto.string("target", default="hospital_days"),  # type: ignore[arg-type]
             key_bits=proto.integer("key_bits", default=3072),  # type: ignore[arg-type]
             params=params,
@@ -911,7 +913,7 @@ async def run_configured_party(config: PartyConfig, *, report: RunReport | None 
         MpcactorsError: the subclass says whose fault it was (its ``exit_code``).
     """
     from .actors.executor import Executor
-    from .actors.party import run_party
+    from .actors import run_party
 
     report = report or RunReport(config.role, str(config.path))
     started = time.perf_counter()

@@ -201,30 +201,29 @@ def table_from_rows(
     )
 
 
-def plaintext_join(
-    hospital: PartyTable, insurer: PartyTable
-) -> tuple[tuple[str, ...], np.ndarray]:
+def plaintext_join(*tables: PartyTable) -> tuple[tuple[str, ...], np.ndarray]:
     """The plaintext inner join on ids: the god view and the oracle of the protocol.
 
-    Returns ``(columns, matrix)``: the hospital's columns followed by the insurer's,
-    and an ``int64`` matrix of encoded values with one row per shared id, in sorted
-    id order. Never used by a real party (it needs both tables in one place).
+    Returns ``(columns, matrix)``: every table's columns, in the order the tables are
+    given, and an ``int64`` matrix of encoded values with one row per id present in
+    every table, in sorted id order. Never used by a real party (it needs every table
+    in one place).
 
     Raises:
-        ValueError: the two tables share a column name (the joined columns would be
+        ValueError: two tables share a column name (the joined columns would be
             ambiguous).
     """
-    shared_names = set(hospital.columns) & set(insurer.columns)
-    if shared_names:
-        raise ValueError(f"both tables have columns named {sorted(shared_names)!r}")
-    columns = hospital.columns + insurer.columns
-    common = sorted(set(hospital.ids).intersection(insurer.ids))
-    hospital_index = {id_: k for k, id_ in enumerate(hospital.ids)}
-    insurer_index = {id_: k for k, id_ in enumerate(insurer.ids)}
-    rows_h = np.fromiter((hospital_index[i] for i in common), np.int64, len(common))
-    rows_i = np.fromiter((insurer_index[i] for i in common), np.int64, len(common))
-    matrix = np.concatenate([hospital.values[rows_h], insurer.values[rows_i]], axis=1)
-    return columns, matrix
+    columns = tuple(c for table in tables for c in table.columns)
+    if len(set(columns)) != len(columns):
+        shared = sorted({c for c in columns if columns.count(c) > 1})
+        raise ValueError(f"several tables have columns named {shared!r}")
+    common = sorted(set(tables[0].ids).intersection(*(t.ids for t in tables[1:])))
+    parts = []
+    for table in tables:
+        index = {id_: k for k, id_ in enumerate(table.ids)}
+        rows = np.fromiter((index[i] for i in common), np.int64, len(common))
+        parts.append(table.values[rows])
+    return columns, np.concatenate(parts, axis=1)
 
 
 # ---- reading CSV safely --------------------------------------------------------------

@@ -5,7 +5,8 @@ message that names the party, step, file, row, column or config key involved,
 but never a secret, a plaintext value from another party, or an id.
 
 * :class:`ConfigError`: the operator's configuration is wrong (exit code 2).
-* :class:`InputError`: the party's own input data is wrong (exit code 3).
+* :class:`InputError`: the party's own input data is wrong (exit code 3);
+  :class:`IntersectionTooSmall`: the joined table would be too small (exit code 3).
 * :class:`StepOrderError`: *we* tried an illegal protocol move (a bug on our side).
 * :class:`PeerProtocolError`: a *peer* sent something illegal (exit code 4);
   :class:`CodecError` is the subclass for bytes that do not decode.
@@ -22,6 +23,7 @@ __all__ = [
     "CodecError",
     "ConfigError",
     "InputError",
+    "IntersectionTooSmall",
     "KeyDestroyedError",
     "MpcactorsError",
     "PeerProtocolError",
@@ -73,6 +75,12 @@ class InputError(MpcactorsError):
         self.file = file
         self.row = row
         self.column = column
+
+
+class IntersectionTooSmall(MpcactorsError):
+    """The intersection is below ``min_intersection``: every party stops, nothing is computed."""
+
+    exit_code = 3
 
 
 class StepOrderError(MpcactorsError):

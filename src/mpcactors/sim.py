@@ -1,4 +1,4 @@
-"""Local simulation: the three actors in one trio run, over in-memory links.
+"""Local simulation: every party of a session in one trio run, over in-memory links.
 
 The links encode every message to msgpack bytes (as TLS would), so a simulation
 exercises the real codec and can record a byte-exact transcript. The optional *god
@@ -12,37 +12,36 @@ from __future__ import annotations
 import secrets
 import time
 import weakref
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import trio
 
-from .actors.executor import Executor
+from .actors import DEFAULT_HOOKS, Executor, Hooks, PartyResult, run_party
 from .actors.failures import first_cause
-from .actors.party import PartyResult, run_party
 from .config import RunConfig
-
+from .crypto import shamir
 from .data import PartyTable, plaintext_join
-from .protocol.steps import HOSPITAL, INSURER, ROLES, TTP
+from .protocol.roster import TTP
 from .transport.base import Recorder
 from .transport.memory import memory_link
 
-__all__ = ["GodView", "Simulation", "first_cause", "simulate"]
+__all__ = ["GodView", "Simulation", "simulate"]
 
 
 class GodView:
-    """Simulation-only observer of all three parties (never available to a daemon).
+    """Simulation-only observer of every party (never available to a daemon).
 
     Keeps *copies* of what parties hold (they clear their own lists on deletion) and
     only weak references to key objects, so it cannot keep a deleted key alive.
     """
 
     def __init__(self, *, keep: Callable[[str, int, str], bool] | None = None) -> None:
-        self.held: dict[str, dict[str, Any]] = {role: {} for role in ROLES}
-        self.held_at: dict[str, dict[str, int]] = {role: {} for role in ROLES}
+        self.held: dict[str, dict[str, Any]] = defaultdict(dict)
+        self.held_at: dict[str, dict[str, int]] = defaultdict(dict)
         self.keys: list[tuple[str, str, weakref.ref[Any]]] = []
         self.destroyed: list[tuple[str, str, bool]] = []
         self._keep = keep
@@ -60,12 +59,11 @@ class GodView:
         self.destroyed.append((role, name, bool(getattr(key, "destroyed", False))))
 
     def joined_table(self, config: RunConfig) -> np.ndarray:
-        """Reconstruct the Shamir-shared joined table (encoded ints) from two parties' shares."""
-        h = self.held[HOSPITAL]["shamir_shares"]
-        i = self.held[INSURER]["shamir_shares"]
-        from .crypto import shamir
-
-        values = shamir.reconstruct({1: h, 2: i}, config.params.prime)
+        """Reconstruct the Shamir-shared joined table (encoded ints) from two compute parties' shares."""
+        roster = config.roster
+        first, second = roster.compute_parties[:2]
+        shares = {roster.index(p): self.held[p]["shamir_shares"] for p in (first, second)}
+        values = shamir.reconstruct(shares, config.params.prime)
         width = len(config.joined_columns)
         centred = [config.params.centred(v) for v in values]
         return np.array(centred, dtype=np.int64).reshape(-1, width)
@@ -87,15 +85,20 @@ class Simulation:
         return self.parties[TTP].intersection_size
 
     @property
+    def _first(self) -> PartyResult:
+        return self.parties[self.config.roster.data_parties[0]]
+
+    @property
     def result(self) -> Any:
-        return self.parties[HOSPITAL].result
+        return self._first.result
 
     def document(self) -> dict[str, Any]:
+        data_parties = self.config.roster.data_parties
         doc: dict[str, Any] = {
             "intersection_size": self.intersection_size,
-            "result": self.parties[HOSPITAL].result_document(),
-            "rows": {r: self.parties[r].rows for r in (HOSPITAL, INSURER)},
-            "dropped_missing": {r: self.parties[r].dropped_missing for r in (HOSPITAL, INSURER)},
+            "result": self._first.result_document(),
+            "rows": {r: self.parties[r].rows for r in data_parties},
+            "dropped_missing": {r: self.parties[r].dropped_missing for r in data_parties},
             "seconds": round(self.seconds, 3),
             "parameters": {
                 "key_bits": self.config.key_bits,
@@ -106,7 +109,7 @@ class Simulation:
                 "min_intersection": self.config.min_intersection,
                 "chunk_rows": self.config.chunk_rows,
             },
-            "steps": [entry for role in ROLES for entry in self.parties[role].document()["steps"]],
+            "steps": [entry for role in self.config.roster.members for entry in self.parties[role].document()["steps"]],
         }
         if self.verified is not None:
             doc["verified"] = self.verified
@@ -114,63 +117,72 @@ class Simulation:
         return doc
 
 
+def tables_by_party(tables: Mapping[str, PartyTable] | Sequence[PartyTable], config: RunConfig) -> dict[str, PartyTable]:
+    """The data parties' tables by name: a mapping as given, or a sequence in roster order."""
+    names = config.roster.data_parties
+    by_name = dict(tables) if isinstance(tables, Mapping) else dict(zip(names, tables, strict=True))
+    if set(by_name) != set(names):
+        raise ValueError(f"tables for {sorted(by_name)} given, the roster's data parties are {list(names)}")
+    return {name: by_name[name] for name in names}
+
+
 async def simulate(
-    hospital: PartyTable,
-    insurer: PartyTable,
+    tables: Mapping[str, PartyTable] | Sequence[PartyTable],
     config: RunConfig,
     *,
     executor: Executor | None = None,
     recorder: Recorder | None = None,
     observer: GodView | None = None,
+    hooks: Hooks = DEFAULT_HOOKS,
     progress: Any = None,
     verify: bool = False,
 ) -> Simulation:
-    """Run all three parties to the end in this trio run.
+    """Run every party of ``config.roster`` to the end in this trio run.
+
+    Args:
+        tables: each data party's table, by name or in roster order.
 
     Raises:
-        MpcactorsError: the root cause if any party fails (all three are stopped and
+        MpcactorsError: the root cause if any party fails (every party is stopped and
             every key and share destroyed first).
     """
+    inputs = tables_by_party(tables, config)
     if verify and observer is None:
         observer = GodView()
     session = secrets.token_bytes(16)
-    h_i, i_h = memory_link(HOSPITAL, INSURER, recorder=recorder)
-    h_t, t_h = memory_link(HOSPITAL, TTP, recorder=recorder)
-    i_t, t_i = memory_link(INSURER, TTP, recorder=recorder)
-    links = {
-        HOSPITAL: {INSURER: h_i, TTP: h_t},
-        INSURER: {HOSPITAL: i_h, TTP: i_t},
-        TTP: {HOSPITAL: t_h, INSURER: t_i},
-    }
-    tables = {HOSPITAL: hospital, INSURER: insurer, TTP: None}
+    members = config.roster.members
+    links: dict[str, dict[str, Any]] = {role: {} for role in members}
+    for i, a in enumerate(members):
+        for b in members[i + 1 :]:
+            links[a][b], links[b][a] = memory_link(a, b, recorder=recorder)
     executor = executor or Executor()
     results: dict[str, PartyResult] = {}
 
     async def one(role: str) -> None:
         results[role] = await run_party(
-            role, links[role], session=session, config=config, table=tables[role],
-            executor=executor, observer=observer, progress=progress,
+            role, links[role], session=session, config=config, table=inputs.get(role),
+            executor=executor, observer=observer, hooks=hooks, progress=progress,
         )
 
     started = time.perf_counter()
     try:
         async with trio.open_nursery() as nursery:
-            for role in ROLES:
+            for role in members:
                 nursery.start_soon(one, role)
     except BaseExceptionGroup as group:
         cause = first_cause(group)
         raise cause from None
     simulation = Simulation(config, results, time.perf_counter() - started, god_view=observer)
     if verify:
-        _verify(simulation, hospital, insurer)
+        _verify(simulation, inputs)
     return simulation
 
 
-def _verify(simulation: Simulation, hospital: PartyTable, insurer: PartyTable) -> None:
+def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
     """God view: the shared table equals the plaintext join (as a multiset of rows)."""
     config = simulation.config
     assert simulation.god_view is not None
-    columns, expected = plaintext_join(hospital, insurer)
+    columns, expected = plaintext_join(*tables.values())
     if tuple(columns) != config.joined_columns:
         raise AssertionError(f"join columns {columns} differ from the run's {config.joined_columns}")
     actual = simulation.god_view.joined_table(config)

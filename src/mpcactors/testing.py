@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .config import RunConfig
+from .config import DEFAULT_DEADLINES, RunConfig
 
 __all__ = [
     "FAULT_ACTIONS",
@@ -37,14 +37,14 @@ def tables_for(rows: int, overlap: float, seed: int = 0, **kwargs: Any) -> tuple
 
 def fast_config(hospital: Any, insurer: Any, **changes: Any) -> RunConfig:
     """A :class:`RunConfig` for the two tables with 1024-bit keys and small chunks (tests only)."""
-    config = RunConfig(
-        hospital_columns=tuple(hospital.columns),
-        insurer_columns=tuple(insurer.columns),
+    config = RunConfig.for_parties(
+        hospital.columns,
+        insurer.columns,
         key_bits=1024,
         allow_test_key_sizes=True,
         min_intersection=3,
         chunk_rows=64,
-        deadlines={step: 120.0 for step in range(1, 10)},
+        deadlines={step: 120.0 for step in DEFAULT_DEADLINES},
     )
     return replace(config, **changes)
 
@@ -401,7 +401,7 @@ class FaultRun:
     @property
     def cause(self) -> BaseException | None:
         """The run's root cause as :func:`mpcactors.sim.simulate` would raise it."""
-        from .sim import first_cause
+        from .actors.failures import first_cause
 
         errors = list(self.errors.values())
         return first_cause(BaseExceptionGroup("run failed", errors)) if errors else None
@@ -427,35 +427,32 @@ async def run_with_faults(
     ``trio.fail_after`` catches it. Never raises a party's error: see
     :attr:`FaultRun.outcomes`.
     """
-    from .actors.party import run_party
-    from .protocol.steps import HOSPITAL, INSURER, ROLES, TTP
-    from .sim import first_cause
+    from .actors import run_party
+    from .actors.failures import first_cause
+    from .sim import tables_by_party
     from .transport.memory import memory_link
 
     session = _secrets.token_bytes(16)
-    h_i, i_h = memory_link(HOSPITAL, INSURER, recorder=recorder, buffer=buffer)
-    h_t, t_h = memory_link(HOSPITAL, TTP, recorder=recorder, buffer=buffer)
-    i_t, t_i = memory_link(INSURER, TTP, recorder=recorder, buffer=buffer)
-    raw: dict[str, _Mapping[str, Any]] = {
-        HOSPITAL: {INSURER: h_i, TTP: h_t},
-        INSURER: {HOSPITAL: i_h, TTP: i_t},
-        TTP: {HOSPITAL: t_h, INSURER: t_i},
-    }
-    tables = {HOSPITAL: hospital, INSURER: insurer, TTP: None}
+    members = config.roster.members
+    raw: dict[str, dict[str, Any]] = {role: {} for role in members}
+    for i, a in enumerate(members):
+        for b in members[i + 1 :]:
+            raw[a][b], raw[b][a] = memory_link(a, b, recorder=recorder, buffer=buffer)
+    tables: dict[str, Any] = tables_by_party((hospital, insurer), config)
     outcomes: dict[str, Any] = {}
 
     async def one(role: str) -> None:
         links = {peer: faults.wrap(role, peer, link) for peer, link in raw[role].items()}
         try:
             outcomes[role] = await run_party(
-                role, links, session=session, config=config, table=tables[role],
+                role, links, session=session, config=config, table=tables.get(role),
                 executor=executor, observer=faults.observer(role, observer),
             )
         except Exception as exc:  # noqa: BLE001 - recorded per party; Cancelled propagates
             outcomes[role] = first_cause(exc)
 
     async with _trio.open_nursery() as nursery:
-        for role in ROLES:
+        for role in members:
             nursery.start_soon(one, role)
     return FaultRun(outcomes, faults, observer)
 

@@ -36,7 +36,7 @@ async def test_process_policy_gives_the_join_and_retires_secret_workers_before_d
     hospital, insurer = tables_for(160, 0.5, seed=5)
     watch = WorkerWatch()
     simulation = await simulate(
-        hospital, insurer, fast_config(hospital, insurer, lasso=False),
+        (hospital, insurer), fast_config(hospital, insurer, lasso=False),
         executor=Executor("process", workers=2), observer=watch, verify=True,
     )
     assert simulation.verified is True
@@ -80,7 +80,7 @@ async def test_auto_sizes_each_data_party_by_its_own_table(threshold, uses_worke
     hospital, insurer = tables_for(160, 0.5, seed=5)
     watch = WorkerWatch(workers_expected=uses_workers)
     simulation = await simulate(
-        hospital, insurer, fast_config(hospital, insurer, lasso=False), executor=Executor("auto"), observer=watch, verify=True,
+        (hospital, insurer), fast_config(hospital, insurer, lasso=False), executor=Executor("auto"), observer=watch, verify=True,
     )
     assert simulation.verified is True
     assert set(watch.checked) == ({"hospital", "insurer"} if uses_workers else set())

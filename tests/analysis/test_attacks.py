@@ -19,8 +19,10 @@ from mpcactors.analysis import attacks, variants
 from mpcactors.analysis.attacks import AFTER_RUN, ALPHA
 from mpcactors.analysis.views import coalition_view, party_view, record_run
 from mpcactors.data import plaintext_join
-from mpcactors.protocol.steps import HOSPITAL, INSURER, TTP
+from mpcactors.protocol.roster import DEFAULT_DATA_PARTIES, TTP
 from mpcactors.testing import fast_config, tables_for
+
+HOSPITAL, INSURER = DEFAULT_DATA_PARTIES
 
 ID_SPACE = 20_000
 ROWS = 240

@@ -12,8 +12,12 @@ from click.testing import CliRunner
 from mpcactors._cli import main
 from mpcactors.analysis import attacks, report, variants
 from mpcactors.analysis.views import record_run
-from mpcactors.protocol.steps import HOSPITAL, ROLES, STEP_NAMES
+from mpcactors.protocol.steps import STEP_NAMES
+from mpcactors.protocol.roster import DEFAULT_DATA_PARTIES, Roster
 from mpcactors.testing import fast_config, tables_for
+
+HOSPITAL = DEFAULT_DATA_PARTIES[0]
+ROLES = Roster().members
 
 ID_SPACE = 20_000
 

@@ -13,11 +13,14 @@ import trustme
 
 from mpcactors.analysis.transcript import ForeignTrafficError, Transcript
 from mpcactors.codec import Envelope, encode_envelope
-from mpcactors.protocol.steps import HOSPITAL, INSURER, ROLES, TTP
+from mpcactors.protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
 from mpcactors.sim import simulate
 from mpcactors.testing import fast_config, tables_for
 from mpcactors.transport.base import Record
 from mpcactors.transport.tls import make_ssl_context, open_tls_link
+
+HOSPITAL, INSURER = DEFAULT_DATA_PARTIES
+ROLES = Roster().members
 
 SESSION = bytes(range(16))
 
@@ -26,7 +29,7 @@ SESSION = bytes(range(16))
 def recorded():
     hospital, insurer = tables_for(80, 0.5, seed=4)
     transcript = Transcript()
-    simulation = trio.run(lambda: simulate(hospital, insurer, fast_config(hospital, insurer, lasso=False),
+    simulation = trio.run(lambda: simulate((hospital, insurer), fast_config(hospital, insurer, lasso=False),
                                            recorder=transcript))
     return simulation, transcript
 

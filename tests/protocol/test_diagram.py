@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mpcactors.protocol.diagram import mermaid
-from mpcactors.protocol.steps import MESSAGES
+from mpcactors.protocol.steps import StepTable
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -18,6 +18,6 @@ def test_docs_diagram_is_generated_from_the_table():
 def test_every_rule_appears_in_the_diagram():
     short = {"hospital": "H", "insurer": "I", "ttp": "T"}
     lines = mermaid().splitlines()
-    for rule in MESSAGES:
+    for rule in StepTable().messages:
         arrow = f"    {short[rule.sender]}->>{short[rule.receiver]}: {rule.kind}"
         assert any(line.startswith(arrow) for line in lines), arrow

@@ -12,12 +12,19 @@ import itertools
 
 import pytest
 
-from mpcactors.codec import Envelope
 from mpcactors.errors import PeerProtocolError, StepOrderError
 from mpcactors.protocol.scheduler import StepScheduler
-from mpcactors.protocol.steps import CONFIRM, DONE, MESSAGES, REQUIRES_DELETED, ROLES, STEPS_OF, Flow, messages_for
+from mpcactors.protocol.steps import Flow, Step, StepTable
+from mpcactors.protocol.wire import Envelope
 
 SESSION = b"S" * 16
+TABLE = StepTable()
+MESSAGES = TABLE.messages
+ROLES = TABLE.roster.members
+STEPS_OF = {role: TABLE.steps_of(role) for role in ROLES}
+REQUIRES_DELETED = {role: TABLE.requires_deleted(role) for role in ROLES}
+CONFIRM, DONE = Step.CONFIRM, Step.DONE
+messages_for = TABLE.messages_for
 ALL_KINDS = sorted({r.kind for r in MESSAGES} | {r.kind + "_end" for r in MESSAGES if r.flow is Flow.STREAM})
 
 
@@ -42,22 +49,15 @@ def kinds_for(rule, chunks: int) -> list[str]:
 
 
 def secrets_created(role: str, step: int) -> set[str]:
-    """The secrets a role holds during a step (what the actors create there)."""
-    return {
-        ("hospital", 2): {"hash_key"}, ("insurer", 2): {"hash_key"},
-        ("hospital", 3): {"paillier_secret"}, ("insurer", 3): {"paillier_secret"},
-        ("hospital", 6): {"additive_shares"}, ("insurer", 6): {"additive_shares"},
-        ("ttp", 4): {"hashed_ids"},
-        ("hospital", 7): {"mpc_state", "shamir_shares"}, ("insurer", 7): {"mpc_state", "shamir_shares"},
-        ("ttp", 7): {"mpc_state", "shamir_shares"},
-    }.get((role, step), set())
+    """The secrets a role creates during a step (the protocol's table says which)."""
+    return {secret.name for secret in TABLE.secrets_of(role) if secret.created == step}
 
 
 def run_legal_path(role: str, chunks: int = 2, *, lasso: bool = True):
     """Drive a scheduler along a legal path; yields (scheduler, peer, step) before each step's traffic."""
-    scheduler = StepScheduler(role, SESSION, last_step=8 if lasso else 7)
+    scheduler = StepScheduler(role, SESSION, last_step=Step.ANALYSIS if lasso else Step.TO_SHAMIR)
     peer = Peer()
-    for step in STEPS_OF[role] if lasso else [s for s in STEPS_OF[role] if s != 8]:
+    for step in STEPS_OF[role] if lasso else [s for s in STEPS_OF[role] if s != Step.ANALYSIS]:
         for name in REQUIRES_DELETED[role].get(step, ()):  # delete what must be gone
             if name in scheduler.alive_secrets:
                 scheduler.destroyed(name)
@@ -156,6 +156,16 @@ def test_single_messages_twice_and_stream_after_end_are_refused(role):
             scheduler.incoming(peer.envelope("ttp", 6, "masked_end"))
             with pytest.raises(PeerProtocolError, match="after the masked stream ended"):
                 scheduler.incoming(peer.envelope("ttp", 6, "masked"))
+            break
+
+
+def test_a_sender_outside_the_roster_is_refused():
+    # the codec accepts any well-formed party name; membership is the session's business
+    for scheduler, peer, step in run_legal_path("ttp"):
+        if step == 4:
+            with pytest.raises(PeerProtocolError, match="claims to come from 'mallory'"):
+                scheduler.incoming(peer.envelope("mallory", 4, "rows"))
+            assert scheduler.state == "ERROR"
             break
 
 

@@ -33,7 +33,8 @@ import pytest
 import trio
 
 from mpcactors.errors import AbortedError, MpcactorsError, PeerProtocolError, StepTimeout, TransportError
-from mpcactors.protocol.steps import CONFIRM, ROLES, STEPS_OF
+from mpcactors.protocol.roster import Roster
+from mpcactors.protocol.steps import Step, StepTable
 from mpcactors.testing import (
     FAULT_ACTIONS,
     Fault,
@@ -44,6 +45,10 @@ from mpcactors.testing import (
     run_with_faults,
     tables_for,
 )
+
+ROLES = Roster().members
+CONFIRM = Step.CONFIRM
+STEPS_OF = {role: StepTable().steps_of(role) for role in ROLES}
 
 
 

@@ -510,16 +510,16 @@ async def test_a_full_run_over_mtls_gives_the_result_of_the_in_memory_run(pki: d
     by fixed-point rounding noise of order 2**-24). Everything else that is public must
     be identical: the intersection size, the features, their owners and the iteration count.
     """
-    from mpcactors.actors.party import run_party
+    from mpcactors.actors import run_party
     from mpcactors.sim import simulate
 
     hospital, insurer = small_tables()
-    config = RunConfig(
-        hospital_columns=hospital.columns, insurer_columns=insurer.columns, key_bits=1024, allow_test_key_sizes=True,
+    config = RunConfig.for_parties(
+        hospital.columns, insurer.columns, key_bits=1024, allow_test_key_sizes=True,
         min_intersection=3, chunk_rows=8, max_iter=15, deadlines={step: 60.0 for step in range(1, 9)},
     )
     with trio.fail_after(120):
-        reference = await simulate(hospital, insurer, config)
+        reference = await simulate((hospital, insurer), config)
         links = await tls_links(pki)
         results: dict[str, Any] = {}
 

@@ -5,11 +5,18 @@ The policy is a setting because the right answer depends on the job: tests want
 ``process`` for public-key work on every core. gmpy2 holds the GIL, so ``thread``
 mostly keeps the event loop responsive rather than adding speed.
 
-Secret-key work never goes to these cached workers: they outlive the call, so a
-secret key sent to one could outlive the key-deletion step. Under ``inline`` and
-``thread`` it runs in-process (:meth:`Executor.run_secret`); under ``process`` the
-data parties use scoped workers (:mod:`mpcactors.actors.secret_pool`) that all end
-before the key is destroyed.
+Two doors, the same under every policy:
+
+* :meth:`Executor.run` for public-data work (the TTP's re-randomisation);
+* :meth:`Executor.secret_key_scope` for work with a secret key: inside the scope,
+  ``encrypt_raw``/``decrypt_raw`` run in this process under ``inline`` and ``thread``
+  and in scoped worker processes (:mod:`mpcactors.actors.secret_pool`) under
+  ``process``; those workers all end when the scope closes, before the key is
+  destroyed. Secret work never reaches the cached public workers, which outlive
+  every call. :meth:`Executor.run_secret` runs other secret work in this process.
+
+How work is batched for a policy (:meth:`Executor.batch_rows`, :meth:`Executor.inflight`)
+is decided here too, so callers never compare policy names.
 
 ``auto`` (the default) decides per party once it knows how much work it has
 (:meth:`Executor.sized`): ``process`` for a table of at least
@@ -22,18 +29,48 @@ fixed-base table per worker and key) outweigh what the extra cores save
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, Literal, Protocol, TypeVar
 
 import trio
 
-__all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor"]
+from ..crypto.paillier import SecretKey
+from .secret_pool import open_secret_key_workers
+
+__all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
 
 T = TypeVar("T")
 POLICIES = ("auto", "inline", "thread", "process")
 #: ``auto`` uses worker processes from this many rows (a party's table; the TTP's
 #: intersection), measured on 2 cores: see the module docstring.
 AUTO_PROCESS_MIN_ROWS = 2048
+#: Rows per job when work is spread over workers: small enough to keep every core
+#: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
+_PARALLEL_BATCH_ROWS = 64
+
+
+class SecretKeyWork(Protocol):
+    """Secret-key Paillier work, wherever the policy runs it (see :meth:`Executor.secret_key_scope`)."""
+
+    async def encrypt_raw(self, plaintexts: Sequence[int]) -> list[int]: ...
+
+    async def decrypt_raw(self, values: Sequence[int], *, below_half_p: bool = False) -> list[int]: ...
+
+
+class _InProcess:
+    """Secret-key work in this process (inline, or a thread)."""
+
+    def __init__(self, executor: Executor, secret: SecretKey) -> None:
+        self._executor = executor
+        self._secret = secret
+
+    async def encrypt_raw(self, plaintexts: Sequence[int]) -> list[int]:
+        return await self._executor.run_secret(self._secret.encrypt_raw, plaintexts)
+
+    async def decrypt_raw(self, values: Sequence[int], *, below_half_p: bool = False) -> list[int]:
+        return await self._executor.run_secret(partial(self._secret.decrypt_raw, values, below_half_p=below_half_p))
 
 
 class Executor:
@@ -63,6 +100,38 @@ class Executor:
         cores = self.workers or os.cpu_count() or 1
         policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
         return Executor(policy, workers=self.workers)  # type: ignore[arg-type]
+
+    @property
+    def pool_size(self) -> int:
+        """Work running at once: the ``workers`` setting, else one per core."""
+        return self.workers or os.cpu_count() or 2
+
+    def batch_rows(self, chunk_rows: int) -> int:
+        """Rows per job: a whole chunk inline, small batches when workers share the work."""
+        return chunk_rows if self.policy == "inline" else min(chunk_rows, _PARALLEL_BATCH_ROWS)
+
+    def inflight(self) -> int:
+        """Jobs in flight at once: enough to keep every worker busy, bounded for memory."""
+        return 1 if self.policy == "inline" else 2 * self.pool_size
+
+    @asynccontextmanager
+    async def secret_key_scope(
+        self, secret: SecretKey, *, retired: Callable[[Any], None] | None = None
+    ) -> AsyncIterator[SecretKeyWork]:
+        """Secret-key work for ``secret`` until the scope closes.
+
+        Under ``process``, scoped worker processes hold the key and all end when the
+        scope closes (close it before destroying the key); then ``retired(workers)`` is
+        called with the closed :class:`~.secret_pool.SecretKeyWorkers`. Otherwise the
+        work runs in this process.
+        """
+        if self.policy == "process":
+            async with open_secret_key_workers(secret, workers=self.pool_size) as workers:
+                yield workers
+            if retired is not None:
+                retired(workers)
+        else:
+            yield _InProcess(self, secret)
 
     def _capacity(self) -> trio.CapacityLimiter | None:
         if self.workers is None:

@@ -52,7 +52,7 @@ import numpy as np
 from ..codec import BigIntArray
 from ..crypto import hashing, shamir
 from ..protocol.messages import HASH_BYTES
-from ..protocol.steps import HOSPITAL, INSURER, TTP
+from .views import HOSPITAL, INSURER, TTP
 from .views import RecordedRun, coalition_view, party_view
 
 __all__ = [
@@ -858,7 +858,7 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
     columns = {e.sender: int(e.body["columns"]) for e in t.select(step=3, kind="public_key")}
     out.append(Disclosure(
         "column counts and names", (HOSPITAL, INSURER, TTP),
-        {"hospital": len(run.config.hospital_columns), "insurer": len(run.config.insurer_columns),
+        {**{party: len(columns) for party, columns in run.config.columns.items()},
          "announced_in_step_3": columns},
         "Column names and counts are public metadata agreed in the run configuration; they describe the data set, "
         "not any person.",

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..protocol.steps import CONFIRM, HOSPITAL, INSURER, ROLES, STEP_NAMES, TTP
+from ..protocol.steps import STEP_NAMES
+from .views import CONFIRM, HOSPITAL, INSURER, ROLES, TTP
 from .attacks import ALPHA, AFTER_RUN, AttackResult, Disclosure
 from .views import KEY_DESCRIPTIONS, STEPS, RecordedRun, describe, party_view
 
@@ -268,7 +269,7 @@ def build_report(
             "last_step": last,
             "rows": run.rows,
             "intersection_size": run.intersection_size,
-            "columns": {HOSPITAL: list(run.config.hospital_columns), INSURER: list(run.config.insurer_columns)},
+            "columns": {party: list(columns) for party, columns in run.config.columns.items()},
             "target": run.config.target,
             "key_bits": run.config.key_bits,
             "sigma": run.config.params.sigma,

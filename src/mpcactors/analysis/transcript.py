@@ -39,7 +39,7 @@ from typing import Any
 import trio
 
 from ..codec import Envelope, decode_envelope, encode_envelope
-from ..protocol.steps import ROLES
+from ..protocol.roster import Roster
 from ..transport.base import Record
 
 __all__ = ["Entry", "ForeignTrafficError", "RecordingChannel", "Transcript"]
@@ -93,18 +93,20 @@ class Transcript:
     """Every recorded envelope of a run (or of one party's links), queryable.
 
     Args:
-        local: ``None`` for a simulation transcript of all links, or the role whose
-            own traffic this is (a daemon's view); then records between two other
-            parties are refused with :class:`ForeignTrafficError`.
+        local: ``None`` for a simulation transcript of all links, or the member of
+            ``roster`` (default: the two-party roster) whose own traffic this is (a
+            daemon's view); then records between two other parties are refused with
+            :class:`ForeignTrafficError`.
 
     The transcript is append-only and keeps arrival order. It decodes each record
     with the same codec the receiving party uses, so a message that does not decode
     raises :class:`~mpcactors.errors.CodecError` here too.
     """
 
-    def __init__(self, *, local: str | None = None) -> None:
-        if local is not None and local not in ROLES:
-            raise ValueError(f"local must be one of {ROLES} or None, got {local!r}")
+    def __init__(self, *, local: str | None = None, roster: Roster | None = None) -> None:
+        members = (roster or Roster()).members
+        if local is not None and local not in members:
+            raise ValueError(f"local must be one of {members} or None, got {local!r}")
         self.local = local
         self._entries: list[Entry] = []
 

@@ -2,9 +2,9 @@
 
 An attack that reports "no advantage" is only evidence if the same attack, on the
 same data, reports success when the protection it tests is removed. Each variant
-here removes exactly one protection, for one simulation only, by patching one seam
-of the actor code while :func:`mpcactors.analysis.views.record` runs, and restores it
-afterwards (also on error):
+here removes exactly one protection, for one simulation only, by replacing one of the
+run's :class:`~mpcactors.actors.Hooks` (the protocol's choices as values); nothing is
+patched, so variants can run side by side:
 
 =====================  =============================================  ==============================
 variant                what breaks                                    caught by
@@ -19,28 +19,24 @@ variant                what breaks                                    caught by
                        the arrival order is the file's order
 =====================  =============================================  ==============================
 
-Patches are process-wide while installed: run variants one at a time, with an
-``inline`` or ``thread`` executor (a ``process`` worker would not see the patch).
 These functions exist for analysis and teaching only; nothing in the library
 imports this module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import types
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ..actors import party as party_module
+from ..actors import DEFAULT_HOOKS, Hooks
 from ..crypto import hashing, paillier
 from ..crypto.fixedpoint import Params
 from ..data import PartyTable
-from ..protocol.steps import TTP
+from ..protocol.roster import TTP
 
 __all__ = [
     "Variant",
@@ -65,51 +61,35 @@ class Variant:
     name: str
     description: str
     caught_by: str
-    _install: Any = None
+    _hooks: Callable[[Any], Hooks] | None = None
 
-    @contextlib.contextmanager
-    def installed(self, run: Any) -> Iterator[None]:
-        """Patch the seam for the duration of one recorded run."""
-        with self._install(run):
-            yield
-
-
-@contextlib.contextmanager
-def _patched(target: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(target, name)
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, original)
+    def hooks(self, run: Any) -> Hooks:
+        """The run's hooks with this variant's one change (``run`` receives what leaks)."""
+        return self._hooks(run) if self._hooks is not None else DEFAULT_HOOKS
 
 
 def keep_hash_key() -> Variant:
     """The step-2 key survives "deletion" and reaches the TTP.
 
-    ``JointKey.destroy`` is patched to copy the key's HMAC state (which is as good as
-    the key: it is what hashing uses) into ``run.handed["ttp"]["hash_keys"]`` before
-    destroying the object, as if a careless backup or a log line carried it to the TTP.
+    Just before a data party destroys its key, a copy of the key's HMAC state (which is
+    as good as the key: it is what hashing uses) goes to ``run.handed["ttp"]["hash_keys"]``,
+    as if a careless backup or a log line carried it to the TTP.
     """
 
-    @contextlib.contextmanager
-    def install(run: Any) -> Iterator[None]:
+    def hooks(run: Any) -> Hooks:
         leaked: list[hashing.JointKey] = run.handed[TTP].setdefault("hash_keys", [])
-        original = hashing.JointKey.destroy
 
-        def destroy(self: hashing.JointKey) -> None:
-            if self._inner is not None and self._outer is not None:
-                leaked.append(_key_from_state(self._inner.copy(), self._outer.copy()))
-            original(self)
+        def before_destroy(role: str, name: str, key: Any) -> None:
+            if name == "hash_key" and key._inner is not None and key._outer is not None:
+                leaked.append(_key_from_state(key._inner.copy(), key._outer.copy()))
 
-        with _patched(hashing.JointKey, "destroy", destroy):
-            yield
+        return replace(DEFAULT_HOOKS, before_destroy=before_destroy)
 
     return Variant(
         "keep_hash_key",
         "the step-2 hashing key is not deleted: a copy reaches the TTP",
         "ttp_dictionary_attack",
-        install,
+        hooks,
     )
 
 
@@ -120,26 +100,21 @@ def _key_from_state(inner: Any, outer: Any) -> hashing.JointKey:
     return key
 
 
+def _unmasked(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:
+    return paillier.rerandomize_raw(public_wire, own)
+
+
 def forward_unmasked() -> Variant:
     """In step 6 the TTP only re-randomises the ciphertexts: it forgets the masks.
 
     The data party then decrypts its own joined values minus the constant
     ``2**mask_bits`` (the packing offset that the masks would have cancelled).
     """
-
-    def unmasked(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:
-        return paillier.rerandomize_raw(public_wire, own)
-
-    @contextlib.contextmanager
-    def install(run: Any) -> Iterator[None]:
-        with _patched(party_module, "_mask_and_rerandomise", unmasked):
-            yield
-
     return Variant(
         "forward_unmasked",
         "the TTP forwards the data parties' ciphertexts in step 6 without adding the other party's masks",
         "masked_value_linking",
-        install,
+        lambda run: replace(DEFAULT_HOOKS, combine=_unmasked),
     )
 
 
@@ -152,45 +127,33 @@ def short_masks(bits: int | None = None) -> Variant:
     mask drawn in real units instead of encoded ones would make.
     """
 
-    @contextlib.contextmanager
-    def install(run: Any) -> Iterator[None]:
+    def hooks(run: Any) -> Hooks:
         width = run.config.params.frac_bits + 4 if bits is None else bits
 
-        def masks(self: Params, count: int) -> list[int]:
+        def draw_masks(params: Params, count: int) -> list[int]:
             return [secrets.randbits(width) for _ in range(count)]
 
-        with _patched(Params, "masks", masks):
-            yield
+        return replace(DEFAULT_HOOKS, draw_masks=draw_masks)
 
     return Variant(
         "short_masks",
         f"the step-5 masks are {'frac_bits + 4' if bits is None else bits} bits wide instead of value_bits + sigma",
         "membership_inference",
-        install,
+        hooks,
     )
 
 
-class _NoShuffle:
-    def shuffle(self, items: list[Any]) -> None:
-        return None
+def _keep_order(items: list[Any]) -> None:
+    return None
 
 
 def no_row_shuffle() -> Variant:
     """Nobody shuffles: data parties send rows in file order, the TTP keeps join order."""
-
-    @contextlib.contextmanager
-    def install(run: Any) -> Iterator[None]:
-        shim = types.ModuleType("secrets")
-        shim.__dict__.update({k: v for k, v in vars(secrets).items() if not k.startswith("__")})
-        shim.SystemRandom = _NoShuffle  # type: ignore[attr-defined]
-        with _patched(party_module, "secrets", shim):
-            yield
-
     return Variant(
         "no_row_shuffle",
         "rows are not shuffled before sending (step 1) nor after matching (step 4)",
         "ttp_side_channel_inference",
-        install,
+        lambda run: replace(DEFAULT_HOOKS, shuffle=_keep_order),
     )
 
 

@@ -41,11 +41,12 @@ from typing import Any
 import numpy as np
 import trio
 
-from ..actors.executor import Executor
+from ..actors import DEFAULT_HOOKS, Executor, Held
 from ..config import RunConfig
 from ..data import PartyTable
 from ..errors import MpcactorsError
-from ..protocol.steps import CONFIRM, HOSPITAL, INSURER, ROLES, TTP
+from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
+from ..protocol.steps import SECRETS, Group, Step
 from ..sim import GodView, Simulation, simulate
 from .transcript import Entry, Transcript
 
@@ -63,36 +64,36 @@ __all__ = [
     "record_run",
 ]
 
-DATA_PARTIES = (HOSPITAL, INSURER)
+# The analysis covers the default roster: two data parties and the TTP.
+DATA_PARTIES = DEFAULT_DATA_PARTIES
+HOSPITAL, INSURER = DATA_PARTIES
+ROLES = Roster(DATA_PARTIES).members
+CONFIRM = int(Step.CONFIRM)
 #: The protocol's steps and the end-of-run confirmation (step 9).
-STEPS = (*range(1, 9), CONFIRM)
+STEPS = tuple(int(s) for s in Step if s != Step.DONE)
 
 #: The last step during which a data party / the TTP still has each item when every
 #: party follows the protocol (``None``: kept for good: own input, public values,
 #: the output). Reported deletions override these.
+#: Secrets' lifetimes come from the protocol's table (:data:`~mpcactors.protocol.steps.SECRETS`);
+#: the rest are the items an observer is told about (:class:`~mpcactors.actors.Held`).
 LIFETIMES: dict[str, dict[str, int | None]] = {
     "data": {
-        "input": None,
-        "hashed_ids": 4,  # sent to the TTP in step 4, then dropped
-        "public_keys": None,
-        "own_ciphertexts": 4,
-        "intersection_size": None,
-        "masks": 6,  # become the party's additive share of the other's columns
-        "masked_values": 6,  # become the party's additive share of its own columns
-        "additive_shares": 7,
-        "shamir_shares": 8,
-        "result": None,
-        "hash_key": 2,
-        "paillier_secret": 6,
-        "mpc_state": 8,
+        Held.INPUT: None,
+        Held.HASHED_IDS: 4,  # sent to the TTP in step 4, then dropped
+        Held.PUBLIC_KEYS: None,
+        Held.OWN_CIPHERTEXTS: 4,
+        Held.INTERSECTION_SIZE: None,
+        Held.MASKS: 6,  # become the party's additive share of the other's columns
+        Held.MASKED_VALUES: 6,  # become the party's additive share of its own columns
+        Held.RESULT: None,
+        **{s.name: s.last_step for s in SECRETS if s.holders in (Group.DATA, Group.COMPUTE)},
     },
     "ttp": {
-        "hashed_ids": 4,
-        "row_pairs": 6,  # the TTP's state is cleared when step 6 ends
-        "intersection_size": None,
-        "shamir_shares": 8,
-        "result": None,
-        "mpc_state": 8,
+        Held.ROW_PAIRS: 6,  # the TTP's state is cleared when step 6 ends
+        Held.INTERSECTION_SIZE: None,
+        Held.RESULT: None,
+        **{s.name: s.last_step for s in SECRETS if s.holders in (Group.TTP, Group.COMPUTE)},
     },
 }
 
@@ -125,13 +126,11 @@ def describe(role: str, name: str) -> str:
     return DESCRIPTIONS.get(name, name)
 
 
-KEY_DESCRIPTIONS: dict[str, str] = {
-    "hash_key": "the step-2 HMAC key",
-    "paillier_secret": "its Paillier secret key",
-    "mpc_state": "MPC randomness keys (pseudo-random sharing)",
-}
+#: The secrets that are key objects (the others are share lists, reported as held items).
+_KEYS = ("hash_key", "paillier_secret", "mpc_state")
+KEY_DESCRIPTIONS: dict[str, str] = {s.name: s.description for s in SECRETS if s.name in _KEYS}
 
-_KEY_STEPS = {"hash_key": 2, "paillier_secret": 3, "mpc_state": 7}
+_KEY_STEPS = {s.name: int(s.created) for s in SECRETS if s.name in _KEYS}
 
 
 class AnalysisObserver(GodView):
@@ -391,25 +390,22 @@ async def record(
         variant: a deliberately broken protocol from :mod:`mpcactors.analysis.variants`,
             installed for this run only.
         id_space: the public id space of the input (for the dictionary attack).
-        executor: ``inline`` (default) or ``thread``; a ``process`` executor would
-            run patched functions of a variant in workers that do not see the patch.
+        executor: ``inline`` (default) or ``thread``; a variant's hooks are closures
+            that a ``process`` executor's workers could not receive.
         allow_failure: return the partial run if a party fails (a broken variant can
             break a later step); otherwise the error propagates.
     """
     if executor is not None and executor.policy == "process":
-        raise ValueError("analysis runs need an inline or thread executor (variants patch this process only)")
+        raise ValueError("analysis runs need an inline or thread executor (a variant's hooks stay in this process)")
     tables = {HOSPITAL: hospital, INSURER: insurer}
     transcript = Transcript()
     observer = AnalysisObserver(tables)
     run = RecordedRun(config, tables, transcript, observer, variant=variant, id_space=id_space)
+    hooks = DEFAULT_HOOKS if variant is None else variant.hooks(run)
     try:
-        if variant is not None:
-            with variant.installed(run):
-                run.simulation = await simulate(hospital, insurer, config, executor=executor,
-                                                recorder=transcript, observer=observer)
-        else:
-            run.simulation = await simulate(hospital, insurer, config, executor=executor,
-                                            recorder=transcript, observer=observer)
+        run.simulation = await simulate(
+            tables, config, executor=executor, recorder=transcript, observer=observer, hooks=hooks
+        )
     except MpcactorsError as exc:
         if not allow_failure:
             raise

@@ -101,6 +101,7 @@ __all__ = [
     "DEFAULT_KEY_BITS",
     "FIXED_BASE_CACHE_SIZE",
     "SECURE_KEY_BITS",
+    "allowed_key_bits",
     "Ciphertext",
     "PublicKey",
     "SecretKey",
@@ -128,7 +129,8 @@ _PQ_DISTANCE_SLACK_BITS = 100
 _PRIMALITY_ROUNDS = 50
 
 
-def _allowed_bits(allow_insecure_test_size: bool) -> frozenset[int]:
+def allowed_key_bits(*, allow_insecure_test_size: bool = False) -> frozenset[int]:
+    """The modulus sizes a key may have: the one key-size policy that configs and the CLI read."""
     return SECURE_KEY_BITS | _TEST_KEY_BITS if allow_insecure_test_size else SECURE_KEY_BITS
 
 
@@ -352,7 +354,7 @@ class PublicKey:
         for name, value in (("n", n), ("h", h)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise PeerProtocolError(f"Paillier public key entry {name!r} is not an integer")
-        allowed = _allowed_bits(_allow_insecure_test_size)
+        allowed = allowed_key_bits(allow_insecure_test_size=_allow_insecure_test_size)
         if n <= 0 or n.bit_length() not in allowed:
             raise PeerProtocolError(
                 f"Paillier public key modulus has {n.bit_length()} bits; "
@@ -818,7 +820,7 @@ def generate_keypair(
         ValueError: ``bits`` is not an allowed size (:data:`SECURE_KEY_BITS`; 512 and
             1024 only with ``_allow_insecure_test_size=True``).
     """
-    allowed = _allowed_bits(_allow_insecure_test_size)
+    allowed = allowed_key_bits(allow_insecure_test_size=_allow_insecure_test_size)
     if bits not in allowed:
         raise ValueError(f"Paillier modulus size must be one of {sorted(allowed)}, got {bits}")
     half = bits // 2

@@ -1,8 +1,8 @@
-"""Frozen message types: the body of every envelope ``kind``, validated on arrival.
+"""Frozen message types: the body of every envelope ``kind``, each validating itself.
 
-Each class turns into a msgpack body with :meth:`body` and is rebuilt from a peer's
-body with :func:`parse`, which checks every field's type and size and raises
-:class:`PeerProtocolError` naming the field. Don't subclass these.
+Like h11's events, every class checks its own fields when it is built, whether by us
+or by :func:`parse` from a peer's body, and raises :class:`PeerProtocolError` naming
+the kind and the field. :meth:`Message.body` is what travels. Don't subclass these.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ..codec import BigIntArray, Envelope
 from ..errors import PeerProtocolError
+from .wire import BigIntArray, Envelope
 
 __all__ = [
+    "HASH_BYTES",
+    "MAX_REASON",
     "Abort",
     "Done",
     "HashContribution",
@@ -22,6 +24,7 @@ __all__ = [
     "MaskedEnd",
     "Masks",
     "MasksEnd",
+    "Message",
     "Mpc",
     "PublicKey",
     "Rows",
@@ -30,7 +33,11 @@ __all__ = [
 ]
 
 HASH_BYTES = 32
-_MAX_REASON = 500
+MAX_REASON = 500
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +47,20 @@ class Message:
     def body(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def _check(self, name: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise PeerProtocolError(f"{self.kind!r} message: field {name!r} must be {what}")
+
 
 @dataclass(frozen=True, slots=True)
 class HashContribution(Message):
-    """Step 2: a 256-bit random contribution to the joint HMAC key (H <-> I only)."""
+    """Step 2: a 256-bit random contribution to the joint HMAC key (data parties only)."""
 
     kind: ClassVar[str] = "hash_contribution"
     value: bytes
+
+    def __post_init__(self) -> None:
+        self._check("value", isinstance(self.value, bytes) and len(self.value) == 32, "32 bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,11 @@ class PublicKey(Message):
     key: dict[str, int]
     columns: int
 
+    def __post_init__(self) -> None:
+        key = self.key
+        self._check("key", isinstance(key, dict) and all(type(v) is int for v in key.values()), "a map of integers")
+        self._check("columns", type(self.columns) is int and 1 <= self.columns <= 10_000, "a column count")
+
 
 @dataclass(frozen=True, slots=True)
 class Rows(Message):
@@ -66,11 +85,34 @@ class Rows(Message):
     hashes: bytes  # concatenated 32-byte digests
     ciphertexts: BigIntArray  # ciphertexts_per_row per row, row-major
 
+    def __post_init__(self) -> None:
+        self._check(
+            "hashes", isinstance(self.hashes, bytes) and len(self.hashes) % HASH_BYTES == 0, "a multiple of 32 bytes"
+        )
+        self._check("ciphertexts", isinstance(self.ciphertexts, BigIntArray), "a big-integer array")
+
+    @property
+    def count(self) -> int:
+        """The number of rows in this chunk."""
+        return len(self.hashes) // HASH_BYTES
+
+    def hash(self, i: int) -> bytes:
+        return self.hashes[i * HASH_BYTES : (i + 1) * HASH_BYTES]
+
 
 @dataclass(frozen=True, slots=True)
-class RowsEnd(Message):
-    kind: ClassVar[str] = "rows_end"
+class _End(Message):
+    """Closes a stream: the number of rows the stream carried."""
+
     rows: int
+
+    def __post_init__(self) -> None:
+        self._check("rows", _is_count(self.rows), "a row count")
+
+
+@dataclass(frozen=True, slots=True)
+class RowsEnd(_End):
+    kind: ClassVar[str] = "rows_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,33 +122,40 @@ class Intersection(Message):
     kind: ClassVar[str] = "intersection"
     size: int
 
+    def __post_init__(self) -> None:
+        self._check("size", _is_count(self.size), "a row count")
+
 
 @dataclass(frozen=True, slots=True)
-class Masks(Message):
-    """Step 5: a chunk of packed masks encrypted under the *other* party's key."""
-
-    kind: ClassVar[str] = "masks"
+class _Ciphertexts(Message):
     ciphertexts: BigIntArray
 
+    def __post_init__(self) -> None:
+        self._check("ciphertexts", isinstance(self.ciphertexts, BigIntArray), "a big-integer array")
+
 
 @dataclass(frozen=True, slots=True)
-class MasksEnd(Message):
+class Masks(_Ciphertexts):
+    """Step 5: a chunk of packed masks encrypted under the column owner's key."""
+
+    kind: ClassVar[str] = "masks"
+
+
+@dataclass(frozen=True, slots=True)
+class MasksEnd(_End):
     kind: ClassVar[str] = "masks_end"
-    rows: int
 
 
 @dataclass(frozen=True, slots=True)
-class Masked(Message):
+class Masked(_Ciphertexts):
     """Step 6: a chunk of re-randomised ``Enc(x - r)`` rows in the TTP's order."""
 
     kind: ClassVar[str] = "masked"
-    ciphertexts: BigIntArray
 
 
 @dataclass(frozen=True, slots=True)
-class MaskedEnd(Message):
+class MaskedEnd(_End):
     kind: ClassVar[str] = "masked_end"
-    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +166,11 @@ class Mpc(Message):
     round: int
     label: str
     values: BigIntArray
+
+    def __post_init__(self) -> None:
+        self._check("round", _is_count(self.round), "a round number")
+        self._check("label", isinstance(self.label, str) and len(self.label) <= 64, "a short label")
+        self._check("values", isinstance(self.values, BigIntArray), "a big-integer array")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +184,9 @@ class Done(Message):
     kind: ClassVar[str] = "done"
     digest: bytes
 
+    def __post_init__(self) -> None:
+        self._check("digest", isinstance(self.digest, bytes) and len(self.digest) == HASH_BYTES, "32 bytes")
+
 
 @dataclass(frozen=True, slots=True)
 class Abort(Message):
@@ -137,6 +194,14 @@ class Abort(Message):
 
     kind: ClassVar[str] = "abort"
     reason: str
+
+    def __post_init__(self) -> None:
+        self._check("reason", isinstance(self.reason, str) and len(self.reason) <= MAX_REASON, "a short text")
+
+    @property
+    def printable_reason(self) -> str:
+        """The reason with every unprintable character replaced: a peer's words reach terminals and logs."""
+        return "".join(c if c.isprintable() else "?" for c in self.reason)
 
 
 _TYPES: dict[str, type[Message]] = {
@@ -147,13 +212,13 @@ _TYPES: dict[str, type[Message]] = {
 }
 
 
-def _check(kind: str, name: str, ok: bool, what: str) -> None:
-    if not ok:
-        raise PeerProtocolError(f"{kind!r} message: field {name!r} must be {what}")
-
-
 def parse(envelope: Envelope) -> Message:
-    """Rebuild the typed message of a (scheduler-approved) envelope."""
+    """Rebuild the typed message of a (scheduler-approved) envelope.
+
+    Raises:
+        PeerProtocolError: an unknown kind, missing or extra fields, or a field that
+            fails the class's own checks.
+    """
     cls = _TYPES.get(envelope.kind)
     if cls is None:
         raise PeerProtocolError(f"unknown message kind {envelope.kind!r}")
@@ -161,33 +226,4 @@ def parse(envelope: Envelope) -> Message:
     names = [f.name for f in fields(cls)]
     if set(body) != set(names):
         raise PeerProtocolError(f"{cls.kind!r} message has fields {sorted(body)}, expected {sorted(names)}")
-    kind = cls.kind
-    if cls is HashContribution:
-        _check(kind, "value", isinstance(body["value"], bytes) and len(body["value"]) == 32, "32 bytes")
-    elif cls is PublicKey:
-        key = body["key"]
-        _check(kind, "key", isinstance(key, dict) and all(type(v) is int for v in key.values()), "a map of integers")
-        _check(kind, "columns", type(body["columns"]) is int and 1 <= body["columns"] <= 10_000, "a column count")
-    elif cls is Rows:
-        _check(
-            kind,
-            "hashes",
-            isinstance(body["hashes"], bytes) and len(body["hashes"]) % HASH_BYTES == 0,
-            "a multiple of 32 bytes",
-        )
-        _check(kind, "ciphertexts", isinstance(body["ciphertexts"], BigIntArray), "a big-integer array")
-    elif cls in (Masks, Masked):
-        _check(kind, "ciphertexts", isinstance(body["ciphertexts"], BigIntArray), "a big-integer array")
-    elif cls in (RowsEnd, MasksEnd, MaskedEnd):
-        _check(kind, "rows", type(body["rows"]) is int and body["rows"] >= 0, "a row count")
-    elif cls is Intersection:
-        _check(kind, "size", type(body["size"]) is int and body["size"] >= 0, "a row count")
-    elif cls is Mpc:
-        _check(kind, "round", type(body["round"]) is int and body["round"] >= 0, "a round number")
-        _check(kind, "label", isinstance(body["label"], str) and len(body["label"]) <= 64, "a short label")
-        _check(kind, "values", isinstance(body["values"], BigIntArray), "a big-integer array")
-    elif cls is Done:
-        _check(kind, "digest", isinstance(body["digest"], bytes) and len(body["digest"]) == HASH_BYTES, "32 bytes")
-    elif cls is Abort:
-        _check(kind, "reason", isinstance(body["reason"], str) and len(body["reason"]) <= _MAX_REASON, "a short text")
     return cls(**body)

@@ -1,67 +1,90 @@
-"""The eight-step protocol as data: every legal message and every deletion rule.
+"""The protocol as data: its steps, every legal message, every secret and its lifetime.
 
 Step 9 (``confirm``) is ours, not the paper's: once every secret is destroyed, each
-party sends both peers a digest of what it computed (:class:`~.messages.Done`) and
-returns its result only when both peers' digests arrived and match. A fault anywhere
-in steps 1 to 8 therefore leaves no party with a result, and the three results that
-are written are known to be the same. No finite exchange can close the last window
-(the two generals): a fault in a step-9 message itself can still leave one party
-failing while the others finish (``docs/threat-model.md``).
+party sends every peer a digest of what it computed (:class:`~.messages.Done`) and
+returns its result only when all peers' digests arrived and match. A fault anywhere
+in steps 1 to 8 therefore leaves no party with a result. No finite exchange can close
+the last window (the two generals): a fault in a step-9 message itself can still leave
+one party failing while the others finish (``docs/threat-model.md``).
 
 Rule 1 (after h11's ``_state.py``): everything that decides whether a protocol move
-is legal lives in this file. The scheduler (:mod:`.scheduler`) only interprets these
-tables, and ``docs/protocol.md``'s diagram is generated from them
-(``python -m mpcactors.protocol.diagram``).
+is legal lives in this file. The rules name *groups* of parties (every data party, the
+TTP, the compute parties); a :class:`StepTable` expands them for one
+:class:`~.roster.Roster`. The scheduler only interprets a step table, and
+``docs/protocol.md``'s diagram is generated from it.
 
 Rule 2: a message is identified by ``(step, sender, receiver, kind)``. A *single*
 message must arrive exactly once in its step. A *stream* (bulk rows) is any number of
 ``kind`` messages closed by exactly one ``kind + "_end"``. *Rounds* (MPC traffic) is any
 number of ``kind`` messages; the step ends when the local computation says so.
+``abort`` is legal at any step from anyone.
 
-Rule 3: deletion is a precondition, not a promise. :data:`REQUIRES_DELETED` lists, per
-role, what must have been destroyed (and proven destroyed) before a step may begin;
-``DONE`` is the final "step".
+Rule 3: deletion is a precondition, not a promise. :data:`SECRETS` says which parties
+create each secret, at which step, and before which step it must be gone; the
+scheduler refuses to begin that step until the secret is proven destroyed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+
+from .roster import TTP, Roster
 
 __all__ = [
-    "CONFIRM",
-    "DONE",
-    "HOSPITAL",
-    "INSURER",
-    "MESSAGES",
-    "REQUIRES_DELETED",
-    "ROLES",
+    "RULES",
+    "SECRETS",
     "STEP_NAMES",
-    "TTP",
     "Flow",
+    "Group",
     "MessageRule",
-    "messages_for",
+    "Rule",
+    "Secret",
+    "Step",
+    "StepTable",
 ]
 
-HOSPITAL, INSURER, TTP = "hospital", "insurer", "ttp"
-ROLES = (HOSPITAL, INSURER, TTP)
-#: The end-of-run agreement (not in the paper): digests of the outcome, all pairs.
-CONFIRM = 9
-#: The pseudo-step after the confirmation: the run is over.
-DONE = 10
 
-STEP_NAMES = {
-    1: "prepare",
-    2: "keyed hashing",
-    3: "encrypt",
-    4: "intersect",
-    5: "masks",
-    6: "mask and forward",
-    7: "to Shamir",
-    8: "secure lasso",
-    CONFIRM: "confirm",
-    DONE: "done",
+class Step(IntEnum):
+    """The protocol's steps; the number is what envelopes carry."""
+
+    PREPARE = 1
+    KEYED_HASHING = 2
+    ENCRYPT = 3
+    INTERSECT = 4
+    MASKS = 5
+    MASK_AND_FORWARD = 6
+    TO_SHAMIR = 7
+    ANALYSIS = 8
+    #: the end-of-run agreement (not in the paper): digests of the outcome, all pairs
+    CONFIRM = 9
+    #: the pseudo-step after the confirmation: the run is over
+    DONE = 10
+
+    @property
+    def title(self) -> str:
+        return _TITLES[self]
+
+    @property
+    def label(self) -> str:
+        """``"step 4 (intersect)"``: how messages name a step."""
+        return f"step {int(self)} ({self.title})"
+
+
+_TITLES = {
+    Step.PREPARE: "prepare",
+    Step.KEYED_HASHING: "keyed hashing",
+    Step.ENCRYPT: "encrypt",
+    Step.INTERSECT: "intersect",
+    Step.MASKS: "masks",
+    Step.MASK_AND_FORWARD: "mask and forward",
+    Step.TO_SHAMIR: "to Shamir",
+    Step.ANALYSIS: "secure lasso",
+    Step.CONFIRM: "confirm",
+    Step.DONE: "done",
 }
+#: ``{step number: title}``, for reports and tables.
+STEP_NAMES: dict[int, str] = {int(step): step.title for step in Step}
 
 
 class Flow(Enum):
@@ -70,78 +93,134 @@ class Flow(Enum):
     ROUNDS = "rounds"
 
 
+class Group(Enum):
+    """A set of roster members that a rule or a secret names."""
+
+    DATA = "every data party"
+    TTP = "the TTP"
+    COMPUTE = "the compute parties"
+    ANY = "every member"
+
+    def members(self, roster: Roster) -> tuple[str, ...]:
+        if self is Group.DATA:
+            return roster.data_parties
+        if self is Group.TTP:
+            return (TTP,)
+        if self is Group.COMPUTE:
+            return tuple(m for m in roster.members if m in roster.compute_parties)
+        return roster.members
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A legal message: ``kind`` from each of ``senders`` to each other of ``receivers`` at ``step``."""
+
+    step: Step
+    kind: str
+    flow: Flow
+    senders: Group
+    receivers: Group
+
+
+#: Every legal message of the protocol.
+RULES: tuple[Rule, ...] = (
+    Rule(Step.KEYED_HASHING, "hash_contribution", Flow.SINGLE, Group.DATA, Group.DATA),
+    Rule(Step.ENCRYPT, "public_key", Flow.SINGLE, Group.DATA, Group.DATA),
+    Rule(Step.INTERSECT, "public_key", Flow.SINGLE, Group.DATA, Group.TTP),
+    Rule(Step.INTERSECT, "rows", Flow.STREAM, Group.DATA, Group.TTP),
+    Rule(Step.INTERSECT, "intersection", Flow.SINGLE, Group.TTP, Group.DATA),
+    Rule(Step.MASKS, "masks", Flow.STREAM, Group.DATA, Group.TTP),
+    Rule(Step.MASK_AND_FORWARD, "masked", Flow.STREAM, Group.TTP, Group.DATA),
+    Rule(Step.TO_SHAMIR, "mpc", Flow.ROUNDS, Group.ANY, Group.ANY),
+    Rule(Step.ANALYSIS, "mpc", Flow.ROUNDS, Group.COMPUTE, Group.COMPUTE),
+    Rule(Step.CONFIRM, "done", Flow.SINGLE, Group.ANY, Group.ANY),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret: who creates it, when, and the step that may not begin while it lives."""
+
+    name: str
+    holders: Group
+    created: Step
+    gone_before: Step
+    description: str
+
+    @property
+    def last_step(self) -> int:
+        """The last step during which a party following the protocol still holds it."""
+        return int(self.gone_before) - 1
+
+
+#: Every secret the parties create. Everything dies before the confirmation, so a
+#: party that never hears its peers' digests has nothing left to delete.
+SECRETS: tuple[Secret, ...] = (
+    Secret("hash_key", Group.DATA, Step.KEYED_HASHING, Step.ENCRYPT, "the step-2 HMAC key"),
+    Secret("paillier_secret", Group.DATA, Step.ENCRYPT, Step.TO_SHAMIR, "its Paillier secret key"),
+    Secret("hashed_ids", Group.TTP, Step.INTERSECT, Step.MASKS, "the data parties' hashed id columns"),
+    Secret("additive_shares", Group.DATA, Step.MASK_AND_FORWARD, Step.ANALYSIS, "its additive share of the joined table"),
+    Secret("shamir_shares", Group.COMPUTE, Step.TO_SHAMIR, Step.CONFIRM, "its Shamir share of the joined table"),
+    Secret("mpc_state", Group.COMPUTE, Step.TO_SHAMIR, Step.CONFIRM, "MPC randomness keys (pseudo-random sharing)"),
+)
+
+#: The steps each group takes part in: data parties from step 1, the TTP from step 4.
+_FIRST_STEP = {Group.DATA: Step.PREPARE, Group.TTP: Step.INTERSECT}
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRule:
-    step: int
+    """One rule expanded for a roster: ``kind`` from ``sender`` to ``receiver`` at ``step``."""
+
+    step: Step
     sender: str
     receiver: str
     kind: str
     flow: Flow
 
 
-def _both(step: int, kind: str, flow: Flow, *pairs: tuple[str, str]) -> list[MessageRule]:
-    return [MessageRule(step, s, r, kind, flow) for s, r in pairs]
+@dataclass(frozen=True)
+class StepTable:
+    """The rules and secrets of :data:`RULES` and :data:`SECRETS` for one roster (a value)."""
 
+    roster: Roster = field(default_factory=Roster)
+    #: every legal message, in rule order and roster order within a rule
+    messages: tuple[MessageRule, ...] = field(init=False, repr=False, compare=False)
 
-_H_I = ((HOSPITAL, INSURER), (INSURER, HOSPITAL))
-_TO_T = ((HOSPITAL, TTP), (INSURER, TTP))
-_FROM_T = ((TTP, HOSPITAL), (TTP, INSURER))
-_ALL_PAIRS = tuple((a, b) for a in ROLES for b in ROLES if a != b)
+    def __post_init__(self) -> None:
+        roster = self.roster
+        messages = tuple(
+            MessageRule(rule.step, sender, receiver, rule.kind, rule.flow)
+            for rule in RULES
+            for sender in rule.senders.members(roster)
+            for receiver in rule.receivers.members(roster)
+            if sender != receiver
+        )
+        object.__setattr__(self, "messages", messages)
 
-#: Every legal message of the protocol. ``abort`` is legal at any step from anyone.
-MESSAGES: tuple[MessageRule, ...] = tuple(
-    _both(2, "hash_contribution", Flow.SINGLE, *_H_I)
-    + _both(3, "public_key", Flow.SINGLE, *_H_I)
-    + _both(4, "public_key", Flow.SINGLE, *_TO_T)
-    + _both(4, "rows", Flow.STREAM, *_TO_T)
-    + _both(4, "intersection", Flow.SINGLE, *_FROM_T)
-    + _both(5, "masks", Flow.STREAM, *_TO_T)
-    + _both(6, "masked", Flow.STREAM, *_FROM_T)
-    + _both(7, "mpc", Flow.ROUNDS, *_ALL_PAIRS)
-    + _both(8, "mpc", Flow.ROUNDS, *_ALL_PAIRS)
-    + _both(CONFIRM, "done", Flow.SINGLE, *_ALL_PAIRS)
-)
+    def messages_for(self, step: int, *, sender: str | None = None, receiver: str | None = None) -> list[MessageRule]:
+        """The rules of ``step``, optionally filtered by sender and/or receiver."""
+        return [
+            rule
+            for rule in self.messages
+            if rule.step == step
+            and (sender is None or rule.sender == sender)
+            and (receiver is None or rule.receiver == receiver)
+        ]
 
-#: What each role must have destroyed before it may begin a step. The names are the
-#: secrets the actors create: ``hash_key`` (step 2's joint HMAC key), ``paillier_secret``
-#: (step 3's secret key), ``hashed_ids`` (the TTP's copy of both hashed id columns),
-#: ``additive_shares`` (step 6's integer shares), ``shamir_shares`` and ``mpc_state``
-#: (step 7-8 shares, PRSS keys and randomness). Everything dies before the confirmation,
-#: so a party that never hears its peers' digests has nothing left to delete.
-REQUIRES_DELETED: dict[str, dict[int, frozenset[str]]] = {
-    HOSPITAL: {
-        3: frozenset({"hash_key"}),
-        7: frozenset({"paillier_secret"}),
-        8: frozenset({"additive_shares"}),
-        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
-    },
-    INSURER: {
-        3: frozenset({"hash_key"}),
-        7: frozenset({"paillier_secret"}),
-        8: frozenset({"additive_shares"}),
-        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
-    },
-    TTP: {
-        5: frozenset({"hashed_ids"}),
-        CONFIRM: frozenset({"shamir_shares", "mpc_state"}),
-    },
-}
+    def secrets_of(self, party: str) -> tuple[Secret, ...]:
+        """The secrets ``party`` creates during a run."""
+        return tuple(s for s in SECRETS if party in s.holders.members(self.roster))
 
-#: The steps each role takes part in, in order (the TTP joins at step 4). Every run
-#: ends with :data:`CONFIRM`, also a run without step 8 (``lasso = false``).
-STEPS_OF: dict[str, tuple[int, ...]] = {
-    HOSPITAL: (1, 2, 3, 4, 5, 6, 7, 8, CONFIRM),
-    INSURER: (1, 2, 3, 4, 5, 6, 7, 8, CONFIRM),
-    TTP: (4, 5, 6, 7, 8, CONFIRM),
-}
+    def requires_deleted(self, party: str) -> dict[Step, frozenset[str]]:
+        """What ``party`` must have destroyed before it may begin each step."""
+        out: dict[Step, set[str]] = {}
+        for secret in self.secrets_of(party):
+            out.setdefault(secret.gone_before, set()).add(secret.name)
+        return {step: frozenset(names) for step, names in sorted(out.items())}
 
-
-def messages_for(step: int, *, sender: str | None = None, receiver: str | None = None) -> list[MessageRule]:
-    """The rules of ``step``, optionally filtered by sender and/or receiver."""
-    return [
-        rule
-        for rule in MESSAGES
-        if rule.step == step
-        and (sender is None or rule.sender == sender)
-        and (receiver is None or rule.receiver == receiver)
-    ]
+    def steps_of(self, party: str, *, last_step: Step = Step.ANALYSIS) -> tuple[Step, ...]:
+        """The steps ``party`` takes, in order. Every run ends with :attr:`Step.CONFIRM`,
+        also one that stops before step 8 (``last_step = Step.TO_SHAMIR``)."""
+        first = _FIRST_STEP[Group.DATA if self.roster.is_data_party(party) else Group.TTP]
+        return tuple(s for s in Step if first <= s <= last_step) + (Step.CONFIRM,)

@@ -54,7 +54,8 @@ from typing import Any
 import structlog
 import trio
 
-from ..codec import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ROLES, Envelope, decode, encode
+from ..codec import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
+from ..protocol.roster import Roster
 from ..errors import (
     AbortedError,
     CodecError,
@@ -603,6 +604,7 @@ async def open_tls_link(
     if session is not None and len(session) != 16:
         raise ValueError("the session id must be 16 bytes")
     expected = {expected_peer_role} if isinstance(expected_peer_role, str) else set(expected_peer_role)
+    ROLES = Roster().members
     unknown = expected - set(ROLES)
     if unknown or not expected:
         raise ValueError(f"expected_peer_role must name roles among {ROLES}, got {sorted(unknown) or 'nothing'}")

@@ -1,0 +1,166 @@
+"""Steps 4 to 6 of the TTP: match hashed ids, forward masked and re-randomised rows.
+
+The TTP never holds a secret key. It keeps the hashed-id columns only while it
+matches them (:data:`~mpcactors.protocol.steps.SECRETS`), fixes the joined table's
+row order with a fresh random permutation, and tells the data parties nothing but
+the intersection size ``m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from ..crypto import paillier
+from ..crypto.packing import Packing
+from ..errors import PeerProtocolError
+from ..protocol import messages as msg
+from ..protocol.rules import check_intersection
+from ..protocol.steps import Step
+from ..protocol.wire import BigIntArray
+from .actor import Actor
+from .hooks import Held
+
+__all__ = ["Ttp"]
+
+
+@dataclass
+class _Table:
+    """One data party's step-4 upload as the TTP keeps it."""
+
+    public: paillier.PublicKey
+    per_row: int
+    ciphertexts: list[int] = field(default_factory=list)
+    masks: list[int] = field(default_factory=list)
+
+
+class Ttp:
+    """The TTP's steps, over its :class:`Actor`."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.parties = actor.roster.data_parties
+        if len(self.parties) != 2:
+            raise NotImplementedError("steps 4 to 6 join exactly two data parties")
+        self.tables: dict[str, _Table] = {}
+        #: per joined row, the arrival index of its row in each party's upload (roster order)
+        self.rows: list[tuple[int, ...]] = []
+
+    async def run(self) -> None:
+        a = self.actor
+        await a.in_step(Step.INTERSECT, self.intersect)
+        await a.in_step(Step.MASKS, self.receive_masks)
+        await a.in_step(Step.MASK_AND_FORWARD, self.forward)
+        self.tables.clear()
+        self.rows = []
+
+    async def _receive_table(self, party: str, indexes: dict[str, dict[bytes, int]]) -> None:
+        a, config = self.actor, self.actor.config
+        d = len(config.columns_of(party))
+        key = await a.expect(party, msg.PublicKey)
+        public = paillier.PublicKey.from_wire(key.key, _allow_insecure_test_size=config.allow_test_key_sizes)
+        if key.columns != d:
+            raise PeerProtocolError(f"{party} announced {key.columns} columns, the run expects {d}")
+        table = _Table(public, Packing(a.params, public.n.bit_length()).plaintexts_per_row(d))
+        index = indexes[party]
+        while True:
+            message = await a.expect(party, msg.Rows, msg.RowsEnd)
+            if isinstance(message, msg.RowsEnd):
+                if message.rows != len(index):
+                    raise PeerProtocolError(f"{party} announced {message.rows} rows but sent {len(index)}")
+                break
+            count = message.count
+            values = list(message.ciphertexts)
+            if len(values) != count * table.per_row:
+                raise PeerProtocolError(f"{party} sent {len(values)} ciphertexts for {count} rows")
+            for i in range(count):
+                digest = message.hash(i)
+                if digest in index:
+                    raise PeerProtocolError(f"{party} sent the same hashed id twice")
+                index[digest] = len(index)
+            table.ciphertexts.extend(values)
+        self.tables[party] = table
+
+    async def intersect(self) -> None:
+        """Step 4: receive every upload, match, shuffle, drop the hashed ids, announce ``m``."""
+        a = self.actor
+        indexes = a.vault.create("hashed_ids", {party: {} for party in self.parties})
+        async with trio.open_nursery() as nursery:
+            for party in self.parties:
+                nursery.start_soon(self._receive_table, party, indexes)
+        first, *others = (indexes[p] for p in self.parties)
+        a.hold(Held.HASHED_IDS, tuple(list(index) for index in indexes.values()))
+        rows = [
+            (row, *(other[digest] for other in others))
+            for digest, row in first.items()
+            if all(digest in other for other in others)
+        ]
+        a.hooks.shuffle(rows)  # the joined table's row order
+        self.rows = rows
+        a.hold(Held.ROW_PAIRS, rows)  # (arrival index in each party's upload) per joined row
+        sizes = {party: len(index) for party, index in indexes.items()}
+        # drop the hashed-id columns: only the row pairing survives matching
+        a.vault.destroy("hashed_ids")
+        a.intersection_size = m = len(rows)
+        a.hold(Held.INTERSECTION_SIZE, m)
+        for party in self.parties:
+            await a.send(party, msg.Intersection(m))
+        check_intersection(m, min(sizes.values()), a.config.min_intersection, a.role)
+
+    async def _receive_masks(self, sender: str, owner: str) -> None:
+        # masks from `sender` for `owner`'s columns, encrypted under `owner`'s key
+        a = self.actor
+        m, per_row = a.intersection_size, self.tables[owner].per_row
+        masks: list[int] = []
+        while True:
+            message = await a.expect(sender, msg.Masks, msg.MasksEnd)
+            if isinstance(message, msg.MasksEnd):
+                if message.rows != m or len(masks) != m * per_row:
+                    raise PeerProtocolError(f"{sender} sent masks for {len(masks) // per_row} rows, expected {m}")
+                break
+            masks.extend(message.ciphertexts)
+            if len(masks) > m * per_row:
+                raise PeerProtocolError(f"{sender} sent more masks than the intersection has rows")
+        self.tables[owner].masks = masks
+
+    async def receive_masks(self) -> None:
+        """Step 5: each data party's masks for the other's columns."""
+        first, second = self.parties
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive_masks, first, second)
+            nursery.start_soon(self._receive_masks, second, first)
+
+    async def _forward(self, party: str) -> None:
+        a = self.actor
+        table = self.tables[party]
+        column = self.parties.index(party)
+        public, per_row, ciphertexts, masks = table.public, table.per_row, table.ciphertexts, table.masks
+        table.masks = []
+        width = (2 * public.n.bit_length() + 7) // 8
+        rows = self.rows
+        wire = public.to_wire()
+        combine = a.hooks.combine
+
+        async def combined(part: range) -> list[int]:
+            own = []
+            for j in part:
+                row = rows[j][column]
+                own.extend(ciphertexts[row * per_row : (row + 1) * per_row])
+            mask = masks[part.start * per_row : part.stop * per_row]
+            return await a.executor.run(combine, wire, own, mask)
+
+        def message(part: range, values: list[int]) -> msg.Message:
+            return msg.Masked(BigIntArray(tuple(values), width))
+
+        await a.stream_rows(party, len(rows), combined, message, f"rows re-randomised for {party}")
+        await a.send(party, msg.MaskedEnd(len(rows)))
+        table.ciphertexts = []
+
+    async def forward(self) -> None:
+        """Step 6: ``Enc(x - r)``, re-randomised, to each column owner, in the joined order."""
+        a = self.actor
+        a.executor = a.executor.sized(a.intersection_size)
+        async with trio.open_nursery() as nursery:
+            for party in self.parties:
+                nursery.start_soon(self._forward, party)
