@@ -38,7 +38,8 @@ When a handshake fails, trio marks the stream broken without sending the TLS ale
 OpenSSL produced; we flush that alert ourselves so the *other* side sees "alert unknown
 ca" or "alert certificate expired" instead of an unexplained EOF. That reads trio's
 private ``_outgoing`` BIO, guarded with ``getattr``: if trio changes, the peer's
-message gets vaguer but nothing breaks (the tests check the messages).
+message gets vaguer but nothing breaks (the tests check the messages). The sentences
+that explain a failed handshake are in :mod:`mpcactors.transport._tls_errors`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from ..errors import (
     TLSError,
     TransportError,
 )
+from ._tls_errors import describe_tls_failure, why_broken
 from .base import EnvelopeChannel, Recorder
 from .framing import FrameReceiver, FrameTooLarge, send_frame
 
@@ -96,28 +98,6 @@ _REFUSAL_ERRORS: dict[str, type[MpcactorsError]] = {
     "hello": PeerProtocolError,
     "frame": PeerProtocolError,
     "abort": AbortedError,
-}
-
-# OpenSSL verify codes: the certificate chain does not lead to a CA we trust
-_UNTRUSTED_CHAIN = {2, 18, 19, 20, 21, 27}
-_NOT_TLS = {
-    "WRONG_VERSION_NUMBER",
-    "HTTP_REQUEST",
-    "HTTPS_PROXY_REQUEST",
-    "UNKNOWN_PROTOCOL",
-    "RECORD_LAYER_FAILURE",
-    "PACKET_LENGTH_TOO_LONG",
-    "UNEXPECTED_RECORD",
-    "UNEXPECTED_MESSAGE",
-    "RECORD_TOO_LARGE",
-    "LENGTH_MISMATCH",
-}
-_REJECTED_OUR_CERT = {
-    "SSLV3_ALERT_BAD_CERTIFICATE",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-    "SSLV3_ALERT_CERTIFICATE_REVOKED",
-    "TLSV1_ALERT_ACCESS_DENIED",
 }
 
 
@@ -181,93 +161,6 @@ def _fingerprint(der: bytes | None) -> str:
     if not der:
         return ""
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
-
-
-# ---- readable TLS errors -----------------------------------------------------------------
-
-
-def describe_tls_failure(exc: BaseException, *, who: str, identity: str | None = None) -> str:
-    """A readable sentence for a failed handshake or a broken TLS stream.
-
-    ``who`` names the peer ("the peer at 10.0.0.2:4433", "ttp"); ``identity`` is the
-    identity we expected it to present, if we know it.
-    """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return f"{who} closed the connection during the TLS handshake"
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        code, message = cause.verify_code, cause.verify_message
-        if code == 10:
-            return (
-                f"{who} presented an expired certificate ({message}); it must be renewed "
-                "(or a clock is wrong: compare `date -u` on both hosts)"
-            )
-        if code == 9:
-            return (
-                f"{who} presented a certificate that is not valid yet ({message}); "
-                "a clock is wrong (compare `date -u` on both hosts) or it was issued with a future start date"
-            )
-        if code == 62:
-            return (
-                f"{who} presented a certificate that is not valid for {identity!r}, the identity configured "
-                f"for it ({message}); check its certificate's SAN with `mpcactors certs inspect`"
-            )
-        if code in _UNTRUSTED_CHAIN:
-            return (
-                f"{who} presented a certificate that is not signed by our CA ({message}); "
-                "both sides need certificates issued by the CA in [tls] ca"
-            )
-        return f"{who} presented a certificate that failed verification: {message}"
-    reason = getattr(cause, "reason", None) or ""
-    if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-        return f"{who} presented no client certificate; every party must configure [tls] certificate and key"
-    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
-        return f"{who} requires a client certificate and we presented none"
-    if reason == "TLSV1_ALERT_UNKNOWN_CA":
-        return (
-            f"{who} does not trust the CA that issued our certificate (TLS alert 'unknown ca'); "
-            "our certificate must be issued by the CA in its [tls] ca"
-        )
-    if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
-        return (
-            f"{who} rejected our certificate as expired (TLS alert 'certificate expired'); renew it "
-            "(or a clock is wrong: compare `date -u` on both hosts)"
-        )
-    if reason in _REJECTED_OUR_CERT:
-        alert = reason.removeprefix("SSLV3_ALERT_").removeprefix("TLSV1_ALERT_").replace("_", " ").lower()
-        return (
-            f"{who} rejected our certificate (TLS alert '{alert}'); most often our certificate's SAN is not "
-            "the identity it expects for us (its [peers.<our role>] identity), or a clock is wrong"
-        )
-    if reason in _NOT_TLS:
-        return (
-            f"{who} does not speak TLS (the bytes received are not a TLS record: {reason.lower().replace('_', ' ')}); "
-            "is the address the listening port of an mpcactors party?"
-        )
-    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
-        return (
-            f"{who} aborted the TLS handshake (TLS alert 'handshake failure'); with TLS 1.2 this usually "
-            "means it requires a client certificate and we presented none"
-        )
-    if reason in {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}:
-        return f"{who} and we have no TLS version in common (mpcactors requires TLS 1.2 or newer)"
-    if reason in {"UNEXPECTED_EOF_WHILE_READING"} or isinstance(cause, ssl.SSLEOFError):
-        return f"{who} closed the connection during the TLS handshake"
-    return f"TLS with {who} failed: {reason.lower().replace('_', ' ') or cause}"
-
-
-def _why_broken(exc: BaseException, who: str) -> str:
-    """Why an established link broke: a TLS alert, a socket error, or a plain close."""
-    cause: BaseException | None = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
-            return describe_tls_failure(cause, who=who)
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
-    return f"{who} closed the connection"
 
 
 # ---- control frames --------------------------------------------------------------------------
@@ -401,7 +294,7 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(f"the connection to {self.peer} broke while sending ({_why_broken(exc, self.peer)})") from None
+            raise TransportError(f"the connection to {self.peer} broke while sending ({why_broken(exc, self.peer)})") from None
 
     async def _receive_bytes(self) -> bytes:
         try:
@@ -417,7 +310,7 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(f"the connection to {self.peer} broke ({_why_broken(exc, self.peer)})") from None
+            raise TransportError(f"the connection to {self.peer} broke ({why_broken(exc, self.peer)})") from None
         except FrameTooLarge as exc:
             await self._refuse_and_close(
                 "frame", f"{self.local} refuses a frame of {exc.size} bytes, above its cap of {exc.limit} bytes"
