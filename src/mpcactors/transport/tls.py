@@ -24,15 +24,8 @@ It does three things, all under one ``handshake_timeout``:
    on its first read, somewhere in step 1 of the protocol (python/cpython#110197).
    The hello also makes a misconfigured peer (wrong role, other protocol version,
    other run, different ``[protocol]`` parameters) fail at once, on both sides, with a
-   message that says why.
-
-Control frames vs envelopes
----------------------------
-
-Every frame body is msgpack. Envelopes are 7-element arrays; control frames (hello,
-ack, refuse) are maps, so the first byte tells them apart. After the hello, a
-``refuse`` frame is how a transport-level refusal (e.g. "your frame is above my cap")
-reaches the peer as a readable reason rather than a reset connection.
+   message that says why. The frames and every decision about them are sans-I/O, in
+   :mod:`mpcactors.transport.hello`; this module moves their bytes.
 
 When a handshake fails, trio marks the stream broken without sending the TLS alert
 OpenSSL produced; we flush that alert ourselves so the *other* side sees "alert unknown
@@ -47,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
-import string
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,19 +47,22 @@ from typing import Any
 import structlog
 import trio
 
-from ..codec import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ROLES, Envelope, decode, encode
-from ..errors import (
-    AbortedError,
-    CodecError,
-    MpcactorsError,
-    PeerProtocolError,
-    StepTimeout,
-    TLSError,
-    TransportError,
-)
+from ..codec import MAX_MESSAGE_BYTES, ROLES, Envelope
+from ..errors import MpcactorsError, PeerProtocolError, StepTimeout, TLSError, TransportError
 from ._tls_errors import describe_tls_failure, why_broken
 from .base import EnvelopeChannel, Recorder
 from .framing import FrameReceiver, FrameTooLarge, send_frame
+from .hello import (
+    MAX_CONTROL_BYTES,
+    PURPOSES,
+    Hello,
+    ack_frame,
+    decode_control,
+    is_control,
+    refusal_error,
+    refuse_frame,
+    short_session,
+)
 
 __all__ = [
     "PURPOSES",
@@ -80,25 +75,10 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: ``"run"``: a protocol link. ``"check"``: a connectivity check (``mpcactors check``);
-#: a link is a check link if either side says so, and carries no envelopes.
-PURPOSES = ("run", "check")
-
-_APP = "mpcactors"
-_MAX_CONTROL_BYTES = 4096
-_MAX_REASON = 500
 #: How long a refusing side keeps reading (and discarding) after its refusal, so the
 #: peer's unread bytes do not turn our close into a TCP reset that eats the refusal.
 _LINGER = 2.0
 _CLOSE_TIMEOUT = 2.0
-
-# refusal codes -> the error class the refused side raises
-_REFUSAL_ERRORS: dict[str, type[MpcactorsError]] = {
-    "identity": TLSError,
-    "hello": PeerProtocolError,
-    "frame": PeerProtocolError,
-    "abort": AbortedError,
-}
 
 
 # ---- certificates and contexts ---------------------------------------------------------
@@ -163,85 +143,23 @@ def _fingerprint(der: bytes | None) -> str:
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
-# ---- control frames --------------------------------------------------------------------------
+def _peer_certificate(stream: trio.SSLStream[Any]) -> PeerCertificate:
+    cert = stream.getpeercert()
+    return PeerCertificate(
+        sans=_sans_of(cert),
+        fingerprint=_fingerprint(stream.getpeercert(binary_form=True)),
+        not_after=str(cert.get("notAfter", "")) if cert else "",
+        tls_version=stream.version(),
+    )
 
 
-def _is_control(frame: bytes) -> bool:
-    """Control frames are msgpack maps; envelopes are arrays."""
-    return bool(frame) and (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF))
-
-
-def _clean_reason(text: object) -> str:
-    printable = set(string.printable) - set("\r\n\t\x0b\x0c")
-    return "".join(c if c in printable else "?" for c in str(text))[:_MAX_REASON]
-
-
-def _decode_control(frame: bytes, who: str) -> dict[str, Any]:
-    try:
-        item = decode(frame, max_bytes=_MAX_CONTROL_BYTES)
-    except CodecError as exc:
-        raise PeerProtocolError(f"{who} sent an undecodable control frame: {exc}") from None
-    if not isinstance(item, dict) or item.get("type") not in ("hello", "ack", "refuse"):
-        raise PeerProtocolError(f"{who} sent a control frame of unknown type")
-    return item
-
-
-def _refusal_error(item: Mapping[str, Any], who: str, *, during_hello: bool = True) -> MpcactorsError:
-    code = item.get("code")
-    cls = _REFUSAL_ERRORS.get(code if isinstance(code, str) else "", PeerProtocolError)
-    what = "refused the connection" if during_hello else "closed the link"
-    return cls(f"{who} {what}: {_clean_reason(item.get('reason', ''))}")
-
-
-def _short(session: bytes | None) -> str:
-    return session.hex()[:8] if session else "(none)"
-
-
-def _judge_hello(
-    hello: Mapping[str, Any],
-    *,
-    peer_role: str,
-    session: bytes | None,
-    parameters: bytes | None,
-    purpose: str,
-) -> tuple[str, bytes | None, str]:
-    """Check the peer's hello. Returns ``(purpose of the link, agreed session, "")`` or
-    ``("", None, reason)`` for a refusal. Pure: no I/O."""
-    if hello.get("app") != _APP:
-        return "", None, "the peer is not an mpcactors party"
-    version = hello.get("version")
-    if version != PROTOCOL_VERSION:
-        return "", None, f"protocol version mismatch: the peer speaks {version!r}, we speak {PROTOCOL_VERSION}"
-    if hello.get("role") != peer_role:
-        return "", None, f"the peer's hello claims role {hello.get('role')!r} but its certificate identifies it as {peer_role}"
-    their_purpose = hello.get("purpose")
-    if their_purpose not in PURPOSES:
-        return "", None, f"unknown link purpose {their_purpose!r}"
-    link_purpose = "check" if "check" in (purpose, their_purpose) else "run"
-    theirs = hello.get("session")
-    if theirs is not None and (not isinstance(theirs, bytes) or len(theirs) != 16):
-        return "", None, "the session id must be 16 bytes"
-    if link_purpose == "check":
-        return link_purpose, None, ""
-    their_parameters = hello.get("parameters")
-    if parameters is not None and their_parameters != parameters:
-        ours = parameters.hex()[:12]
-        shown = their_parameters.hex()[:12] if isinstance(their_parameters, bytes) else "(none)"
-        return "", None, (
-            f"the [protocol] parameters differ (digest {shown} at {peer_role}, {ours} here); "
-            "all three parties' [protocol] sections must be identical"
-        )
-    if session is not None and theirs is not None and session != theirs:
-        return "", None, (
-            f"session mismatch: {peer_role} is in session {_short(theirs)}, we are in {_short(session)} "
-            "(is one party left over from another run?)"
-        )
-    if session is None and theirs is None:
-        return "", None, (
-            "neither side knows the session id (the hospital creates it; the others learn it "
-            "from the hospital or from a party that already did: check the dial directions)"
-        )
-    return link_purpose, session or theirs, ""
+def _role_on_link(sans: tuple[str, ...], role_by_identity: Mapping[str, str], expected: set[str], local_role: str) -> str:
+    """The peer's role if its certificate names one of ``expected`` (never our own); else TLSError."""
+    peer_role = identify_peer(sans, role_by_identity)
+    if peer_role not in expected or peer_role == local_role:
+        wanted = " or ".join(sorted(expected - {local_role})) or "another party"
+        raise TLSError(f"peer presented SAN {', '.join(sans)} (role {peer_role}), expected role {wanted}")
+    return peer_role
 
 
 # ---- the channel -----------------------------------------------------------------------------
@@ -316,11 +234,11 @@ class TLSChannel(EnvelopeChannel):
                 "frame", f"{self.local} refuses a frame of {exc.size} bytes, above its cap of {exc.limit} bytes"
             )
             raise
-        if _is_control(frame):
-            item = _decode_control(frame, self.peer)
+        if is_control(frame):
+            item = decode_control(frame, self.peer)
             if item["type"] == "refuse":
                 await self.aclose()
-                raise _refusal_error(item, self.peer, during_hello=False)
+                raise refusal_error(item, self.peer, during_hello=False)
             raise PeerProtocolError(f"{self.peer} sent a {item['type']!r} control frame after the hello")
         return frame
 
@@ -328,7 +246,7 @@ class TLSChannel(EnvelopeChannel):
         envelope = await super().receive()
         if self.session is not None and envelope.session != self.session:
             raise PeerProtocolError(
-                f"{self.peer} sent a message of session {_short(envelope.session)} on a link of session {_short(self.session)}"
+                f"{self.peer} sent a message of session {short_session(envelope.session)} on a link of session {short_session(self.session)}"
             )
         return envelope
 
@@ -348,7 +266,7 @@ class TLSChannel(EnvelopeChannel):
             scope.shield = True
             try:
                 async with self._send_lock:
-                    await send_frame(self.stream, _refuse_frame(code, reason))
+                    await send_frame(self.stream, refuse_frame(code, reason))
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
         # keep reading (and discarding) briefly, so that closing with unread bytes does
@@ -360,18 +278,7 @@ class TLSChannel(EnvelopeChannel):
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        with trio.move_on_after(_CLOSE_TIMEOUT) as scope:
-            scope.shield = True
-            try:
-                await self.stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-        if scope.cancelled_caught:  # the graceful close hung: drop the transport
-            await trio.aclose_forcefully(self.stream.transport_stream)
-
-
-def _refuse_frame(code: str, reason: str) -> bytes:
-    return encode({"type": "refuse", "code": code, "reason": _clean_reason(reason)})
+        await _close(self.stream)
 
 
 # ---- opening a link ------------------------------------------------------------------------
@@ -419,7 +326,7 @@ async def _linger_and_close(stream: trio.SSLStream[Any], linger: float, receiver
             else:
                 while True:
                     frame = await receiver.receive_frame()
-                    if _is_control(frame) and _decode_control(frame, receiver.peer)["type"] == "refuse":
+                    if is_control(frame) and decode_control(frame, receiver.peer)["type"] == "refuse":
                         break
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.EndOfChannel, MpcactorsError):
             pass
@@ -491,10 +398,7 @@ async def open_tls_link(
         or ``None`` if it failed before that (so a listener can tell a misconfigured
         peer from a stranger).
     """
-    if purpose not in PURPOSES:
-        raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
-    if session is not None and len(session) != 16:
-        raise ValueError("the session id must be 16 bytes")
+    ours = Hello(local_role, session, purpose, parameters)
     expected = {expected_peer_role} if isinstance(expected_peer_role, str) else set(expected_peer_role)
     unknown = expected - set(ROLES)
     if unknown or not expected:
@@ -504,7 +408,7 @@ async def open_tls_link(
         who = f"{next(iter(expected))} at {peer_address}" if peer_address else next(iter(expected))
     ssl_stream = trio.SSLStream(stream, ssl_context, server_side=server_side, server_hostname=server_hostname)
     identified: str | None = None  # the peer's role once its certificate proved it
-    receiver = FrameReceiver(ssl_stream, max_frame_bytes=min(max_frame_bytes, _MAX_CONTROL_BYTES), peer=who)
+    receiver = FrameReceiver(ssl_stream, max_frame_bytes=min(max_frame_bytes, MAX_CONTROL_BYTES), peer=who)
     try:
         try:
             with trio.fail_after(handshake_timeout):
@@ -514,61 +418,31 @@ async def open_tls_link(
                 except trio.BrokenResourceError as exc:
                     await _flush_alert_and_close(ssl_stream, _LINGER)
                     raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
-                cert = ssl_stream.getpeercert()
-                peer_certificate = PeerCertificate(
-                    sans=_sans_of(cert),
-                    fingerprint=_fingerprint(ssl_stream.getpeercert(binary_form=True)),
-                    not_after=str(cert.get("notAfter", "")) if cert else "",
-                    tls_version=ssl_stream.version(),
-                )
+                peer_certificate = _peer_certificate(ssl_stream)
                 # 2. identity -> role
                 try:
-                    peer_role = identify_peer(peer_certificate.sans, role_by_identity)
-                    if peer_role not in expected or peer_role == local_role:
-                        wanted = " or ".join(sorted(expected - {local_role})) or "another party"
-                        raise TLSError(
-                            f"peer presented SAN {', '.join(peer_certificate.sans)} (role {peer_role}), expected role {wanted}"
-                        )
+                    peer_role = _role_on_link(peer_certificate.sans, role_by_identity, expected, local_role)
                 except TLSError as exc:
                     # our reason, and the same fact phrased for the peer's operator
                     mine = str(exc).replace("peer presented", f"{who} presented", 1)
                     theirs = str(exc).replace("peer presented", "we presented", 1)
-                    await _send_quietly(ssl_stream, _refuse_frame("identity", f"{local_role} refuses: {theirs}"))
-                    await _linger_and_close(ssl_stream, _LINGER, receiver)
+                    await _refuse_hello(ssl_stream, receiver, "identity", f"{local_role} refuses: {theirs}")
                     raise TLSError(mine) from None
                 identified = peer_role
                 who = f"{peer_role} at {peer_address}" if peer_address else peer_role
                 receiver.peer = who
                 # 3. hello, both directions
-                hello = {
-                    "type": "hello",
-                    "app": _APP,
-                    "version": PROTOCOL_VERSION,
-                    "role": local_role,
-                    "session": session,
-                    "purpose": purpose,
-                    "parameters": parameters,
-                }
-                await send_frame(ssl_stream, encode(hello))
-                item = await _receive_control(receiver, who)
-                if item["type"] == "refuse":
-                    await _close(ssl_stream)
-                    raise _refusal_error(item, who)
+                await send_frame(ssl_stream, ours.frame())
+                item = await _receive_control(ssl_stream, receiver, who)
                 if item["type"] != "hello":
                     raise PeerProtocolError(f"{who} sent {item['type']!r} where its hello was expected")
-                link_purpose, agreed, reason = _judge_hello(
-                    item, peer_role=peer_role, session=session, parameters=parameters, purpose=purpose
-                )
-                if reason:
-                    await _send_quietly(ssl_stream, _refuse_frame("hello", f"{local_role} refuses: {reason}"))
-                    await _linger_and_close(ssl_stream, _LINGER, receiver)
-                    raise PeerProtocolError(f"{who}: {reason}")
-                await send_frame(ssl_stream, encode({"type": "ack", "session": agreed}))
-                verdict = await _receive_control(receiver, who)
-                if verdict["type"] == "refuse":
-                    await _close(ssl_stream)
-                    raise _refusal_error(verdict, who)
-                if verdict["type"] != "ack" or verdict.get("session") != agreed:
+                verdict = ours.judge(item, peer_role=peer_role)
+                if not verdict.accepted:
+                    await _refuse_hello(ssl_stream, receiver, "hello", f"{local_role} refuses: {verdict.reason}")
+                    raise PeerProtocolError(f"{who}: {verdict.reason}")
+                await send_frame(ssl_stream, ack_frame(verdict.session))
+                reply = await _receive_control(ssl_stream, receiver, who)
+                if reply["type"] != "ack" or reply.get("session") != verdict.session:
                     raise PeerProtocolError(f"{who} acknowledged a different session than agreed")
         except trio.TooSlowError:
             raise TLSError(f"no TLS handshake and hello from {who} within {handshake_timeout:g} s") from None
@@ -587,7 +461,7 @@ async def open_tls_link(
     log.info(
         "link_open",
         peer=peer_role,
-        purpose=link_purpose,
+        purpose=verdict.purpose,
         tls=peer_certificate.tls_version,
         peer_san=list(peer_certificate.sans),
         peer_fingerprint=peer_certificate.fingerprint,
@@ -597,29 +471,36 @@ async def open_tls_link(
         peer_role,
         ssl_stream,
         receiver,
-        session=agreed,
-        purpose=link_purpose,
+        session=verdict.session,
+        purpose=verdict.purpose,
         peer_certificate=peer_certificate,
         address=peer_address,
         read_timeout=read_timeout,
         max_message_bytes=max_frame_bytes,
         recorder=recorder,
     )
-    return channel, agreed
+    return channel, verdict.session
 
 
-async def _send_quietly(stream: trio.SSLStream[Any], data: bytes) -> None:
+async def _refuse_hello(stream: trio.SSLStream[Any], receiver: FrameReceiver, code: str, reason: str) -> None:
+    """Send a refusal during the hello (best effort), then linger until the peer is done and close."""
     try:
-        await send_frame(stream, data)
+        await send_frame(stream, refuse_frame(code, reason))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    await _linger_and_close(stream, _LINGER, receiver)
 
 
-async def _receive_control(receiver: FrameReceiver, who: str) -> dict[str, Any]:
+async def _receive_control(stream: trio.SSLStream[Any], receiver: FrameReceiver, who: str) -> dict[str, Any]:
+    """The peer's next control frame during the hello; a refusal closes ``stream`` and raises its reason."""
     try:
         frame = await receiver.receive_frame()
     except FrameTooLarge:
         raise PeerProtocolError(f"{who} sent an oversized hello; it is not an mpcactors party of this version") from None
-    if not _is_control(frame):
+    if not is_control(frame):
         raise PeerProtocolError(f"{who} sent protocol data before completing the hello")
-    return _decode_control(frame, who)
+    item = decode_control(frame, who)
+    if item["type"] == "refuse":
+        await _close(stream)
+        raise refusal_error(item, who)
+    return item
