@@ -23,16 +23,6 @@ from ..config import RunConfig
 from ..protocol.steps import HOSPITAL, INSURER, ROLES, TTP
 from ..transport.memory import memory_mesh
 
-__all__ = [
-    "FAULT_ACTIONS",
-    "HOSTILE_ACTIONS",
-    "Fault",
-    "FaultRun",
-    "Faults",
-    "FaultyChannel",
-    "InjectedCrash",
-    "run_with_faults",
-]
 
 #: Every fault class a :class:`Fault` can inject.
 FAULT_ACTIONS = ("kill", "drop", "delay", "duplicate", "reorder", "wrong_kind", "wrong_session")

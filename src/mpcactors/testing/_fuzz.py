@@ -9,8 +9,6 @@ from ..errors import PeerProtocolError
 from ..protocol import messages as msg
 from ..protocol.scheduler import StepScheduler
 
-__all__ = ["accept_or_refuse", "example_messages"]
-
 
 def example_messages() -> list[Any]:
     """One valid message of every kind a peer can send: the seed corpus of the fuzzers.

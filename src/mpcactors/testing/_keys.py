@@ -8,8 +8,6 @@ from typing import Any
 
 from ..sim import GodView
 
-__all__ = ["KeyWatcher"]
-
 
 class KeyWatcher(GodView):
     """A :class:`~mpcactors.sim.GodView` that can prove deletion after a failed run (tests only).

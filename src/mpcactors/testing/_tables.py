@@ -12,8 +12,6 @@ from typing import Any
 from ..config import RunConfig
 from ..synth import cohort_tables, make_cohort
 
-__all__ = ["fast_config", "tables_for"]
-
 
 def tables_for(rows: int, overlap: float, seed: int = 0, **kwargs: Any) -> tuple[Any, Any]:
     """Validated ``(hospital, insurer)`` tables of a synthetic cohort (see :func:`mpcactors.synth.make_cohort`)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import ssl
 
-__all__ = ["describe_tls_failure", "why_broken"]
 
 # OpenSSL verify codes: the certificate chain does not lead to a CA we trust
 _UNTRUSTED_CHAIN = {2, 18, 19, 20, 21, 27}

@@ -9,7 +9,6 @@ from typing import Any
 from ..stats import ALPHA
 from ..views import RecordedRun
 
-__all__ = ["AFTER_RUN", "INFER", "LINK", "SINGLE_OUT", "AttackResult", "attack_result"]
 
 #: Steps after which nothing but the output should remain (9 = after the run).
 AFTER_RUN = 9
