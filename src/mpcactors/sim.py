@@ -27,7 +27,7 @@ from .crypto import shamir
 from .data import PartyTable, plaintext_join
 from .protocol.roster import TTP
 from .transport.base import Recorder
-from .transport.memory import memory_link
+from .transport.memory import memory_mesh
 
 __all__ = ["GodView", "Simulation", "simulate"]
 
@@ -151,10 +151,7 @@ async def simulate(
         observer = GodView()
     session = secrets.token_bytes(16)
     members = config.roster.members
-    links: dict[str, dict[str, Any]] = {role: {} for role in members}
-    for i, a in enumerate(members):
-        for b in members[i + 1 :]:
-            links[a][b], links[b][a] = memory_link(a, b, recorder=recorder)
+    links = memory_mesh(members, recorder=recorder)
     executor = executor or Executor()
     results: dict[str, PartyResult] = {}
 

@@ -11,6 +11,7 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpcactors.codec import MAX_MESSAGE_BYTES
 from mpcactors.errors import PeerProtocolError, TransportError
 from mpcactors.transport import framing
 from mpcactors.transport.framing import FrameReceiver, FrameTooLarge, TruncatedFrame, send_frame
@@ -166,3 +167,9 @@ def test_the_cap_must_fit_the_header() -> None:
         FrameReceiver(RecordingStream(b""), max_frame_bytes=2**32)
     with pytest.raises(ValueError):
         FrameReceiver(RecordingStream(b""), max_frame_bytes=0)
+
+
+def test_the_default_frame_cap_is_the_codec_message_cap() -> None:
+    # the framing knows nothing about envelopes, so it keeps its own default; a frame
+    # carries one message, so the two caps must not drift apart
+    assert framing.MAX_FRAME_BYTES == MAX_MESSAGE_BYTES

@@ -42,7 +42,8 @@ from .secret_pool import open_secret_key_workers
 __all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
 
 T = TypeVar("T")
-POLICIES = ("auto", "inline", "thread", "process")
+Policy = Literal["auto", "inline", "thread", "process"]
+POLICIES: tuple[Policy, ...] = ("auto", "inline", "thread", "process")
 #: ``auto`` uses worker processes from this many rows (a party's table; the TTP's
 #: intersection), measured on 2 cores: see the module docstring.
 AUTO_PROCESS_MIN_ROWS = 2048
@@ -80,16 +81,14 @@ class Executor:
     size of the ``process`` policy and of the scoped secret-key workers.
     """
 
-    def __init__(
-        self, policy: Literal["auto", "inline", "thread", "process"] = "auto", *, workers: int | None = None
-    ) -> None:
+    def __init__(self, policy: Policy = "auto", *, workers: int | None = None) -> None:
         if policy not in POLICIES:
             raise ValueError(f"executor policy must be one of {POLICIES}, got {policy!r}")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.requested = policy
         #: the policy in force: ``auto`` runs inline until :meth:`sized` picks one
-        self.policy = "inline" if policy == "auto" else policy
+        self.policy: Policy = "inline" if policy == "auto" else policy
         self.workers = workers
         self._limiter: trio.CapacityLimiter | None = None
 
@@ -98,8 +97,8 @@ class Executor:
         if self.requested != "auto":
             return self
         cores = self.workers or os.cpu_count() or 1
-        policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
-        return Executor(policy, workers=self.workers)  # type: ignore[arg-type]
+        policy: Policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
+        return Executor(policy, workers=self.workers)
 
     @property
     def pool_size(self) -> int:

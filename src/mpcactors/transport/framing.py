@@ -8,7 +8,8 @@ chunks into a buffer of exactly the announced size, so nothing is ever allocated
 the cap.
 
 The framing knows nothing about TLS or envelopes: :mod:`mpcactors.transport.tls` runs
-it over a :class:`trio.SSLStream`, and the tests run it over memory streams.
+it over a :class:`trio.SSLStream` and passes its own cap, and the tests run it over
+memory streams.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import struct
 
 import trio
 
-from ..codec import MAX_MESSAGE_BYTES
 from ..errors import PeerProtocolError, TransportError
 
-__all__ = ["HEADER", "FrameReceiver", "FrameTooLarge", "TruncatedFrame", "send_frame"]
+__all__ = ["HEADER", "MAX_FRAME_BYTES", "FrameReceiver", "FrameTooLarge", "TruncatedFrame", "send_frame"]
 
 #: The frame header: the body length as a big-endian unsigned 32-bit integer.
 HEADER = struct.Struct(">I")
+#: The default cap on one frame's body (64 MiB); callers that know better pass their own.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 #: Largest single ``receive_some`` request while reading a body. Bounded because
 #: ``ssl.SSLObject.read(n)`` allocates ``n`` bytes per call before shrinking.
@@ -51,7 +53,7 @@ def _check_cap(max_frame_bytes: int) -> int:
     return max_frame_bytes
 
 
-async def send_frame(stream: trio.abc.SendStream, data: bytes, *, max_frame_bytes: int = MAX_MESSAGE_BYTES) -> None:
+async def send_frame(stream: trio.abc.SendStream, data: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
     """Send ``data`` as one frame.
 
     Raises:
@@ -81,7 +83,7 @@ class FrameReceiver:
         peer: how to name the other side in error messages (e.g. ``"insurer"``).
     """
 
-    def __init__(self, stream: trio.abc.ReceiveStream, *, max_frame_bytes: int = MAX_MESSAGE_BYTES, peer: str = "the peer") -> None:
+    def __init__(self, stream: trio.abc.ReceiveStream, *, max_frame_bytes: int = MAX_FRAME_BYTES, peer: str = "the peer") -> None:
         self.stream = stream
         self.max_frame_bytes = _check_cap(max_frame_bytes)
         self.peer = peer

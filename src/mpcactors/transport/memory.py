@@ -7,12 +7,15 @@ TLS, so the simulation tests the codec, shares no Python objects between parties
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import combinations
+
 import trio
 
 from ..errors import TransportError
 from .base import EnvelopeChannel, Recorder
 
-__all__ = ["MemoryChannel", "memory_link"]
+__all__ = ["MemoryChannel", "memory_link", "memory_mesh"]
 
 
 class MemoryChannel(EnvelopeChannel):
@@ -62,3 +65,17 @@ def memory_link(
         MemoryChannel(a, b, a_to_b_send, b_to_a_receive, recorder=recorder),
         MemoryChannel(b, a, b_to_a_send, a_to_b_receive, recorder=recorder),
     )
+
+
+def memory_mesh(
+    roles: Sequence[str], *, recorder: Recorder | None = None, buffer: int = 4
+) -> dict[str, dict[str, MemoryChannel]]:
+    """A :func:`memory_link` between every two of ``roles``: ``links[role][peer]``.
+
+    ``links[role]`` is what ``role`` holds, one channel per other role, in the order of
+    ``roles``; every link carries ``recorder`` and ``buffer``.
+    """
+    links: dict[str, dict[str, MemoryChannel]] = {role: {} for role in roles}
+    for a, b in combinations(roles, 2):
+        links[a][b], links[b][a] = memory_link(a, b, buffer=buffer, recorder=recorder)
+    return links

@@ -24,21 +24,15 @@ It does three things, all under one ``handshake_timeout``:
    on its first read, somewhere in step 1 of the protocol (python/cpython#110197).
    The hello also makes a misconfigured peer (wrong role, other protocol version,
    other run, different ``[protocol]`` parameters) fail at once, on both sides, with a
-   message that says why.
-
-Control frames vs envelopes
----------------------------
-
-Every frame body is msgpack. Envelopes are 7-element arrays; control frames (hello,
-ack, refuse) are maps, so the first byte tells them apart. After the hello, a
-``refuse`` frame is how a transport-level refusal (e.g. "your frame is above my cap")
-reaches the peer as a readable reason rather than a reset connection.
+   message that says why. The frames and every decision about them are sans-I/O, in
+   :mod:`mpcactors.transport.hello`; this module moves their bytes.
 
 When a handshake fails, trio marks the stream broken without sending the TLS alert
 OpenSSL produced; we flush that alert ourselves so the *other* side sees "alert unknown
 ca" or "alert certificate expired" instead of an unexplained EOF. That reads trio's
 private ``_outgoing`` BIO, guarded with ``getattr``: if trio changes, the peer's
-message gets vaguer but nothing breaks (the tests check the messages).
+message gets vaguer but nothing breaks (the tests check the messages). The sentences
+that explain a failed handshake are in :mod:`mpcactors.transport._tls_errors`.
 """
 
 from __future__ import annotations
@@ -46,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
-import string
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,19 +47,23 @@ from typing import Any
 import structlog
 import trio
 
-from ..codec import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode
+from ..codec import MAX_MESSAGE_BYTES, Envelope
 from ..protocol.roster import Roster
-from ..errors import (
-    AbortedError,
-    CodecError,
-    MpcactorsError,
-    PeerProtocolError,
-    StepTimeout,
-    TLSError,
-    TransportError,
-)
+from ..errors import MpcactorsError, PeerProtocolError, StepTimeout, TLSError, TransportError
+from ._tls_errors import describe_tls_failure, why_broken
 from .base import EnvelopeChannel, Recorder
 from .framing import FrameReceiver, FrameTooLarge, send_frame
+from .hello import (
+    MAX_CONTROL_BYTES,
+    PURPOSES,
+    Hello,
+    ack_frame,
+    decode_control,
+    is_control,
+    refusal_error,
+    refuse_frame,
+    short_session,
+)
 
 __all__ = [
     "PURPOSES",
@@ -79,47 +76,10 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: ``"run"``: a protocol link. ``"check"``: a connectivity check (``mpcactors check``);
-#: a link is a check link if either side says so, and carries no envelopes.
-PURPOSES = ("run", "check")
-
-_APP = "mpcactors"
-_MAX_CONTROL_BYTES = 4096
-_MAX_REASON = 500
 #: How long a refusing side keeps reading (and discarding) after its refusal, so the
 #: peer's unread bytes do not turn our close into a TCP reset that eats the refusal.
 _LINGER = 2.0
 _CLOSE_TIMEOUT = 2.0
-
-# refusal codes -> the error class the refused side raises
-_REFUSAL_ERRORS: dict[str, type[MpcactorsError]] = {
-    "identity": TLSError,
-    "hello": PeerProtocolError,
-    "frame": PeerProtocolError,
-    "abort": AbortedError,
-}
-
-# OpenSSL verify codes: the certificate chain does not lead to a CA we trust
-_UNTRUSTED_CHAIN = {2, 18, 19, 20, 21, 27}
-_NOT_TLS = {
-    "WRONG_VERSION_NUMBER",
-    "HTTP_REQUEST",
-    "HTTPS_PROXY_REQUEST",
-    "UNKNOWN_PROTOCOL",
-    "RECORD_LAYER_FAILURE",
-    "PACKET_LENGTH_TOO_LONG",
-    "UNEXPECTED_RECORD",
-    "UNEXPECTED_MESSAGE",
-    "RECORD_TOO_LARGE",
-    "LENGTH_MISMATCH",
-}
-_REJECTED_OUR_CERT = {
-    "SSLV3_ALERT_BAD_CERTIFICATE",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-    "SSLV3_ALERT_CERTIFICATE_REVOKED",
-    "TLSV1_ALERT_ACCESS_DENIED",
-}
 
 
 # ---- certificates and contexts ---------------------------------------------------------
@@ -184,172 +144,23 @@ def _fingerprint(der: bytes | None) -> str:
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
-# ---- readable TLS errors -----------------------------------------------------------------
+def _peer_certificate(stream: trio.SSLStream[Any]) -> PeerCertificate:
+    cert = stream.getpeercert()
+    return PeerCertificate(
+        sans=_sans_of(cert),
+        fingerprint=_fingerprint(stream.getpeercert(binary_form=True)),
+        not_after=str(cert.get("notAfter", "")) if cert else "",
+        tls_version=stream.version(),
+    )
 
 
-def describe_tls_failure(exc: BaseException, *, who: str, identity: str | None = None) -> str:
-    """A readable sentence for a failed handshake or a broken TLS stream.
-
-    ``who`` names the peer ("the peer at 10.0.0.2:4433", "ttp"); ``identity`` is the
-    identity we expected it to present, if we know it.
-    """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return f"{who} closed the connection during the TLS handshake"
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        code, message = cause.verify_code, cause.verify_message
-        if code == 10:
-            return (
-                f"{who} presented an expired certificate ({message}); it must be renewed "
-                "(or a clock is wrong: compare `date -u` on both hosts)"
-            )
-        if code == 9:
-            return (
-                f"{who} presented a certificate that is not valid yet ({message}); "
-                "a clock is wrong (compare `date -u` on both hosts) or it was issued with a future start date"
-            )
-        if code == 62:
-            return (
-                f"{who} presented a certificate that is not valid for {identity!r}, the identity configured "
-                f"for it ({message}); check its certificate's SAN with `mpcactors certs inspect`"
-            )
-        if code in _UNTRUSTED_CHAIN:
-            return (
-                f"{who} presented a certificate that is not signed by our CA ({message}); "
-                "both sides need certificates issued by the CA in [tls] ca"
-            )
-        return f"{who} presented a certificate that failed verification: {message}"
-    reason = getattr(cause, "reason", None) or ""
-    if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-        return f"{who} presented no client certificate; every party must configure [tls] certificate and key"
-    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
-        return f"{who} requires a client certificate and we presented none"
-    if reason == "TLSV1_ALERT_UNKNOWN_CA":
-        return (
-            f"{who} does not trust the CA that issued our certificate (TLS alert 'unknown ca'); "
-            "our certificate must be issued by the CA in its [tls] ca"
-        )
-    if reason == "SSLV3_ALERT_CERTIFICATE_EXPIRED":
-        return (
-            f"{who} rejected our certificate as expired (TLS alert 'certificate expired'); renew it "
-            "(or a clock is wrong: compare `date -u` on both hosts)"
-        )
-    if reason in _REJECTED_OUR_CERT:
-        alert = reason.removeprefix("SSLV3_ALERT_").removeprefix("TLSV1_ALERT_").replace("_", " ").lower()
-        return (
-            f"{who} rejected our certificate (TLS alert '{alert}'); most often our certificate's SAN is not "
-            "the identity it expects for us (its [peers.<our role>] identity), or a clock is wrong"
-        )
-    if reason in _NOT_TLS:
-        return (
-            f"{who} does not speak TLS (the bytes received are not a TLS record: {reason.lower().replace('_', ' ')}); "
-            "is the address the listening port of an mpcactors party?"
-        )
-    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
-        return (
-            f"{who} aborted the TLS handshake (TLS alert 'handshake failure'); with TLS 1.2 this usually "
-            "means it requires a client certificate and we presented none"
-        )
-    if reason in {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}:
-        return f"{who} and we have no TLS version in common (mpcactors requires TLS 1.2 or newer)"
-    if reason in {"UNEXPECTED_EOF_WHILE_READING"} or isinstance(cause, ssl.SSLEOFError):
-        return f"{who} closed the connection during the TLS handshake"
-    return f"TLS with {who} failed: {reason.lower().replace('_', ' ') or cause}"
-
-
-def _why_broken(exc: BaseException, who: str) -> str:
-    """Why an established link broke: a TLS alert, a socket error, or a plain close."""
-    cause: BaseException | None = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLEOFError):
-            return describe_tls_failure(cause, who=who)
-        if isinstance(cause, OSError) and cause.errno:
-            return os.strerror(cause.errno)
-        cause = cause.__cause__ or cause.__context__
-    return f"{who} closed the connection"
-
-
-# ---- control frames --------------------------------------------------------------------------
-
-
-def _is_control(frame: bytes) -> bool:
-    """Control frames are msgpack maps; envelopes are arrays."""
-    return bool(frame) and (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF))
-
-
-def _clean_reason(text: object) -> str:
-    printable = set(string.printable) - set("\r\n\t\x0b\x0c")
-    return "".join(c if c in printable else "?" for c in str(text))[:_MAX_REASON]
-
-
-def _decode_control(frame: bytes, who: str) -> dict[str, Any]:
-    try:
-        item = decode(frame, max_bytes=_MAX_CONTROL_BYTES)
-    except CodecError as exc:
-        raise PeerProtocolError(f"{who} sent an undecodable control frame: {exc}") from None
-    if not isinstance(item, dict) or item.get("type") not in ("hello", "ack", "refuse"):
-        raise PeerProtocolError(f"{who} sent a control frame of unknown type")
-    return item
-
-
-def _refusal_error(item: Mapping[str, Any], who: str, *, during_hello: bool = True) -> MpcactorsError:
-    code = item.get("code")
-    cls = _REFUSAL_ERRORS.get(code if isinstance(code, str) else "", PeerProtocolError)
-    what = "refused the connection" if during_hello else "closed the link"
-    return cls(f"{who} {what}: {_clean_reason(item.get('reason', ''))}")
-
-
-def _short(session: bytes | None) -> str:
-    return session.hex()[:8] if session else "(none)"
-
-
-def _judge_hello(
-    hello: Mapping[str, Any],
-    *,
-    peer_role: str,
-    session: bytes | None,
-    parameters: bytes | None,
-    purpose: str,
-) -> tuple[str, bytes | None, str]:
-    """Check the peer's hello. Returns ``(purpose of the link, agreed session, "")`` or
-    ``("", None, reason)`` for a refusal. Pure: no I/O."""
-    if hello.get("app") != _APP:
-        return "", None, "the peer is not an mpcactors party"
-    version = hello.get("version")
-    if version != PROTOCOL_VERSION:
-        return "", None, f"protocol version mismatch: the peer speaks {version!r}, we speak {PROTOCOL_VERSION}"
-    if hello.get("role") != peer_role:
-        return "", None, f"the peer's hello claims role {hello.get('role')!r} but its certificate identifies it as {peer_role}"
-    their_purpose = hello.get("purpose")
-    if their_purpose not in PURPOSES:
-        return "", None, f"unknown link purpose {their_purpose!r}"
-    link_purpose = "check" if "check" in (purpose, their_purpose) else "run"
-    theirs = hello.get("session")
-    if theirs is not None and (not isinstance(theirs, bytes) or len(theirs) != 16):
-        return "", None, "the session id must be 16 bytes"
-    if link_purpose == "check":
-        return link_purpose, None, ""
-    their_parameters = hello.get("parameters")
-    if parameters is not None and their_parameters != parameters:
-        ours = parameters.hex()[:12]
-        shown = their_parameters.hex()[:12] if isinstance(their_parameters, bytes) else "(none)"
-        return "", None, (
-            f"the [protocol] parameters differ (digest {shown} at {peer_role}, {ours} here); "
-            "all three parties' [protocol] sections must be identical"
-        )
-    if session is not None and theirs is not None and session != theirs:
-        return "", None, (
-            f"session mismatch: {peer_role} is in session {_short(theirs)}, we are in {_short(session)} "
-            "(is one party left over from another run?)"
-        )
-    if session is None and theirs is None:
-        return "", None, (
-            "neither side knows the session id (the hospital creates it; the others learn it "
-            "from the hospital or from a party that already did: check the dial directions)"
-        )
-    return link_purpose, session or theirs, ""
+def _role_on_link(sans: tuple[str, ...], role_by_identity: Mapping[str, str], expected: set[str], local_role: str) -> str:
+    """The peer's role if its certificate names one of ``expected`` (never our own); else TLSError."""
+    peer_role = identify_peer(sans, role_by_identity)
+    if peer_role not in expected or peer_role == local_role:
+        wanted = " or ".join(sorted(expected - {local_role})) or "another party"
+        raise TLSError(f"peer presented SAN {', '.join(sans)} (role {peer_role}), expected role {wanted}")
+    return peer_role
 
 
 # ---- the channel -----------------------------------------------------------------------------
@@ -402,7 +213,7 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(f"the connection to {self.peer} broke while sending ({_why_broken(exc, self.peer)})") from None
+            raise TransportError(f"the connection to {self.peer} broke while sending ({why_broken(exc, self.peer)})") from None
 
     async def _receive_bytes(self) -> bytes:
         try:
@@ -418,17 +229,17 @@ class TLSChannel(EnvelopeChannel):
         except trio.ClosedResourceError:
             raise TransportError(f"the link from {self.local} to {self.peer} is closed") from None
         except trio.BrokenResourceError as exc:
-            raise TransportError(f"the connection to {self.peer} broke ({_why_broken(exc, self.peer)})") from None
+            raise TransportError(f"the connection to {self.peer} broke ({why_broken(exc, self.peer)})") from None
         except FrameTooLarge as exc:
             await self._refuse_and_close(
                 "frame", f"{self.local} refuses a frame of {exc.size} bytes, above its cap of {exc.limit} bytes"
             )
             raise
-        if _is_control(frame):
-            item = _decode_control(frame, self.peer)
+        if is_control(frame):
+            item = decode_control(frame, self.peer)
             if item["type"] == "refuse":
                 await self.aclose()
-                raise _refusal_error(item, self.peer, during_hello=False)
+                raise refusal_error(item, self.peer, during_hello=False)
             raise PeerProtocolError(f"{self.peer} sent a {item['type']!r} control frame after the hello")
         return frame
 
@@ -436,7 +247,7 @@ class TLSChannel(EnvelopeChannel):
         envelope = await super().receive()
         if self.session is not None and envelope.session != self.session:
             raise PeerProtocolError(
-                f"{self.peer} sent a message of session {_short(envelope.session)} on a link of session {_short(self.session)}"
+                f"{self.peer} sent a message of session {short_session(envelope.session)} on a link of session {short_session(self.session)}"
             )
         return envelope
 
@@ -456,7 +267,7 @@ class TLSChannel(EnvelopeChannel):
             scope.shield = True
             try:
                 async with self._send_lock:
-                    await send_frame(self.stream, _refuse_frame(code, reason))
+                    await send_frame(self.stream, refuse_frame(code, reason))
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 pass
         # keep reading (and discarding) briefly, so that closing with unread bytes does
@@ -468,18 +279,7 @@ class TLSChannel(EnvelopeChannel):
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        with trio.move_on_after(_CLOSE_TIMEOUT) as scope:
-            scope.shield = True
-            try:
-                await self.stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-        if scope.cancelled_caught:  # the graceful close hung: drop the transport
-            await trio.aclose_forcefully(self.stream.transport_stream)
-
-
-def _refuse_frame(code: str, reason: str) -> bytes:
-    return encode({"type": "refuse", "code": code, "reason": _clean_reason(reason)})
+        await _close(self.stream)
 
 
 # ---- opening a link ------------------------------------------------------------------------
@@ -527,7 +327,7 @@ async def _linger_and_close(stream: trio.SSLStream[Any], linger: float, receiver
             else:
                 while True:
                     frame = await receiver.receive_frame()
-                    if _is_control(frame) and _decode_control(frame, receiver.peer)["type"] == "refuse":
+                    if is_control(frame) and decode_control(frame, receiver.peer)["type"] == "refuse":
                         break
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.EndOfChannel, MpcactorsError):
             pass
@@ -599,10 +399,7 @@ async def open_tls_link(
         or ``None`` if it failed before that (so a listener can tell a misconfigured
         peer from a stranger).
     """
-    if purpose not in PURPOSES:
-        raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
-    if session is not None and len(session) != 16:
-        raise ValueError("the session id must be 16 bytes")
+    ours = Hello(local_role, session, purpose, parameters)
     expected = {expected_peer_role} if isinstance(expected_peer_role, str) else set(expected_peer_role)
     ROLES = Roster().members
     unknown = expected - set(ROLES)
@@ -613,7 +410,7 @@ async def open_tls_link(
         who = f"{next(iter(expected))} at {peer_address}" if peer_address else next(iter(expected))
     ssl_stream = trio.SSLStream(stream, ssl_context, server_side=server_side, server_hostname=server_hostname)
     identified: str | None = None  # the peer's role once its certificate proved it
-    receiver = FrameReceiver(ssl_stream, max_frame_bytes=min(max_frame_bytes, _MAX_CONTROL_BYTES), peer=who)
+    receiver = FrameReceiver(ssl_stream, max_frame_bytes=min(max_frame_bytes, MAX_CONTROL_BYTES), peer=who)
     try:
         try:
             with trio.fail_after(handshake_timeout):
@@ -623,61 +420,31 @@ async def open_tls_link(
                 except trio.BrokenResourceError as exc:
                     await _flush_alert_and_close(ssl_stream, _LINGER)
                     raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
-                cert = ssl_stream.getpeercert()
-                peer_certificate = PeerCertificate(
-                    sans=_sans_of(cert),
-                    fingerprint=_fingerprint(ssl_stream.getpeercert(binary_form=True)),
-                    not_after=str(cert.get("notAfter", "")) if cert else "",
-                    tls_version=ssl_stream.version(),
-                )
+                peer_certificate = _peer_certificate(ssl_stream)
                 # 2. identity -> role
                 try:
-                    peer_role = identify_peer(peer_certificate.sans, role_by_identity)
-                    if peer_role not in expected or peer_role == local_role:
-                        wanted = " or ".join(sorted(expected - {local_role})) or "another party"
-                        raise TLSError(
-                            f"peer presented SAN {', '.join(peer_certificate.sans)} (role {peer_role}), expected role {wanted}"
-                        )
+                    peer_role = _role_on_link(peer_certificate.sans, role_by_identity, expected, local_role)
                 except TLSError as exc:
                     # our reason, and the same fact phrased for the peer's operator
                     mine = str(exc).replace("peer presented", f"{who} presented", 1)
                     theirs = str(exc).replace("peer presented", "we presented", 1)
-                    await _send_quietly(ssl_stream, _refuse_frame("identity", f"{local_role} refuses: {theirs}"))
-                    await _linger_and_close(ssl_stream, _LINGER, receiver)
+                    await _refuse_hello(ssl_stream, receiver, "identity", f"{local_role} refuses: {theirs}")
                     raise TLSError(mine) from None
                 identified = peer_role
                 who = f"{peer_role} at {peer_address}" if peer_address else peer_role
                 receiver.peer = who
                 # 3. hello, both directions
-                hello = {
-                    "type": "hello",
-                    "app": _APP,
-                    "version": PROTOCOL_VERSION,
-                    "role": local_role,
-                    "session": session,
-                    "purpose": purpose,
-                    "parameters": parameters,
-                }
-                await send_frame(ssl_stream, encode(hello))
-                item = await _receive_control(receiver, who)
-                if item["type"] == "refuse":
-                    await _close(ssl_stream)
-                    raise _refusal_error(item, who)
+                await send_frame(ssl_stream, ours.frame())
+                item = await _receive_control(ssl_stream, receiver, who)
                 if item["type"] != "hello":
                     raise PeerProtocolError(f"{who} sent {item['type']!r} where its hello was expected")
-                link_purpose, agreed, reason = _judge_hello(
-                    item, peer_role=peer_role, session=session, parameters=parameters, purpose=purpose
-                )
-                if reason:
-                    await _send_quietly(ssl_stream, _refuse_frame("hello", f"{local_role} refuses: {reason}"))
-                    await _linger_and_close(ssl_stream, _LINGER, receiver)
-                    raise PeerProtocolError(f"{who}: {reason}")
-                await send_frame(ssl_stream, encode({"type": "ack", "session": agreed}))
-                verdict = await _receive_control(receiver, who)
-                if verdict["type"] == "refuse":
-                    await _close(ssl_stream)
-                    raise _refusal_error(verdict, who)
-                if verdict["type"] != "ack" or verdict.get("session") != agreed:
+                verdict = ours.judge(item, peer_role=peer_role)
+                if not verdict.accepted:
+                    await _refuse_hello(ssl_stream, receiver, "hello", f"{local_role} refuses: {verdict.reason}")
+                    raise PeerProtocolError(f"{who}: {verdict.reason}")
+                await send_frame(ssl_stream, ack_frame(verdict.session))
+                reply = await _receive_control(ssl_stream, receiver, who)
+                if reply["type"] != "ack" or reply.get("session") != verdict.session:
                     raise PeerProtocolError(f"{who} acknowledged a different session than agreed")
         except trio.TooSlowError:
             raise TLSError(f"no TLS handshake and hello from {who} within {handshake_timeout:g} s") from None
@@ -696,7 +463,7 @@ async def open_tls_link(
     log.info(
         "link_open",
         peer=peer_role,
-        purpose=link_purpose,
+        purpose=verdict.purpose,
         tls=peer_certificate.tls_version,
         peer_san=list(peer_certificate.sans),
         peer_fingerprint=peer_certificate.fingerprint,
@@ -706,29 +473,36 @@ async def open_tls_link(
         peer_role,
         ssl_stream,
         receiver,
-        session=agreed,
-        purpose=link_purpose,
+        session=verdict.session,
+        purpose=verdict.purpose,
         peer_certificate=peer_certificate,
         address=peer_address,
         read_timeout=read_timeout,
         max_message_bytes=max_frame_bytes,
         recorder=recorder,
     )
-    return channel, agreed
+    return channel, verdict.session
 
 
-async def _send_quietly(stream: trio.SSLStream[Any], data: bytes) -> None:
+async def _refuse_hello(stream: trio.SSLStream[Any], receiver: FrameReceiver, code: str, reason: str) -> None:
+    """Send a refusal during the hello (best effort), then linger until the peer is done and close."""
     try:
-        await send_frame(stream, data)
+        await send_frame(stream, refuse_frame(code, reason))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    await _linger_and_close(stream, _LINGER, receiver)
 
 
-async def _receive_control(receiver: FrameReceiver, who: str) -> dict[str, Any]:
+async def _receive_control(stream: trio.SSLStream[Any], receiver: FrameReceiver, who: str) -> dict[str, Any]:
+    """The peer's next control frame during the hello; a refusal closes ``stream`` and raises its reason."""
     try:
         frame = await receiver.receive_frame()
     except FrameTooLarge:
         raise PeerProtocolError(f"{who} sent an oversized hello; it is not an mpcactors party of this version") from None
-    if not _is_control(frame):
+    if not is_control(frame):
         raise PeerProtocolError(f"{who} sent protocol data before completing the hello")
-    return _decode_control(frame, who)
+    item = decode_control(frame, who)
+    if item["type"] == "refuse":
+        await _close(stream)
+        raise refusal_error(item, who)
+    return item

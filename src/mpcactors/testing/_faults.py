@@ -1,119 +1,28 @@
-"""Public helpers for tests and attack scripts: small synthetic tables and fast configs.
+"""Fault injection: runs of the three parties in which one thing goes wrong, on purpose.
 
-Not for production runs: :func:`fast_config` uses 1024-bit Paillier keys, which are
-only acceptable because the data is synthetic and the point is speed.
+A fault plan is applied to one party's links (and, for a crash during a step without
+traffic, to its observer hook). Each fault fires at most once, at the n-th message of a
+given kind, step and direction, so a test names exactly what goes wrong and where.
+The wrapped links are ordinary ``trio.abc.Channel[Envelope]`` objects: the actors do not
+know they are being tested.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
+import secrets
+from collections.abc import Sequence
 from typing import Any
 
-from .config import DEFAULT_DEADLINES, RunConfig
+import trio
 
-__all__ = [
-    "FAULT_ACTIONS",
-    "HOSTILE_ACTIONS",
-    "Fault",
-    "FaultRun",
-    "Faults",
-    "FaultyChannel",
-    "InjectedCrash",
-    "KeyWatcher",
-    "accept_or_refuse",
-    "example_messages",
-    "fast_config",
-    "run_with_faults",
-    "tables_for",
-]
+from ..actors.failures import first_cause
+from ..actors import run_party
+from ..protocol.wire import Envelope
+from ..sim import tables_by_party
+from ..config import RunConfig
+from ..transport.memory import memory_mesh
 
-
-def tables_for(rows: int, overlap: float, seed: int = 0, **kwargs: Any) -> tuple[Any, Any]:
-    """Validated ``(hospital, insurer)`` tables of a synthetic cohort (see :func:`mpcactors.synth.make_cohort`)."""
-    from .synth import cohort_tables, make_cohort
-
-    return cohort_tables(make_cohort(rows, overlap, seed, **kwargs), min_rows=2)
-
-
-def fast_config(hospital: Any, insurer: Any, **changes: Any) -> RunConfig:
-    """A :class:`RunConfig` for the two tables with 1024-bit keys and small chunks (tests only)."""
-    config = RunConfig.for_parties(
-        hospital.columns,
-        insurer.columns,
-        key_bits=1024,
-        allow_test_key_sizes=True,
-        min_intersection=3,
-        chunk_rows=64,
-        deadlines={step: 120.0 for step in DEFAULT_DEADLINES},
-    )
-    return replace(config, **changes)
-
-
-# ---- fuzzing -------------------------------------------------------------------------------
-
-
-def example_messages() -> list[Any]:
-    """One valid message of every kind a peer can send: the seed corpus of the fuzzers.
-
-    Shared by the Hypothesis harness (``tests/robustness/test_fuzz.py``, which also checks
-    that every kind is here) and the atheris script (``benchmarks/fuzz_atheris.py``), so a
-    new message kind reaches both.
-    """
-    from .codec import BigIntArray
-    from .protocol import messages as msg
-
-    values = BigIntArray(tuple(range(10**70, 10**70 + 6)), 256)  # 256 bytes: a 1024-bit modulus squared
-    return [
-        msg.HashContribution(bytes(32)),
-        msg.PublicKey({"n": 2**1023 + 1155, "g": 2**1023 + 1156}, 5),
-        msg.Rows(bytes(range(64)), values),
-        msg.RowsEnd(3),
-        msg.Intersection(7),
-        msg.Masks(values),
-        msg.MasksEnd(3),
-        msg.Masked(values),
-        msg.MaskedEnd(3),
-        msg.Mpc(2, "mul", BigIntArray((1, 2, 3), 24)),
-        msg.Done(bytes(range(32))),
-        msg.Abort("ttp: something went wrong at step 4"),
-    ]
-
-
-def accept_or_refuse(envelope: Any, session: bytes) -> None:
-    """What a TTP at step 4 does with a decoded envelope: its scheduler and the message
-    parser accept it, or refuse it with :class:`~mpcactors.errors.PeerProtocolError`.
-
-    Any other exception escapes: for a fuzzer, that is a finding.
-    """
-    from .errors import PeerProtocolError
-    from .protocol import messages as msg
-    from .protocol.scheduler import StepScheduler
-
-    scheduler = StepScheduler("ttp", session)
-    scheduler.begin_step(4)
-    try:
-        scheduler.incoming(envelope)
-        msg.parse(envelope)
-    except PeerProtocolError:
-        pass
-
-
-# ---- fault injection ---------------------------------------------------------------------
-#
-# A fault plan is applied to one party's links (and, for a crash during a step without
-# traffic, to its observer hook). Each fault fires at most once, at the n-th message of a
-# given kind, step and direction, so a test names exactly what goes wrong and where.
-# The wrapped links are ordinary ``trio.abc.Channel[Envelope]`` objects: the actors do not
-# know they are being tested.
-
-import dataclasses as _dataclasses
-import secrets as _secrets
-from collections.abc import Mapping as _Mapping
-from collections.abc import Sequence as _Sequence
-
-import trio as _trio
-
-from .codec import Envelope as _Envelope
 
 #: Every fault class a :class:`Fault` can inject.
 FAULT_ACTIONS = ("kill", "drop", "delay", "duplicate", "reorder", "wrong_kind", "wrong_session")
@@ -130,7 +39,7 @@ class InjectedCrash(RuntimeError):
     """
 
 
-@_dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Fault:
     """One fault: what goes wrong, at which party, step and message.
 
@@ -203,7 +112,7 @@ class _Trigger:
         self.seen = 0
         self.fired: str | None = None
 
-    def hit(self, direction: str, peer: str, envelope: _Envelope) -> bool:
+    def hit(self, direction: str, peer: str, envelope: Envelope) -> bool:
         f = self.fault
         if self.fired is not None or direction != f.direction or envelope.kind == "abort":
             return False
@@ -225,14 +134,14 @@ def _wrong_kind(kind: str) -> str:
     return "masked" if kind == "mpc" else "mpc"
 
 
-def _corrupt(action: str, envelope: _Envelope) -> _Envelope:
+def _corrupt(action: str, envelope: Envelope) -> Envelope:
     if action == "wrong_kind":
-        return _dataclasses.replace(envelope, kind=_wrong_kind(envelope.kind))
-    fresh = _secrets.token_bytes(len(envelope.session))
-    return _dataclasses.replace(envelope, session=fresh)
+        return dataclasses.replace(envelope, kind=_wrong_kind(envelope.kind))
+    fresh = secrets.token_bytes(len(envelope.session))
+    return dataclasses.replace(envelope, session=fresh)
 
 
-class FaultyChannel(_trio.abc.Channel[_Envelope]):
+class FaultyChannel(trio.abc.Channel[Envelope]):
     """Wraps one party's link to one peer and injects the faults of a plan (tests only).
 
     Works around any ``trio.abc.Channel[Envelope]`` (the in-memory and TLS transports
@@ -240,30 +149,30 @@ class FaultyChannel(_trio.abc.Channel[_Envelope]):
     exercised as it would run in production. ``statistics()`` is forwarded.
     """
 
-    def __init__(self, inner: _trio.abc.Channel[_Envelope], *, local: str, peer: str, triggers: _Sequence[_Trigger]) -> None:
+    def __init__(self, inner: trio.abc.Channel[Envelope], *, local: str, peer: str, triggers: Sequence[_Trigger]) -> None:
         self.inner = inner
         self.local = local
         self.peer = peer
         self._triggers = list(triggers)
-        self._held_out: _Envelope | None = None  # reorder on send: waits for the next message
-        self._pending_in: list[_Envelope] = []  # duplicate/reorder on receive: delivered next
+        self._held_out: Envelope | None = None  # reorder on send: waits for the next message
+        self._pending_in: list[Envelope] = []  # duplicate/reorder on receive: delivered next
 
     def statistics(self) -> object:
         return self.inner.statistics()  # type: ignore[attr-defined]
 
-    def _fired(self, direction: str, envelope: _Envelope) -> Fault | None:
+    def _fired(self, direction: str, envelope: Envelope) -> Fault | None:
         for trigger in self._triggers:
             if trigger.hit(direction, self.peer, envelope):
                 return trigger.fault
         return None
 
-    def _crash(self, fault: Fault, envelope: _Envelope, verb: str) -> InjectedCrash:
+    def _crash(self, fault: Fault, envelope: Envelope, verb: str) -> InjectedCrash:
         return InjectedCrash(
             f"{self.local}: injected crash at step {envelope.step} while {verb} {envelope.kind!r} "
             f"{'to' if verb == 'sending' else 'from'} {self.peer}"
         )
 
-    async def send(self, value: _Envelope) -> None:
+    async def send(self, value: Envelope) -> None:
         fault = self._fired("send", value)
         if fault is None:
             await self.inner.send(value)
@@ -278,7 +187,7 @@ class FaultyChannel(_trio.abc.Channel[_Envelope]):
             await self.inner.aclose()
             await self.inner.send(value)  # the transport reports the broken link
         elif action == "delay":
-            await _trio.sleep(fault.delay)
+            await trio.sleep(fault.delay)
             await self.inner.send(value)
         elif action == "duplicate":
             await self.inner.send(value)
@@ -292,7 +201,7 @@ class FaultyChannel(_trio.abc.Channel[_Envelope]):
         else:
             await self.inner.send(_corrupt(action, value))
 
-    async def receive(self) -> _Envelope:
+    async def receive(self) -> Envelope:
         if self._pending_in:
             return self._pending_in.pop(0)
         value = await self.inner.receive()
@@ -306,7 +215,7 @@ class FaultyChannel(_trio.abc.Channel[_Envelope]):
             await self.inner.aclose()
             return await self.inner.receive()  # the transport reports the broken link
         if action == "delay":
-            await _trio.sleep(fault.delay)
+            await trio.sleep(fault.delay)
             return value
         if action == "duplicate":
             self._pending_in.append(value)
@@ -326,7 +235,7 @@ class FaultyChannel(_trio.abc.Channel[_Envelope]):
 class _CrashingObserver:
     """Forwards to an observer; raises :class:`InjectedCrash` for ``direction="local"`` kills."""
 
-    def __init__(self, inner: object | None, triggers: _Sequence[_Trigger]) -> None:
+    def __init__(self, inner: object | None, triggers: Sequence[_Trigger]) -> None:
         self.inner = inner
         self._triggers = [t for t in triggers if t.fault.direction == "local"]
 
@@ -366,7 +275,7 @@ class Faults:
     def fired(self) -> list[str]:
         return [t.fired for t in self._triggers if t.fired is not None]
 
-    def wrap(self, role: str, peer: str, link: _trio.abc.Channel[_Envelope]) -> _trio.abc.Channel[_Envelope]:
+    def wrap(self, role: str, peer: str, link: trio.abc.Channel[Envelope]) -> trio.abc.Channel[Envelope]:
         mine = [t for t in self._triggers if t.fault.party == role and t.fault.direction != "local"]
         if not mine:
             return link
@@ -377,7 +286,7 @@ class Faults:
         return _CrashingObserver(inner, local) if local else inner
 
 
-@_dataclasses.dataclass
+@dataclasses.dataclass
 class FaultRun:
     """What each party ended with in a run under a fault plan.
 
@@ -401,8 +310,6 @@ class FaultRun:
     @property
     def cause(self) -> BaseException | None:
         """The run's root cause as :func:`mpcactors.sim.simulate` would raise it."""
-        from .actors.failures import first_cause
-
         errors = list(self.errors.values())
         return first_cause(BaseExceptionGroup("run failed", errors)) if errors else None
 
@@ -418,7 +325,7 @@ async def run_with_faults(
     recorder: Any = None,
     buffer: int = 4,
 ) -> FaultRun:
-    """Run the three parties over in-memory links with ``faults`` applied (tests only).
+    """Run every party over in-memory links with ``faults`` applied (tests only).
 
     Unlike :func:`mpcactors.sim.simulate`, a failing party does not cancel the other
     two: each party runs in its own task until it stops by itself, exactly as three
@@ -427,18 +334,10 @@ async def run_with_faults(
     ``trio.fail_after`` catches it. Never raises a party's error: see
     :attr:`FaultRun.outcomes`.
     """
-    from .actors import run_party
-    from .actors.failures import first_cause
-    from .sim import tables_by_party
-    from .transport.memory import memory_link
-
-    session = _secrets.token_bytes(16)
+    session = secrets.token_bytes(16)
     members = config.roster.members
-    raw: dict[str, dict[str, Any]] = {role: {} for role in members}
-    for i, a in enumerate(members):
-        for b in members[i + 1 :]:
-            raw[a][b], raw[b][a] = memory_link(a, b, recorder=recorder, buffer=buffer)
-    tables: dict[str, Any] = tables_by_party((hospital, insurer), config)
+    raw = memory_mesh(members, recorder=recorder, buffer=buffer)
+    tables = tables_by_party((hospital, insurer), config)
     outcomes: dict[str, Any] = {}
 
     async def one(role: str) -> None:
@@ -451,70 +350,8 @@ async def run_with_faults(
         except Exception as exc:  # noqa: BLE001 - recorded per party; Cancelled propagates
             outcomes[role] = first_cause(exc)
 
-    async with _trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         for role in members:
             nursery.start_soon(one, role)
     return FaultRun(outcomes, faults, observer)
 
-
-def _god_view_base() -> type:
-    from .sim import GodView
-
-    return GodView
-
-
-class KeyWatcher(_god_view_base()):  # type: ignore[misc]
-    """A :class:`~mpcactors.sim.GodView` that can prove deletion after a failed run (tests only).
-
-    It also keeps *strong* references to every key object and every share list the
-    parties report, on purpose and only until the checks: :meth:`assert_destroyed`
-    checks that each key reports ``destroyed``; :meth:`assert_nothing_survives` then
-    drops those references and checks, through the god view's weak references, that
-    nothing else keeps a key alive, and that each share list was either cleared by its
-    party or is referenced by nothing at all (freed with the run). Call it after the
-    run's errors are gone: a traceback holds frames, and frames hold locals.
-    """
-
-    SHARES = ("masks", "additive_shares", "shamir_shares")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.strong: list[tuple[str, str, Any]] = []
-        self.share_lists: list[tuple[str, str, list[Any]]] = []
-
-    def key_created(self, role: str, name: str, key: Any) -> None:
-        super().key_created(role, name, key)
-        self.strong.append((role, name, key))
-
-    def hold(self, role: str, step: int, name: str, value: Any) -> None:
-        super().hold(role, step, name, value)
-        if name in self.SHARES and isinstance(value, list):
-            self.share_lists.append((role, name, value))
-
-    @property
-    def created(self) -> set[str]:
-        return {name for _, name, _ in self.strong}
-
-    def assert_destroyed(self) -> None:
-        alive = [(role, name) for role, name, key in self.strong if not key.destroyed]
-        assert alive == [], f"keys not destroyed: {alive}"
-
-    def assert_nothing_survives(self) -> None:
-        import gc
-        import sys
-
-        pending = [entry for entry in self.share_lists if entry[2]]
-        self.strong.clear()
-        self.share_lists.clear()
-        gc.collect()
-        survivors = [(role, name) for role, name, ref in self.keys if ref() is not None]
-        assert survivors == [], f"key objects still referenced after the run: {survivors}"
-        here = sys._getframe()
-        held = []
-        while pending:
-            role, name, value = pending.pop()
-            referrers = [r for r in gc.get_referrers(value) if r is not here]
-            if referrers:
-                held.append((role, name, sorted({type(r).__name__ for r in referrers})))
-            del value
-        assert held == [], f"share lists neither cleared nor freed: {held}"

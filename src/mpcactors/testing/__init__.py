@@ -1,0 +1,42 @@
+"""Public helpers for tests and attack scripts, like :mod:`trio.testing`.
+
+* small synthetic tables and fast configurations (:func:`tables_for`, :func:`fast_config`);
+* the fuzzers' seed corpus (:func:`example_messages`, :func:`accept_or_refuse`);
+* fault injection (:class:`Fault`, :class:`Faults`, :func:`run_with_faults`);
+* a god view that proves deletion after a failed run (:class:`KeyWatcher`).
+
+Not for production runs: :func:`fast_config` uses 1024-bit Paillier keys, which are
+only acceptable because the data is synthetic and the point is speed.
+"""
+
+from __future__ import annotations
+
+from ._faults import (
+    FAULT_ACTIONS,
+    HOSTILE_ACTIONS,
+    Fault,
+    FaultRun,
+    Faults,
+    FaultyChannel,
+    InjectedCrash,
+    run_with_faults,
+)
+from ._fuzz import accept_or_refuse, example_messages
+from ._keys import KeyWatcher
+from ._tables import fast_config, tables_for
+
+__all__ = [
+    "FAULT_ACTIONS",
+    "HOSTILE_ACTIONS",
+    "Fault",
+    "FaultRun",
+    "Faults",
+    "FaultyChannel",
+    "InjectedCrash",
+    "KeyWatcher",
+    "accept_or_refuse",
+    "example_messages",
+    "fast_config",
+    "run_with_faults",
+    "tables_for",
+]
