@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ...protocol.steps import Step
 from ..stats import ALPHA
 from ..views import RecordedRun
 
 
-#: Steps after which nothing but the output should remain (9 = after the run).
-AFTER_RUN = 9
+#: The view "after the run" (``Step.DONE``): nothing but the output should remain.
+AFTER_RUN = int(Step.DONE)
 
 SINGLE_OUT, LINK, INFER = "single out", "link", "infer"
 
@@ -24,7 +25,7 @@ class AttackResult:
         name: the attack function's name.
         question: ``"single out"``, ``"link"`` or ``"infer"``.
         party_or_coalition: the attacker: one role, or ``"hospital+ttp"`` for a coalition.
-        step: the step whose view the attacker used (9: after the run).
+        step: the step whose view the attacker used (:data:`AFTER_RUN`: after the run).
         success_rate: the fraction of trials the attacker got right.
         baseline: what blind guessing achieves on average.
         trials: how many guesses were scored.
