@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mpcactors._cli import main
+from mpcactors.cli import main
 
 
 def run(*args: str):

@@ -21,9 +21,9 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from mpcactors._cli_daemon import check as check_command
-from mpcactors._cli_daemon import deploy_example
-from mpcactors._cli_daemon import party as party_command
+from mpcactors.cli.daemon import check as check_command
+from mpcactors.cli.daemon import deploy_example
+from mpcactors.cli.daemon import party as party_command
 from mpcactors.certs import init_ca, issue_certificate
 from mpcactors.daemon import (
     PartyConfig,

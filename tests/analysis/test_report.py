@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from click.testing import CliRunner
 
-from mpcactors._cli import main
+from mpcactors.cli import main
 from mpcactors.analysis import attacks, report, variants
 from mpcactors.analysis.views import record_run
 from mpcactors.protocol.steps import HOSPITAL, ROLES, STEP_NAMES

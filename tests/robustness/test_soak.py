@@ -35,7 +35,7 @@ def _status(field: str) -> int:
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
-    from mpcactors._cli import main
+    from mpcactors.cli import main
     from mpcactors.daemon import load_party_config
 
     out = tmp_path_factory.mktemp("soak") / "deployment"
