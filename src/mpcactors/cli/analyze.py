@@ -25,23 +25,6 @@ __all__ = ["analyze"]
 DEFAULT_ID_SPACE = 200_000
 
 
-def _synthetic_tables(opts: dict[str, Any], id_space: int) -> tuple[Any, Any]:
-    from ..crypto.fixedpoint import Params
-    from ..data import table_from_rows
-    from ..synth import make_cohort
-
-    cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
-    params = Params()
-    return tuple(  # type: ignore[return-value]
-        table_from_rows(f"<synthetic {role}>", header, rows, id_column="id", columns=None, params=params,
-                        min_rows=opts["min_intersection"])
-        for role, header, rows in (
-            ("hospital", cohort.hospital_header, cohort.hospital_rows),
-            ("insurer", cohort.insurer_header, cohort.insurer_rows),
-        )
-    )
-
-
 @click.command(context_settings={"default_map": {"key_bits": "2048"}})
 @simulation_options
 @click.option("--out", default="analysis-report", show_default=True, type=click.Path(file_okay=False, path_type=Path),
@@ -63,6 +46,7 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
     from ..actors.executor import Executor
     from ..analysis import attacks, report, variants
     from ..analysis.views import record_run
+    from ..synth import cohort_tables, make_cohort
 
     configure_logging(json=True, level="error")
     console = Console(stderr=True)
@@ -74,7 +58,8 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
         hospital, insurer, config = build_run(opts)
         synthetic = opts["hospital"] is None
         if synthetic:
-            hospital, insurer = _synthetic_tables(opts, id_space)
+            cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
+            hospital, insurer = cohort_tables(cohort, min_rows=opts["min_intersection"])
         known_space = id_space if synthetic else None
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         console.print(f"running the protocol with recording ({len(hospital)} and {len(insurer)} rows) ...")
