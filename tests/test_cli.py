@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -75,6 +76,18 @@ def test_too_small_overlap_exits_nonzero_with_the_reason():
     result = run("simulate", "--rows", "40", "--overlap", "0.1", "--key-bits", "2048", "--min-intersection", "10")
     assert result.exit_code == 3
     assert "below the minimum of 10" in result.output
+
+
+def test_verify_without_scikit_learn_names_the_extra_before_the_run(tmp_path):
+    """A plain ``pip install mpcactors`` has no scikit-learn: one line and exit 2, no traceback."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['sklearn'] = None  # as if not installed\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(
+        [sys.executable, "-m", "mpcactors", "simulate", "--verify", "--rows", "40", "--key-bits", "2048"],
+        capture_output=True, text=True, check=False, timeout=120, env={**os.environ, "PYTHONPATH": path},
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr == "error: --verify needs scikit-learn: pip install 'mpcactors[verify]'\n"
 
 
 def test_python_dash_m_entry_point():

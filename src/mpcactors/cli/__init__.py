@@ -11,6 +11,7 @@ commands in :mod:`.daemon`; the options ``simulate`` and ``analyze`` share in :m
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from functools import partial
@@ -24,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import MpcactorsError
+from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
 from . import analyze, daemon
 from ._options import _fail, build_run, simulation_options, stderr
@@ -85,6 +86,8 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | N
 
     configure_logging(json=True, level="error")
     try:
+        if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
+            raise ConfigError("--verify needs scikit-learn: pip install 'mpcactors[verify]'")
         hospital, insurer, config = build_run(opts)
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
