@@ -17,6 +17,7 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_simulate_with_the_defaults_users_get():
     """The README's main command: 3072-bit keys, built-in synthetic data, full protocol."""
     result = run("simulate", "--json", "--verify")
@@ -36,6 +37,7 @@ def test_simulate_with_the_defaults_users_get():
     assert all(e["seconds"] >= 0 and e["bytes_sent"] >= 0 and e["messages_sent"] >= 0 for e in doc["steps"])
 
 
+@pytest.mark.slow
 def test_synth_then_simulate_from_csv(tmp_path):
     out = tmp_path / "data"
     result = run("synth", "--rows", "150", "--overlap", "0.6", "--seed", "4", "--out", str(out))

@@ -22,6 +22,8 @@ import pytest
 import trio
 from click.testing import CliRunner
 
+pytestmark = pytest.mark.slow
+
 RUNS = 5
 TOLERANCE = 1e-3  # of the largest coefficient, as the lasso's verification uses
 
