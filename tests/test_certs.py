@@ -16,7 +16,7 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 
-from mpcactors._cli_daemon import certs as certs_command
+from mpcactors.cli.daemon import certs as certs_command
 from mpcactors.certs import (
     default_identity,
     init_ca,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
 
-from mpcactors._cli import main
+from mpcactors.cli import main
 
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_simulate_with_the_defaults_users_get():
     """The README's main command: 3072-bit keys, built-in synthetic data, full protocol."""
     result = run("simulate", "--json", "--verify")
@@ -35,6 +37,7 @@ def test_simulate_with_the_defaults_users_get():
     assert all(e["seconds"] >= 0 and e["bytes_sent"] >= 0 and e["messages_sent"] >= 0 for e in doc["steps"])
 
 
+@pytest.mark.slow
 def test_synth_then_simulate_from_csv(tmp_path):
     out = tmp_path / "data"
     result = run("synth", "--rows", "150", "--overlap", "0.6", "--seed", "4", "--out", str(out))
@@ -75,6 +78,18 @@ def test_too_small_overlap_exits_nonzero_with_the_reason():
     result = run("simulate", "--rows", "40", "--overlap", "0.1", "--key-bits", "2048", "--min-intersection", "10")
     assert result.exit_code == 3
     assert "below the minimum of 10" in result.output
+
+
+def test_verify_without_scikit_learn_names_the_extra_before_the_run(tmp_path):
+    """A plain ``pip install mpcactors`` has no scikit-learn: one line and exit 2, no traceback."""
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['sklearn'] = None  # as if not installed\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(
+        [sys.executable, "-m", "mpcactors", "simulate", "--verify", "--rows", "40", "--key-bits", "2048"],
+        capture_output=True, text=True, check=False, timeout=120, env={**os.environ, "PYTHONPATH": path},
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr == "error: --verify needs scikit-learn: pip install 'mpcactors[verify]'\n"
 
 
 def test_python_dash_m_entry_point():

@@ -21,9 +21,9 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from mpcactors._cli_daemon import check as check_command
-from mpcactors._cli_daemon import deploy_example
-from mpcactors._cli_daemon import party as party_command
+from mpcactors.cli.daemon import check as check_command
+from mpcactors.cli.daemon import deploy_example
+from mpcactors.cli.daemon import party as party_command
 from mpcactors.certs import init_ca, issue_certificate
 from mpcactors.daemon import (
     PartyConfig,
@@ -321,6 +321,7 @@ async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listene
     assert "presented a certificate that is not signed by our CA" in str(hospital)
 
 
+@pytest.mark.slow
 async def test_check_reports_each_peer_and_a_running_party_answers_checks(deployment: dict[str, Path]) -> None:
     configs = {role: load_party_config(set_deadlines(path, connect=3)) for role, path in deployment.items()}
     with trio.fail_after(TIMEOUT):
@@ -408,6 +409,7 @@ def fast_protocol(deployment: dict[str, Path], *, max_iter: int = 15, step_deadl
         set_deadlines(path, connect=30, **{f"step_{n}": step_deadline for n in range(1, 9)})
 
 
+@pytest.mark.slow
 async def test_three_party_processes_complete_the_protocol_and_agree(tmp_path: Path) -> None:
     deployment = make_deployment(tmp_path / "dep", rows=40)
     fast_protocol(deployment)
@@ -435,6 +437,7 @@ async def test_three_party_processes_complete_the_protocol_and_agree(tmp_path: P
             assert link["tls_version"] == "TLSv1.3" and link["sent"]["bytes"] > 0
 
 
+@pytest.mark.slow
 async def test_killing_one_party_mid_run_stops_the_others_with_a_clear_message_and_no_result(tmp_path: Path) -> None:
     deployment = make_deployment(tmp_path / "dep", rows=40)
     fast_protocol(deployment, max_iter=200, step_deadline=20)

@@ -53,7 +53,7 @@ def diabetes_split(seed: int = 0, overlap: float = 0.8):
     return hospital, insurer
 
 
-@pytest.mark.parametrize("alpha", [0.5, 300.0])
+@pytest.mark.parametrize("alpha", [pytest.param(0.5, marks=pytest.mark.slow), 300.0])
 async def test_diabetes_split_between_parties_matches_sklearn(alpha):
     hospital, insurer = diabetes_split()
     config = RunConfig.for_parties(

@@ -32,6 +32,7 @@ def test_every_script_is_covered():
     assert {p.stem for p in SIMULATIONS.glob("[a-z]*.py")} == set(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_simulation_script_runs_and_reports_its_findings(name):
     done = subprocess.run(

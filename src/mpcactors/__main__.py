@@ -1,4 +1,4 @@
-from mpcactors._cli import main
+from mpcactors.cli import main
 
 if __name__ == "__main__":
     main()

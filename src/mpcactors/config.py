@@ -101,6 +101,11 @@ class RunConfig:
         return Roster.of(tuple(self.columns), self.compute)
 
     @property
+    def session_creator(self) -> str:
+        """The party that draws the session id (the roster's first data party); the others learn it in the hello."""
+        return self.roster.data_parties[0]
+
+    @property
     def target_owner(self) -> str:
         """The data party whose table holds the target column."""
         return self.owner_of(self.target)

@@ -32,6 +32,7 @@ class WorkerWatch(GodView):
         super().key_destroyed(role, name, key)
 
 
+@pytest.mark.slow
 async def test_process_policy_gives_the_join_and_retires_secret_workers_before_deletion():
     hospital, insurer = tables_for(160, 0.5, seed=5)
     watch = WorkerWatch()
@@ -73,7 +74,7 @@ def test_a_worker_count_below_one_is_refused():
         Executor("process", workers=0)
 
 
-@pytest.mark.parametrize(("threshold", "uses_workers"), [(100, True), (10_000, False)])
+@pytest.mark.parametrize(("threshold", "uses_workers"), [pytest.param(100, True, marks=pytest.mark.slow), (10_000, False)])
 async def test_auto_sizes_each_data_party_by_its_own_table(threshold, uses_workers, monkeypatch):
     monkeypatch.setattr(executor_module, "AUTO_PROCESS_MIN_ROWS", threshold)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)

@@ -44,6 +44,7 @@ def child_pids() -> set[int]:
     return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
 
 
+@pytest.mark.slow
 async def test_workers_compute_like_the_key_and_all_end_with_the_scope():
     public, secret, phe_public, phe_secret = make_keys()
     n = public.n
@@ -96,6 +97,7 @@ async def test_workers_compute_like_the_key_and_all_end_with_the_scope():
     assert not secret.destroyed and secret.decrypt_raw(ciphertexts[:2]) == values[:2]
 
 
+@pytest.mark.slow
 async def test_cancelled_jobs_kill_their_worker_and_errors_still_end_the_scope():
     public, secret, _, _ = make_keys()
     before = child_pids()

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from click.testing import CliRunner
 
-from mpcactors._cli import main
+from mpcactors.cli import main
 from mpcactors.analysis import attacks, report, variants
 from mpcactors.analysis.views import record_run
 from mpcactors.protocol.steps import STEP_NAMES
@@ -144,6 +144,7 @@ def test_html_is_self_contained_and_says_what_the_markdown_says(written):
         assert a["id"] in text and a["id"].replace("|", "\\|") in markdown
 
 
+@pytest.mark.slow
 def test_analyze_command_writes_the_three_files(tmp_path):
     out = tmp_path / "analysis"
     result = CliRunner().invoke(main, ["analyze", "--rows", "40", "--id-space", str(ID_SPACE), "--no-controls",

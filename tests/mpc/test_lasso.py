@@ -117,7 +117,10 @@ def test_heart_failure_cohort(alpha):
 DIABETES_OWNERS = [1, 1, 1, 1, 2, 2, 2, 2, 2, 1]
 
 
-@pytest.mark.parametrize("alpha,target_owner", [(3.0, 2), (30.0, None), (300.0, 1)])
+@pytest.mark.parametrize(
+    "alpha,target_owner",
+    [pytest.param(3.0, 2, marks=pytest.mark.slow), pytest.param(30.0, None, marks=pytest.mark.slow), (300.0, 1)],
+)
 def test_diabetes_raw_features(alpha, target_owner):
     """scikit-learn's bundled diabetes data (no download), raw units, columns split 1/2."""
     x, y = load_diabetes(return_X_y=True, scaled=False)

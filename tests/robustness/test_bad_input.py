@@ -195,7 +195,7 @@ class KeyCount:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     """A valid three-party loopback deployment (1024-bit test keys), copied per case."""
-    from mpcactors._cli import main
+    from mpcactors.cli import main
 
     out = tmp_path_factory.mktemp("deployment") / "example"
     result = CliRunner().invoke(main, ["deploy-example", "--out", str(out), "--rows", "20", "--insecure-test-keys"])
@@ -204,7 +204,7 @@ def deployment(tmp_path_factory):
 
 
 def run_case(case: Case, tmp_path: Path, deployment: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, KeyCount]:
-    from mpcactors._cli import main
+    from mpcactors.cli import main
 
     if case.command == "simulate":
         work = tmp_path

@@ -299,6 +299,7 @@ async def test_mutated_envelopes_in_frames_give_only_protocol_errors(seed, mutat
         accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
+@pytest.mark.slow
 @FUZZ_STRUCTURES
 @given(fields=envelope_fields)
 def test_hostile_msgpack_structures_decode_or_raise_codec_error(fields):
@@ -310,6 +311,7 @@ def test_hostile_msgpack_structures_decode_or_raise_codec_error(fields):
     accept_or_refuse(envelope, SESSION)  # behind the codec: accepted, or PeerProtocolError
 
 
+@pytest.mark.slow
 @FUZZ_STRUCTURES
 @given(fields=envelope_fields, depth=st.integers(min_value=0, max_value=3))
 def test_hostile_structures_nested_or_wrapped_decode_or_raise_codec_error(fields, depth):
@@ -457,6 +459,7 @@ hostile_field_values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=PARTY_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(target=st.sampled_from(TARGETS), field=st.integers(min_value=0, max_value=2), value=hostile_field_values)

@@ -22,6 +22,8 @@ import pytest
 import trio
 from click.testing import CliRunner
 
+pytestmark = pytest.mark.slow
+
 RUNS = 5
 TOLERANCE = 1e-3  # of the largest coefficient, as the lasso's verification uses
 
@@ -35,7 +37,7 @@ def _status(field: str) -> int:
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory):
-    from mpcactors._cli import main
+    from mpcactors.cli import main
     from mpcactors.daemon import load_party_config
 
     out = tmp_path_factory.mktemp("soak") / "deployment"

@@ -21,13 +21,17 @@ import click
 import structlog
 import trio
 
-from .errors import ConfigError, MpcactorsError
+from ..actors.failures import first_cause
+from ..errors import ConfigError, MpcactorsError
+from ..logs import configure_logging
+from ..protocol.roster import Roster
+from ._options import KEY_BITS
 
 __all__ = ["certs", "check", "deploy_example", "party"]
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("hospital", "insurer", "ttp")
+ROLES = Roster().members
 
 
 def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
@@ -42,8 +46,6 @@ def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
 
 def _root_cause(exc: BaseException) -> BaseException:
     if isinstance(exc, BaseExceptionGroup):
-        from .sim import first_cause
-
         return first_cause(exc)
     return exc
 
@@ -79,8 +81,6 @@ def _log_level_option(f: Any) -> Any:
 
 
 def _configure_logging(level: str) -> None:
-    from .logs import configure_logging
-
     configure_logging(level=level)
 
 
@@ -125,7 +125,7 @@ def party(config_path: Path, result_path: Path | None, report_path: Path | None,
     eight steps, and writes the result. Exit codes: 0 success, 2 configuration, 3 input,
     4 peer protocol or connection, 5 TLS, 6 timeout, 7 aborted by another party.
     """
-    from .daemon import RunReport, load_party_config, run_configured_party
+    from ..daemon import RunReport, load_party_config, run_configured_party
 
     _configure_logging(log_level)
     try:
@@ -186,8 +186,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
     `mpcactors check` or `mpcactors party` meanwhile), running the TLS handshake and
     hello on each link. Reports per peer what worked; exits non-zero if anything failed.
     """
-    from .certs import inspect_certificate
-    from .daemon import check_peers, load_party_config
+    from ..certs import inspect_certificate
+    from ..daemon import check_peers, load_party_config
 
     _configure_logging("warning" if log_level == "info" else log_level)
     try:
@@ -243,7 +243,7 @@ def certs() -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def certs_init(out: Path, name: str, days: int, force: bool) -> None:
     """Create a CA: OUT/ca.crt (give to every party) and OUT/ca.key (keep it secret)."""
-    from .certs import init_ca, inspect_certificate
+    from ..certs import init_ca, inspect_certificate
 
     try:
         cert, key = init_ca(out, name=name, days=days, overwrite=force)
@@ -267,7 +267,7 @@ def certs_issue(name: str, identities: tuple[str, ...], ca_dir: Path | None, out
     NAME is usually a role (hospital, insurer, ttp). The other parties' configs must
     list one of the certificate's identities as [peers.NAME] identity.
     """
-    from .certs import default_identity, inspect_certificate, issue_certificate
+    from ..certs import default_identity, inspect_certificate, issue_certificate
 
     if not identities:
         if name not in ROLES:
@@ -291,7 +291,7 @@ def certs_issue(name: str, identities: tuple[str, ...], ca_dir: Path | None, out
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def certs_inspect(files: tuple[Path, ...], as_json: bool) -> None:
     """Show SAN, validity, fingerprint and issuer of each certificate in FILES."""
-    from .certs import inspect_certificate
+    from ..certs import inspect_certificate
 
     documents: list[dict[str, Any]] = []
     for file in files:
@@ -339,7 +339,7 @@ def example_config(
     csv: str | None,
 ) -> str:
     """The TOML text of one party of the loopback example (paths relative to the file)."""
-    from .daemon import DEFAULT_DIALS
+    from ..daemon import DEFAULT_DIALS
 
     lines = [
         f"# mpcactors party configuration: the {role}.",
@@ -395,7 +395,7 @@ def example_config(
 @click.option("--rows", default=1000, show_default=True, type=click.IntRange(10), help="Synthetic rows per party.")
 @click.option("--overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic data.")
-@click.option("--key-bits", default="2048", show_default=True, type=click.Choice(["2048", "3072"]), help="Paillier modulus size.")
+@click.option("--key-bits", default="2048", show_default=True, type=KEY_BITS, help="Paillier modulus size.")
 @click.option("--insecure-test-keys", is_flag=True, hidden=True, help="1024-bit keys (tests only).")
 @click.option("--force", is_flag=True, help="Write into a directory that is not empty.")
 def deploy_example(out: Path, rows: int, overlap: float, seed: int, key_bits: str, insecure_test_keys: bool, force: bool) -> None:
@@ -405,8 +405,8 @@ def deploy_example(out: Path, rows: int, overlap: float, seed: int, key_bits: st
     CSVs, and OUT/hospital.toml, OUT/insurer.toml and OUT/ttp.toml the configs (with
     free ports chosen now). Run the three printed commands in three terminals.
     """
-    from .certs import default_identity, init_ca, issue_certificate
-    from .synth import make_cohort, write_cohort
+    from ..certs import default_identity, init_ca, issue_certificate
+    from ..synth import make_cohort, write_cohort
 
     if out.exists() and any(out.iterdir()) and not force:
         _fail(ConfigError(f"--out {out} is not empty (use --force to write into it anyway)"))

@@ -1,45 +1,28 @@
 """``mpcactors analyze``: run the protocol with recording, attack it, write the anonymity report.
 
-Registered on the main command group by :mod:`mpcactors._cli` (every click command in
-``__all__``). The heavy lifting is in :mod:`mpcactors.analysis`; this handler only
+Registered on the main command group by :mod:`mpcactors.cli`. The heavy lifting is in :mod:`mpcactors.analysis`; this handler only
 parses options, runs the simulations and writes the files.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from ._cli import _fail, build_run, simulation_options
-from .errors import ConfigError, MpcactorsError
-from .logs import configure_logging
+from ..errors import ConfigError, MpcactorsError
+from ..logs import configure_logging
+from ._options import _fail, build_run, simulation_options
 
 __all__ = ["analyze"]
 
 #: analyze's default id space for built-in synthetic data: small enough that the
 #: dictionary attack enumerates all of it in a few seconds.
 DEFAULT_ID_SPACE = 200_000
-
-
-def _synthetic_tables(opts: dict[str, Any], id_space: int) -> tuple[Any, Any]:
-    from .crypto.fixedpoint import Params
-    from .data import table_from_rows
-    from .synth import make_cohort
-
-    cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
-    params = Params()
-    return tuple(  # type: ignore[return-value]
-        table_from_rows(f"<synthetic {role}>", header, rows, id_column="id", columns=None, params=params,
-                        min_rows=opts["min_intersection"])
-        for role, header, rows in (
-            ("hospital", cohort.hospital_header, cohort.hospital_rows),
-            ("insurer", cohort.insurer_header, cohort.insurer_rows),
-        )
-    )
 
 
 @click.command(context_settings={"default_map": {"key_bits": "2048"}})
@@ -60,9 +43,10 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
     2048 bits here to keep the run quick. Simulation only: it needs all three
     parties in one process.
     """
-    from .actors.executor import Executor
-    from .analysis import attacks, report, variants
-    from .analysis.views import record_run
+    from ..actors.executor import Executor
+    from ..analysis import attacks, report, variants
+    from ..analysis.views import record_run
+    from ..synth import cohort_tables, make_cohort
 
     configure_logging(json=True, level="error")
     console = Console(stderr=True)
@@ -74,7 +58,8 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
         hospital, insurer, config = build_run(opts)
         synthetic = opts["hospital"] is None
         if synthetic:
-            hospital, insurer = _synthetic_tables(opts, id_space)
+            cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
+            hospital, insurer = cohort_tables(cohort, min_rows=opts["min_intersection"])
         known_space = id_space if synthetic else None
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         console.print(f"running the protocol with recording ({len(hospital)} and {len(insurer)} rows) ...")
@@ -84,8 +69,6 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
         found = attacks.disclosures(run)
         control_runs = []
         if controls:
-            from dataclasses import replace
-
             short = replace(config, lasso=False)
             for variant in (variants.keep_hash_key(), variants.forward_unmasked(), variants.short_masks(),
                             variants.no_row_shuffle()):
