@@ -85,3 +85,30 @@ async def test_auto_sizes_each_data_party_by_its_own_table(threshold, uses_worke
     )
     assert simulation.verified is True
     assert set(watch.checked) == ({"hospital", "insurer"} if uses_workers else set())
+
+
+@pytest.mark.slow
+async def test_nothing_derived_from_a_secret_reaches_the_long_lived_public_workers(monkeypatch):
+    # trio-parallel's shared workers outlive the run (idle timeout), so whatever a job
+    # carries could outlive the deletion step: only the TTP's public step-6 work may go
+    # there. The data parties' masks (their additive shares) go to the scoped workers.
+    import trio_parallel
+
+    from mpcactors.actors.hooks import mask_and_rerandomise
+
+    shared = []
+    original = trio_parallel.run_sync
+
+    async def recording(fn, *args, **kwargs):
+        shared.append(fn)
+        return await original(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio_parallel, "run_sync", recording)
+    hospital, insurer = tables_for(160, 0.5, seed=5)
+    watch = WorkerWatch()
+    simulation = await simulate(
+        (hospital, insurer), fast_config(hospital, insurer, lasso=False),
+        executor=Executor("process", workers=2), observer=watch, verify=True,
+    )
+    assert simulation.verified is True
+    assert shared and set(shared) == {mask_and_rerandomise}

@@ -149,10 +149,10 @@ class DataParty:
 
     async def send_masks(self) -> None:
         """Step 5: masks for the other party's columns, encrypted under its key, to the TTP."""
-        a = self.actor
+        a, keys = self.actor, self.keys
         m = a.intersection_size
         other_public = self.state.other_public
-        assert other_public is not None
+        assert other_public is not None and keys is not None
         packing = Packing(a.params, other_public.n.bit_length())
         masks = [a.hooks.draw_masks(a.params, len(self.other_columns)) for _ in range(m)]
         self.state.masks = masks
@@ -161,7 +161,9 @@ class DataParty:
         width = (2 * other_public.n.bit_length() + 7) // 8
 
         async def encrypt(rows: range) -> list[int]:
-            return await a.executor.run(paillier.encrypt_raw, wire, packing.pack_masks(masks[rows.start : rows.stop]))
+            # the masks are our additive share of the other party's columns: secret,
+            # so they go where our key goes (never to workers that outlive the run)
+            return await keys.encrypt_under(wire, packing.pack_masks(masks[rows.start : rows.stop]))
 
         def message(rows: range, ciphertexts: list[int]) -> msg.Message:
             return msg.Masks(BigIntArray(tuple(ciphertexts), width))

@@ -8,12 +8,14 @@ mostly keeps the event loop responsive rather than adding speed.
 Two doors, the same under every policy:
 
 * :meth:`Executor.run` for public-data work (the TTP's re-randomisation);
-* :meth:`Executor.secret_key_scope` for work with a secret key: inside the scope,
-  ``encrypt_raw``/``decrypt_raw`` run in this process under ``inline`` and ``thread``
-  and in scoped worker processes (:mod:`mpcactors.actors.secret_pool`) under
-  ``process``; those workers all end when the scope closes, before the key is
-  destroyed. Secret work never reaches the cached public workers, which outlive
-  every call. :meth:`Executor.run_secret` runs other secret work in this process.
+* :meth:`Executor.secret_key_scope` for work with a secret key or on secret values:
+  inside the scope, ``encrypt_raw``/``decrypt_raw`` (our key) and ``encrypt_under``
+  (another party's key, secret plaintexts such as masks) run in this process under
+  ``inline`` and ``thread`` and in scoped worker processes
+  (:mod:`mpcactors.actors.secret_pool`) under ``process``; those workers all end when
+  the scope closes, before the key is destroyed. Nothing derived from a secret reaches
+  the cached public workers, which outlive every call. :meth:`Executor.run_secret`
+  runs other secret work in this process.
 
 How work is batched for a policy (:meth:`Executor.batch_rows`, :meth:`Executor.inflight`)
 is decided here too, so callers never compare policy names.
@@ -36,6 +38,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import trio
 
+from ..crypto import paillier
 from ..crypto.paillier import SecretKey
 from .secret_pool import open_secret_key_workers
 
@@ -59,6 +62,8 @@ class SecretKeyWork(Protocol):
 
     async def decrypt_raw(self, values: Sequence[int], *, below_half_p: bool = False) -> list[int]: ...
 
+    async def encrypt_under(self, public_wire: dict[str, int], plaintexts: Sequence[int]) -> list[int]: ...
+
 
 class _InProcess:
     """Secret-key work in this process (inline, or a thread)."""
@@ -72,6 +77,9 @@ class _InProcess:
 
     async def decrypt_raw(self, values: Sequence[int], *, below_half_p: bool = False) -> list[int]:
         return await self._executor.run_secret(partial(self._secret.decrypt_raw, values, below_half_p=below_half_p))
+
+    async def encrypt_under(self, public_wire: dict[str, int], plaintexts: Sequence[int]) -> list[int]:
+        return await self._executor.run_secret(paillier.encrypt_raw, public_wire, plaintexts)
 
 
 class Executor:

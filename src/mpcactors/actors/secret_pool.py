@@ -182,6 +182,19 @@ class SecretKeyWorkers:
             lambda batch, start: (self._fingerprint, batch, start),
         )
 
+    async def encrypt_under(self, public_wire: dict[str, int], plaintexts: Sequence[int]) -> list[int]:
+        """Encryption under another key (``public_wire``) of secret plaintexts, across the workers.
+
+        Raises:
+            KeyDestroyedError: our key was destroyed (the scope's life is over).
+            trio.ClosedResourceError: the scope has closed.
+        """
+        self._check_usable()
+        values = [int(v) for v in plaintexts]
+        return await self._map(
+            crypto_workers.encrypt_under_batch, values, lambda batch, start: (public_wire, batch, start)
+        )
+
     async def _map(
         self,
         job: Callable[..., tuple[int, list[int]]],

@@ -12,7 +12,9 @@ module is the only place where Paillier secret material crosses a process bounda
   this module's per-process registry, keyed by the public-key fingerprint.
 * :func:`decrypt_batch` and :func:`encrypt_batch` are the jobs: they look the key up
   by fingerprint and return the worker's process id with the results, so the
-  dispatcher knows which processes held the key.
+  dispatcher knows which processes held the key. :func:`encrypt_under_batch` encrypts
+  under another party's public key in the same workers, for plaintexts that are
+  themselves secret (a data party's step-5 masks, its additive shares).
 
 Why this is acceptable: the worker is a child process on the same machine, run by the
 same user (the same trust domain as the parent, which holds the key anyway); the
@@ -44,6 +46,7 @@ from .paillier import (
     SecretKey,
     _ciphertext_values,
     _plaintext_ints,
+    encrypt_raw,
 )
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "checked_plaintexts",
     "decrypt_batch",
     "encrypt_batch",
+    "encrypt_under_batch",
     "installed_fingerprints",
     "secret_key_handoff",
 ]
@@ -170,6 +174,17 @@ def encrypt_batch(
     """Job: owner :meth:`SecretKey.encrypt_raw` of the installed key; ``(pid, ciphertexts)``."""
     key = _key(fingerprint)
     return os.getpid(), key._encrypt_batch(plaintexts, first_position)
+
+
+def encrypt_under_batch(
+    public_wire: dict[str, int], plaintexts: Sequence[int], first_position: int
+) -> tuple[int, list[int]]:
+    """Job: :func:`~mpcactors.crypto.paillier.encrypt_raw` under ``public_wire``; ``(pid, ciphertexts)``.
+
+    Public-key work, but on secret plaintexts: it runs in the scoped workers, which
+    end with the scope, never in a pool that outlives it.
+    """
+    return os.getpid(), encrypt_raw(public_wire, plaintexts)
 
 
 def checked_ciphertexts(public: PublicKey, values: Sequence[Any]) -> list[int]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol.wire import BigIntArray
 from ..errors import PeerProtocolError
 from ..protocol import messages as msg
+from ..protocol.roster import TTP
 from ..protocol.scheduler import StepScheduler
+from ..protocol.wire import BigIntArray
 
 
 def example_messages() -> list[Any]:
@@ -40,7 +41,7 @@ def accept_or_refuse(envelope: Any, session: bytes) -> None:
 
     Any other exception escapes: for a fuzzer, that is a finding.
     """
-    scheduler = StepScheduler("ttp", session)
+    scheduler = StepScheduler(TTP, session)
     scheduler.begin_step(4)
     try:
         scheduler.incoming(envelope)
