@@ -31,7 +31,7 @@ from mpcactors.crypto.fixedpoint import Params
 from mpcactors.mpc.engine import Engine, run_local
 
 SIGMA = 4
-PARAMS = Params(sigma=SIGMA)
+PARAMS = Params(sigma=SIGMA, allow_insecure_sigma=True)
 K, M = 12, 4
 N = 40_000
 EPS = 0.025  # sampling tolerance, see the module docstring
