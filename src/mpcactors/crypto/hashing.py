@@ -10,7 +10,7 @@ Each party then replaces every id by ``HMAC-SHA256(key, encoding(id))``. The TTP
 which never sees the key, can match the hashed ids of the two parties but cannot run
 a dictionary attack over the (low-entropy) id space, as it could against an unkeyed or
 short-salted hash (the TNO pilot hashed ``sha256(id || str(r_A + r_B))`` with 64-bit
-salts; see ``research/lasso-and-crypto.md`` section 6).
+salts).
 
 The HMAC input is :data:`DOMAIN_TAG` followed by the 8-byte big-endian length of the
 UTF-8 encoded id and then those bytes. The encoding is injective: two different ids
@@ -22,19 +22,22 @@ No trio, no I/O, no logging: this is a plain value type plus functions.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from ..errors import KeyDestroyedError, PeerProtocolError
+from ..errors import ConfigError, KeyDestroyedError, PeerProtocolError
 
 __all__ = [
     "CONTRIBUTION_BYTES",
     "DIGEST_BYTES",
     "DOMAIN_TAG",
+    "IdFold",
     "JointKey",
     "contribution",
+    "id_normaliser",
     "normalise_id",
 ]
 
@@ -54,29 +57,81 @@ def contribution() -> bytes:
     return secrets.token_bytes(CONTRIBUTION_BYTES)
 
 
-def normalise_id(raw: str) -> str:
+class IdFold(str, enum.Enum):
+    """How :func:`normalise_id` treats letter case; both data parties must use the same.
+
+    ``CASEFOLD`` (the default): ids that differ only in case are one person.
+    ``NONE``: case is kept, for case-sensitive pseudonyms (base64, hex tokens of other
+    systems), where folding would join distinct persons.
+    """
+
+    CASEFOLD = "casefold"
+    NONE = "none"
+
+
+def _canonical_casefold(raw: str) -> str:
+    if raw.isascii():  # the common case: NFC is the identity and casefold is lower
+        return raw.strip().lower()
+    folded = unicodedata.normalize("NFC", raw).strip().casefold()
+    return unicodedata.normalize("NFC", folded)
+
+
+def _canonical_keep_case(raw: str) -> str:
+    if raw.isascii():
+        return raw.strip()
+    return unicodedata.normalize("NFC", raw).strip()
+
+
+_NORMALISERS: dict[IdFold, Callable[[str], str]] = {
+    IdFold.CASEFOLD: _canonical_casefold,
+    IdFold.NONE: _canonical_keep_case,
+}
+
+
+def id_normaliser(fold: IdFold | str = IdFold.CASEFOLD) -> Callable[[str], str]:
+    """:func:`normalise_id` for one ``fold``, as a one-argument function (for ``map``).
+
+    Raises:
+        ConfigError: ``fold`` is not one of the :class:`IdFold` values (names them).
+    """
+    try:
+        return _NORMALISERS[IdFold(fold)]
+    except ValueError:
+        allowed = ", ".join(repr(f.value) for f in IdFold)
+        raise ConfigError(f"id fold must be one of {allowed}, got {fold!r}") from None
+
+
+def normalise_id(raw: str, fold: IdFold | str = IdFold.CASEFOLD) -> str:
     """The canonical form of an id, as both data parties must compute it.
 
     Hospital and insurer hash their ids independently, and an HMAC is sensitive to
     every byte: if one site writes ``"AB123 "`` or ``"ab123"`` and the other
     ``"AB123"``, the patient silently drops out of the intersection, with no error
-    anywhere. So both parties map each id to one canonical string first:
+    anywhere. So both parties map each id to one canonical string, in this order:
 
-    * Unicode NFC, so that a letter with an accent is the same whether it was stored
-      precomposed (``"é"``) or as a letter plus combining mark (``"e\\u0301"``);
-    * surrounding whitespace stripped (a spreadsheet artefact, never meaningful);
-    * ``str.casefold``: the Unicode caseless-matching fold (stronger than ``lower``:
-      ``"ß"`` folds to ``"ss"``), followed by NFC again because case folding can
-      produce decomposed sequences. The result is idempotent.
+    1. Unicode NFC (canonical composition): a precomposed ``"é"`` equals ``"e"`` plus
+       combining acute; canonical singletons map too (KELVIN SIGN to ``"K"``, ANGSTROM
+       SIGN to ``"Å"``). NFC is *not* NFKC: compatibility forms stay distinct
+       (fullwidth ``"１２３"`` is not ``"123"``, the ligature ``"ﬁ"`` is not ``"fi"``
+       unless case folding expands it, see 3).
+    2. Surrounding whitespace stripped, every character ``str.isspace`` accepts (tab,
+       newline, NO-BREAK SPACE, IDEOGRAPHIC SPACE, ...). A ZERO WIDTH SPACE is not
+       whitespace and stays; internal whitespace and punctuation stay (``"AB 123"`` is
+       not ``"AB123"``); digits are characters (``"007"`` is not ``"7"``).
+    3. With ``fold="casefold"`` (default): ``str.casefold``, Unicode full case folding
+       (stronger than ``lower``: ``"ß"`` and ``"ẞ"`` become ``"ss"``, final ``"ς"`` and
+       capital ``"Σ"`` become ``"σ"``, ``"ﬁ"`` becomes ``"fi"``), then NFC again because
+       folding can decompose. With ``fold="none"`` case is kept.
 
-    Internal whitespace and punctuation are kept: ``"AB 123"`` and ``"AB123"`` stay
-    different ids; harmonising such conventions is the data owners' job. An empty
-    result is returned as is; the table loader rejects it.
+    The result is idempotent. An empty result is returned as is; the table loader
+    rejects it. Harmonising other conventions is the data owners' job.
+
+    Raises:
+        ConfigError: ``fold`` is not an :class:`IdFold` value.
     """
-    if raw.isascii():  # the common case: NFC is the identity and casefold is lower
-        return raw.strip().lower()
-    folded = unicodedata.normalize("NFC", raw).strip().casefold()
-    return unicodedata.normalize("NFC", folded)
+    if fold is IdFold.CASEFOLD:  # the default, per id: skip the lookup
+        return _canonical_casefold(raw)
+    return id_normaliser(fold)(raw)
 
 
 def _contribution_int(value: object, *, whose: str, error: type[Exception]) -> int:
