@@ -8,7 +8,9 @@ independently of the implementation.
 from __future__ import annotations
 
 import copy
+import gc
 import hmac
+import os
 import pickle
 import unicodedata
 
@@ -245,3 +247,44 @@ def test_normalise_id_is_idempotent_and_nfc(raw: str, fold: IdFold) -> None:
     assert normalise_id(once, fold) == once
     assert unicodedata.is_normalized("NFC", once)
     assert once == once.strip()
+
+
+def occurrences_in_process_memory(needles: dict[str, bytes]) -> dict[str, int]:
+    """How often each byte string occurs in this process's readable memory (Linux)."""
+    found = dict.fromkeys(needles, 0)
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            address, permissions = line.split()[:2]
+            if "r" not in permissions or "[vvar]" in line or "[vsyscall]" in line:
+                continue
+            low, high = (int(x, 16) for x in address.split("-"))
+            try:
+                mem.seek(low)
+                data = mem.read(high - low)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for name, needle in needles.items():
+                found[name] += data.count(needle)
+    return found
+
+
+@pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs Linux /proc/self/mem")
+def test_no_copy_of_the_key_or_its_pads_outlives_destroy() -> None:
+    """The key and the two HMAC pads live only in buffers that are zeroed: after
+    destroy() the only copies in memory are the ones this test builds to search for.
+    (The contributions themselves belong to the caller and are not searched.) Three
+    rounds, because freed memory that happens to be reused would hide a stale copy."""
+    for _ in range(3):
+        a, b = contribution(), contribution()
+        key = JointKey.from_contributions(a, b)
+        key.hash_ids(["ab123", "cd456"])
+        key.destroy()
+        del key
+        gc.collect()
+        joint = expected_key(a, b)  # the needles: one copy each, made only now
+        needles = {
+            "key": joint,
+            "key XOR ipad": bytes(x ^ 0x36 for x in joint),
+            "key XOR opad": bytes(x ^ 0x5C for x in joint),
+        }
+        assert occurrences_in_process_memory(needles) == dict.fromkeys(needles, 1)

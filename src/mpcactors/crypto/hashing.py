@@ -48,7 +48,6 @@ DIGEST_BYTES = 32
 #: domain-separation prefix of every HMAC input (versioned: change it and ids stop matching)
 DOMAIN_TAG = b"mpcactors/step2/id-hmac-sha256/v1\x00"
 
-_MODULUS = 1 << (8 * CONTRIBUTION_BYTES)
 _SHA256_BLOCK = 64  # bytes; HMAC pads or hashes the key to this size (RFC 2104)
 
 
@@ -134,11 +133,11 @@ def normalise_id(raw: str, fold: IdFold | str = IdFold.CASEFOLD) -> str:
     return id_normaliser(fold)(raw)
 
 
-def _contribution_int(value: object, *, whose: str, error: type[Exception]) -> int:
-    """A contribution as an integer, or ``error`` naming ``whose`` it is and its size."""
+def _check_contribution(value: object, *, whose: str, error: type[Exception]) -> None:
+    """Raise ``error`` naming ``whose`` contribution it is and its size unless it is 32 bytes."""
     if isinstance(value, (bytes, bytearray)):
         if len(value) == CONTRIBUTION_BYTES:
-            return int.from_bytes(value, "big")
+            return
         got = f"{len(value)} bytes"
     else:
         got = f"a {type(value).__name__}"
@@ -153,10 +152,11 @@ class JointKey:
     RFC 2104), which is what makes hashing a million ids take about a second.
     :meth:`destroy` drops them; every later use raises :class:`KeyDestroyedError`.
 
-    Python cannot guarantee that no copy of the key bytes survives in freed memory;
-    ``destroy`` removes every reference this object holds, zeroes the key buffer it
-    built, and makes accidental reuse fail loudly, which is what the protocol's
-    "delete the key after step 2" rule needs in a semi-honest setting.
+    The key and its two pads only ever exist in ``bytearray`` buffers that are zeroed
+    once the SHA-256 states are built; ``destroy`` drops the states, and accidental reuse
+    fails loudly. That is what the protocol's "delete the key after step 2" rule needs in
+    a semi-honest setting; the states themselves are immutable and Python cannot wipe
+    them (``docs/threat-model.md``).
 
     The key never leaves the object: ``repr`` shows no key material, and copying or
     pickling raises :class:`TypeError` (a pickled key would be a copy on disk).
@@ -167,11 +167,17 @@ class JointKey:
     def __init__(self, *, _key: bytearray) -> None:
         if len(_key) != CONTRIBUTION_BYTES:  # internal constructor; guards our own bugs
             raise ValueError("internal: the joint key must be 32 bytes")
-        padded = bytes(_key) + bytes(_SHA256_BLOCK - len(_key))
-        self._inner: hashlib._Hash | None = hashlib.sha256(
-            bytes(b ^ 0x36 for b in padded) + DOMAIN_TAG
-        )
-        self._outer: hashlib._Hash | None = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+        pad = bytearray(b"\x36" * _SHA256_BLOCK)  # the key, zero-padded, XOR ipad
+        try:
+            for i, b in enumerate(_key):
+                pad[i] = b ^ 0x36
+            self._inner: hashlib._Hash | None = hashlib.sha256(pad)
+            self._inner.update(DOMAIN_TAG)
+            for i in range(_SHA256_BLOCK):
+                pad[i] ^= 0x36 ^ 0x5C
+            self._outer: hashlib._Hash | None = hashlib.sha256(pad)
+        finally:
+            pad[:] = bytes(_SHA256_BLOCK)
 
     @classmethod
     def from_contributions(cls, mine: bytes, theirs: bytes) -> JointKey:
@@ -184,13 +190,18 @@ class JointKey:
             ValueError: ``mine`` is not 32 bytes (our own bug).
             PeerProtocolError: ``theirs``, which came from the peer, is not 32 bytes.
         """
-        total = _contribution_int(mine, whose="our own", error=ValueError)
-        total += _contribution_int(theirs, whose="the peer's", error=PeerProtocolError)
-        key = bytearray((total % _MODULUS).to_bytes(CONTRIBUTION_BYTES, "big"))
+        _check_contribution(mine, whose="our own", error=ValueError)
+        _check_contribution(theirs, whose="the peer's", error=PeerProtocolError)
+        key = bytearray(CONTRIBUTION_BYTES)  # the sum, byte by byte: never an int or bytes
         try:
+            carry = 0
+            for i in reversed(range(CONTRIBUTION_BYTES)):
+                carry += mine[i] + theirs[i]
+                key[i] = carry & 0xFF
+                carry >>= 8
             return cls(_key=key)
         finally:
-            key[:] = bytes(len(key))
+            key[:] = bytes(CONTRIBUTION_BYTES)
 
     @property
     def destroyed(self) -> bool:
