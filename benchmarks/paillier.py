@@ -107,7 +107,7 @@ def bench_size(bits: int, rounds: int, chunks: int) -> list[tuple[str, float, fl
     encryptions (they are about 10 times slower) or 8 of phe's decryptions.
     """
     start = time.perf_counter()
-    public, secret = paillier.generate_keypair(bits)
+    public, secret = paillier.generate_keypair(bits, context=b"benchmark")
     keygen = time.perf_counter() - start
     phe_public = phe.PaillierPublicKey(public.n)
     phe_secret = phe.PaillierPrivateKey(phe_public, secret.p, secret.q)
@@ -233,7 +233,7 @@ def bench_owner(bits: int, rounds: int, chunks: int) -> list[tuple[str, str, flo
     Per chunk: 8 owner / public encryptions, 2 plain-powmod encryptions, 1 phe
     encryption; 8 half-CRT / full / phe decryptions.
     """
-    public, secret = paillier.generate_keypair(bits)
+    public, secret = paillier.generate_keypair(bits, context=b"benchmark")
     phe_public = phe.PaillierPublicKey(public.n)
     phe_secret = phe.PaillierPrivateKey(phe_public, secret.p, secret.q)
     public.encrypt_raw([0])
@@ -315,7 +315,7 @@ async def bench_pool_async(
     Pool CPU is the workers' CPU time (``/proc``) plus this process's during the call
     (validation, pickling, dispatch); in-process CPU is ``time.process_time``.
     """
-    public, secret = paillier.generate_keypair(bits)
+    public, secret = paillier.generate_keypair(bits, context=b"benchmark")
     bound = 1 << paillier.half_crt_plaintext_bits(bits)
     secret.encrypt_raw([0])  # in-process tables, so neither side pays a build below
     samples: dict[str, list[tuple[float, float, float, float]]] = {}

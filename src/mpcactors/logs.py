@@ -3,6 +3,11 @@
 Library modules just do ``log = structlog.get_logger(__name__)``. A redaction
 processor drops any field whose name suggests secret material; with
 ``strict=True`` (tests) it raises instead, so a leak fails the test that caused it.
+
+Exceptions (``exc_info``) never render frame local variables, which hold shares,
+input values and keys; at ``debug`` level they keep their traceback (file, line,
+source), above it they shrink to one ``exception`` field ``"Type: message"``. Messages
+are rendered as they are: our own errors promise none carries a secret.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sys
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 
 __all__ = ["REDACTED_FIELDS", "configure_logging", "redact"]
 
@@ -40,8 +46,27 @@ def redact(strict: bool = False):
     return processor
 
 
+def _exception_summary(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``exc_info`` by ``exception = "Type: message"`` (no traceback, no frames)."""
+    exc_info = event_dict.pop("exc_info", None)
+    if isinstance(exc_info, BaseException):
+        exc: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        exc = exc_info[1]
+    elif exc_info:
+        exc = sys.exc_info()[1]
+    else:
+        exc = None
+    if exc is not None:
+        event_dict["exception"] = f"{type(exc).__name__}: {exc}"
+    return event_dict
+
+
 def configure_logging(*, json: bool | None = None, level: str = "warning", strict: bool = False) -> None:
-    """Console output on a terminal, JSON lines otherwise (daemons, CI)."""
+    """Console output on a terminal, JSON lines otherwise (daemons, CI).
+
+    Exceptions are rendered without frame locals; with their traceback only at ``debug``.
+    """
     if json is None:
         json = not sys.stderr.isatty()
     processors: list[Any] = [
@@ -50,10 +75,17 @@ def configure_logging(*, json: bool | None = None, level: str = "warning", stric
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    if level.lower() != "debug":
+        processors.append(_exception_summary)
+    colors = sys.stderr.isatty()
     if json:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        no_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        processors += [structlog.processors.ExceptionRenderer(no_locals), structlog.processors.JSONRenderer()]
     else:
-        processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        formatter = structlog.dev.RichTracebackFormatter(
+            show_locals=False, color_system="truecolor" if colors else None
+        )
+        processors += [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

@@ -26,7 +26,7 @@ TEST_BITS = 1024
 
 
 def make_keys():
-    public, secret = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    public, secret = paillier.generate_keypair(TEST_BITS, context=b"secret pool test", _allow_insecure_test_size=True)
     phe_public = phe.PaillierPublicKey(public.n)
     phe_secret = phe.PaillierPrivateKey(phe_public, secret.p, secret.q)
     return public, secret, phe_public, phe_secret

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpcactors.crypto.fixedpoint import PRIME_192, OutOfBoundError, Params
+from mpcactors.crypto.fixedpoint import LASSO_MAX_COLUMNS, MIN_SIGMA, PRIME_192, OutOfBoundError, Params
 from mpcactors.errors import ConfigError
 
 P = Params()
@@ -27,9 +27,10 @@ def test_default_budgets():
     assert P.mask_bits == 45 + 40
     assert P.slot_bits == 86
     assert P.slots(2048) == 23 and P.slots(3072) == 35
-    # the largest step-8 intermediate: a Gram sum of products of two values over max_rows rows
+    # a Gram sum of products of two values over max_rows rows
     assert P.gram_bits == 2 * 44 + 21
-    assert P.required_field_bits == P.gram_bits + 40 + 3 == 152
+    # the widest step-8 operation (the output noise truncation, 143 bits) plus sigma + 3
+    assert P.required_field_bits == 143 + 40 + 3
     assert P.field_bits == 191 >= P.required_field_bits
 
 
@@ -42,16 +43,74 @@ def test_the_worst_gram_sum_fits_the_budget():
 
 
 def test_a_prime_too_small_for_step_8_is_refused():
-    with pytest.raises(ConfigError, match="step 8 needs 152"):
+    with pytest.raises(ConfigError, match=r"prime above 2\*\*186 .* prime has 127 bits"):
         Params(prime=2**128 - 159)
     with pytest.raises(ConfigError, match="max_rows"):
         Params(max_rows=2**70)
 
 
 @pytest.mark.parametrize("name", ["frac_bits", "int_bits", "sigma", "max_rows"])
-def test_parameters_must_be_positive_integers(name):
+@pytest.mark.parametrize("value", [0, True, 24.0])
+def test_parameters_must_be_positive_integers(name, value):
     with pytest.raises(ConfigError, match=name):
-        Params(**{name: 0})
+        Params(**{name: value})
+
+
+# (parameters, None if accepted else the parameter the error must name). The first six
+# rows refused are the review's (2026-12) combinations that constructed fine and then
+# failed inside step 8 after all the Paillier work, or weakened every mask.
+PARAMETER_TABLE = [
+    ({"frac_bits": 8}, "frac_bits"),  # was: trunc needs 0 < m < k, got m=-8
+    ({"frac_bits": 12}, "frac_bits"),  # was: m=0, k=66
+    ({"frac_bits": 16}, "frac_bits"),  # the target's Jacobi factors need 23 fractional bits
+    ({"frac_bits": 30}, "frac_bits"),  # was: trunc on 154-bit values needs a prime above 2**197
+    ({"int_bits": 24}, "int_bits"),  # was: 150-bit values need 2**193
+    ({"sigma": 1}, "sigma"),  # was accepted: masks of value_bits + 1 bits
+    ({"sigma": 20}, "sigma"),
+    ({"sigma": MIN_SIGMA - 1}, "sigma"),
+    ({"sigma": 46}, "sigma"),  # above the floor, but the noise truncation no longer fits
+    ({"int_bits": 8}, "int_bits"),  # frac_bits + int_bits = 32: the owner scaling shifts by 0
+    ({"frac_bits": 22}, "frac_bits"),
+    ({"frac_bits": 28}, "frac_bits"),
+    ({"frac_bits": 38, "int_bits": 1}, "frac_bits"),  # alpha = 2**-38 overflows its truncation
+    ({"frac_bits": 31, "int_bits": 1}, "int_bits"),
+    ({"max_rows": 2**28}, "max_rows"),  # the centring truncation of m**2 cov grows with m
+    ({"sigma": 4, "allow_insecure_sigma": 1}, "sigma"),  # the switch is a bool, not truthy
+    ({}, None),
+    ({"sigma": MIN_SIGMA}, None),
+    ({"sigma": 45}, None),
+    ({"sigma": 4, "allow_insecure_sigma": True}, None),
+    ({"frac_bits": 23}, None),
+    ({"frac_bits": 27}, None),
+    ({"int_bits": 9}, None),
+    ({"int_bits": 23}, None),
+    ({"frac_bits": 32, "int_bits": 1}, None),
+    ({"frac_bits": 37, "int_bits": 1}, None),
+    ({"max_rows": 2**28 - 1}, None),
+]
+
+
+@pytest.mark.parametrize("changes,key", PARAMETER_TABLE, ids=[str(c) for c, _ in PARAMETER_TABLE])
+def test_parameters_are_checked_when_built(changes, key):
+    if key is None:
+        Params(**changes)
+    else:
+        with pytest.raises(ConfigError, match=key):
+            Params(**changes)
+
+
+def test_every_accepted_parameter_set_fits_every_lasso_operation():
+    """What Params promises, against the engine's own rules for each operation."""
+    for changes, key in PARAMETER_TABLE:
+        if key is not None:
+            continue
+        params = Params(**changes)
+        for rows in (4, 1000, params.max_rows):
+            for alpha in (2.0**-params.frac_bits, 1.0, 2.0**params.int_bits * 0.999):
+                layout = params.lasso_layout(rows=rows, columns=LASSO_MAX_COLUMNS, alpha=alpha, target_scaled=False)
+                for label, kind, shift, bits in layout.operations():
+                    assert shift is None or 0 < shift < bits, (changes, label)
+                    assert bits + (kind == "trunc_fast") + params.sigma + 3 <= params.field_bits, (changes, label)
 
 
 def test_a_packed_row_stays_below_half_the_modulus():

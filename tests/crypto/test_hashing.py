@@ -8,7 +8,9 @@ independently of the implementation.
 from __future__ import annotations
 
 import copy
+import gc
 import hmac
+import os
 import pickle
 import unicodedata
 
@@ -18,11 +20,13 @@ from hypothesis import strategies as st
 
 from mpcactors.crypto.hashing import (
     DOMAIN_TAG,
+    IdFold,
     JointKey,
     contribution,
+    id_normaliser,
     normalise_id,
 )
-from mpcactors.errors import KeyDestroyedError, PeerProtocolError
+from mpcactors.errors import ConfigError, KeyDestroyedError, PeerProtocolError
 
 MINE = bytes(range(32))
 THEIRS = bytes(range(100, 132))
@@ -174,9 +178,113 @@ def test_ids_equal_after_normalisation_hash_equal() -> None:
     assert a == b
 
 
-@given(st.text())
-def test_normalise_id_is_idempotent_and_nfc(raw: str) -> None:
-    once = normalise_id(raw)
-    assert normalise_id(once) == once
+# The documented contract of normalise_id: (id a, id b, same person under casefold,
+# same person under fold="none"). "Same person" means equal canonical forms, hence equal
+# HMAC digests under any key.
+CANONICALISATION_TABLE = [
+    # whitespace
+    ("AB123", "  AB123 \t\n", True, True),
+    ("AB123", "\u00a0AB123\u3000", True, True),  # NO-BREAK and IDEOGRAPHIC SPACE are stripped
+    ("AB123", "AB\u200b123", False, False),  # ZERO WIDTH SPACE is not whitespace
+    ("AB123", "AB 123", False, False),  # internal whitespace is kept
+    ("AB-123", "AB123", False, False),  # so is punctuation
+    # leading zeros: digits are characters, not numbers
+    ("000042", "42", False, False),
+    ("000042", " 000042", True, True),
+    # fullwidth and other compatibility forms: NFC, not NFKC
+    ("123", "\uff11\uff12\uff13", False, False),
+    ("AB", "\uff21\uff22", False, False),
+    ("fi7", "\ufb017", True, False),  # the ligature only merges through full case folding
+    # composed and decomposed characters: canonical equivalence always merges
+    ("\u00e9lise", "e\u0301lise", True, True),
+    ("\u00c9LISE", "E\u0301LISE", True, True),
+    ("\u00c5", "\u212b", True, True),  # ANGSTROM SIGN is canonically A with ring
+    ("K9", "\u212a9", True, True),  # KELVIN SIGN is canonically K
+    # case
+    ("aB3x", "Ab3X", True, False),
+    ("Stra\u00dfe1", "STRASSE1", True, False),  # sharp s folds to ss
+    ("\u1e9e", "ss", True, False),  # capital sharp s too
+    ("\u03c212", "\u03a312", True, False),  # final sigma and capital sigma
+    ("\u03c312", "\u03c212", True, False),  # small and final sigma
+    ("\u00e9lise", "\u00c9LISE", True, False),
+    ("\u01c5", "\u01c6", True, False),  # title-case digraph DZ with caron
+]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same_casefold", "same_none"),
+    CANONICALISATION_TABLE,
+    ids=[ascii(a) + "~" + ascii(b) for a, b, _, _ in CANONICALISATION_TABLE],
+)
+def test_which_ids_are_the_same_person(a: str, b: str, same_casefold: bool, same_none: bool) -> None:
+    key = JointKey.from_contributions(MINE, THEIRS)
+    for fold, same in ((IdFold.CASEFOLD, same_casefold), ("none", same_none)):
+        canonical = [normalise_id(a, fold), normalise_id(b, fold)]
+        assert (canonical[0] == canonical[1]) is same, (fold, canonical)
+        digests = key.hash_ids(canonical)
+        assert (digests[0] == digests[1]) is same
+    assert normalise_id(a) == normalise_id(a, "casefold")  # the default is unchanged
+
+
+def test_case_is_kept_without_folding_and_the_rest_still_applies() -> None:
+    assert normalise_id(" Ae\u0301C\t", fold="none") == "A\u00e9C"
+    assert normalise_id(" Ae\u0301C\t") == "a\u00e9c"
+    assert id_normaliser("none")("AbC ") == "AbC"
+    assert id_normaliser()("AbC ") == "abc"
+
+
+@pytest.mark.parametrize("fold", ["upper", "NONE", "", None, "nfkc"])
+def test_an_unknown_fold_is_a_config_error_naming_the_choices(fold: object) -> None:
+    with pytest.raises(ConfigError, match="'casefold', 'none'"):
+        normalise_id("x", fold)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="id fold"):
+        id_normaliser(fold)  # type: ignore[arg-type]
+
+
+@given(st.text(), st.sampled_from(list(IdFold)))
+def test_normalise_id_is_idempotent_and_nfc(raw: str, fold: IdFold) -> None:
+    once = normalise_id(raw, fold)
+    assert normalise_id(once, fold) == once
     assert unicodedata.is_normalized("NFC", once)
     assert once == once.strip()
+
+
+def occurrences_in_process_memory(needles: dict[str, bytes]) -> dict[str, int]:
+    """How often each byte string occurs in this process's readable memory (Linux)."""
+    found = dict.fromkeys(needles, 0)
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            address, permissions = line.split()[:2]
+            if "r" not in permissions or "[vvar]" in line or "[vsyscall]" in line:
+                continue
+            low, high = (int(x, 16) for x in address.split("-"))
+            try:
+                mem.seek(low)
+                data = mem.read(high - low)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for name, needle in needles.items():
+                found[name] += data.count(needle)
+    return found
+
+
+@pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs Linux /proc/self/mem")
+def test_no_copy_of_the_key_or_its_pads_outlives_destroy() -> None:
+    """The key and the two HMAC pads live only in buffers that are zeroed: after
+    destroy() the only copies in memory are the ones this test builds to search for.
+    (The contributions themselves belong to the caller and are not searched.) Three
+    rounds, because freed memory that happens to be reused would hide a stale copy."""
+    for _ in range(3):
+        a, b = contribution(), contribution()
+        key = JointKey.from_contributions(a, b)
+        key.hash_ids(["ab123", "cd456"])
+        key.destroy()
+        del key
+        gc.collect()
+        joint = expected_key(a, b)  # the needles: one copy each, made only now
+        needles = {
+            "key": joint,
+            "key XOR ipad": bytes(x ^ 0x36 for x in joint),
+            "key XOR opad": bytes(x ^ 0x5C for x in joint),
+        }
+        assert occurrences_in_process_memory(needles) == dict.fromkeys(needles, 1)

@@ -25,7 +25,7 @@ MASK_TOP = 1 << PARAMS.mask_bits
 
 @pytest.fixture(scope="module")
 def keys():
-    return paillier.generate_keypair(1024, _allow_insecure_test_size=True)
+    return paillier.generate_keypair(1024, context=b"packing test", _allow_insecure_test_size=True)
 
 
 def add_plaintexts(packing: Packing, values, masks) -> list[int]:

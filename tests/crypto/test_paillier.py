@@ -30,10 +30,12 @@ from mpcactors.crypto.packing import Packing
 from mpcactors.errors import KeyDestroyedError, PeerProtocolError
 
 TEST_BITS = 1024
+#: the session a key is made for; its base h is derived from the modulus and this
+CONTEXT = b"session 0f3a"
 
 
 def make_keys(bits: int = TEST_BITS):
-    public, secret = paillier.generate_keypair(bits, _allow_insecure_test_size=bits < 2048)
+    public, secret = paillier.generate_keypair(bits, context=CONTEXT, _allow_insecure_test_size=bits < 2048)
     phe_public = phe.PaillierPublicKey(public.n)
     phe_secret = phe.PaillierPrivateKey(phe_public, secret.p, secret.q)
     return public, secret, phe_public, phe_secret
@@ -60,6 +62,7 @@ def check_key_shape(public, secret, bits: int) -> None:
     # DJN setting: Blum primes with gcd(p - 1, q - 1) = 2; h is a unit mod n**2
     assert p % 4 == 3 and q % 4 == 3 and math.gcd(p - 1, q - 1) == 2
     assert 0 < public.h < n * n and math.gcd(public.h, n) == 1
+    assert public.h == paillier.derive_djn_base(n, CONTEXT)
 
 
 # ---- key generation ------------------------------------------------------------------
@@ -73,11 +76,11 @@ def test_real_2048_bit_key_has_the_promised_shape_and_interoperates_with_phe():
     assert [centred(phe_secret.raw_decrypt(int(c)), public.n) for c in ciphertexts] == values
     assert secret.decrypt(ciphertexts) == values
     # a 2048-bit key is acceptable from a peer without any escape hatch
-    assert paillier.PublicKey.from_wire(public.to_wire()) == public
+    assert paillier.PublicKey.from_wire(public.to_wire(), context=CONTEXT) == public
 
 
 def test_default_key_size_is_3072_bits():
-    public, secret = paillier.generate_keypair()
+    public, secret = paillier.generate_keypair(context=CONTEXT)
     check_key_shape(public, secret, 3072)
 
 
@@ -89,17 +92,17 @@ def test_test_size_keys_have_the_promised_shape(keys):
 @pytest.mark.parametrize("bits", [512, 1024, 1536, 2047, 2049, 0, -2048])
 def test_key_sizes_below_2048_or_odd_are_refused(bits):
     with pytest.raises(ValueError, match="modulus size"):
-        paillier.generate_keypair(bits)
+        paillier.generate_keypair(bits, context=CONTEXT)
 
 
 def test_test_size_hatch_does_not_allow_arbitrary_sizes():
     with pytest.raises(ValueError, match="modulus size"):
-        paillier.generate_keypair(1000, _allow_insecure_test_size=True)
+        paillier.generate_keypair(1000, context=CONTEXT, _allow_insecure_test_size=True)
 
 
 def test_two_keypairs_differ():
-    a, _ = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
-    b, _ = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    a, _ = paillier.generate_keypair(TEST_BITS, context=CONTEXT, _allow_insecure_test_size=True)
+    b, _ = paillier.generate_keypair(TEST_BITS, context=CONTEXT, _allow_insecure_test_size=True)
     assert a.n != b.n and a != b and a.fingerprint() != b.fingerprint()
 
 
@@ -447,7 +450,7 @@ def test_the_pilot_row_of_15_values_fits_half_crt_at_3072_bits():
 def test_ciphertexts_of_different_keys_do_not_combine(keys):
     public, secret, _, _ = keys
     other_public, other_secret = paillier.generate_keypair(
-        TEST_BITS, _allow_insecure_test_size=True
+        TEST_BITS, context=CONTEXT, _allow_insecure_test_size=True
     )
     (mine,) = public.encrypt([1])
     (theirs,) = other_public.encrypt([1])
@@ -461,7 +464,7 @@ def test_ciphertexts_of_different_keys_do_not_combine(keys):
     with pytest.raises(TypeError):
         mine * theirs  # noqa: B018 - ciphertext times ciphertext is not homomorphic
     # an equal key rebuilt from the wire is the same key
-    rebuilt = paillier.PublicKey.from_wire(public.to_wire(), _allow_insecure_test_size=True)
+    rebuilt = paillier.PublicKey.from_wire(public.to_wire(), context=CONTEXT, _allow_insecure_test_size=True)
     (again,) = rebuilt.encrypt([2])
     assert secret.decrypt([mine + again]) == [3]
 
@@ -486,7 +489,7 @@ def test_public_key_wire_round_trip_and_fingerprint(keys):
     public, _, _, _ = keys
     wire = public.to_wire()
     assert set(wire) == {"n", "h"} and all(type(v) is int for v in wire.values())
-    rebuilt = paillier.PublicKey.from_wire(wire, _allow_insecure_test_size=True)
+    rebuilt = paillier.PublicKey.from_wire(wire, context=CONTEXT, _allow_insecure_test_size=True)
     assert rebuilt == public and hash(rebuilt) == hash(public)
     fingerprint = public.fingerprint()
     assert len(fingerprint) == 16 and int(fingerprint, 16) >= 0
@@ -516,14 +519,125 @@ def test_malformed_public_keys_are_peer_protocol_errors(keys):
     public, secret, _, _ = keys
     for label, wire in malformed_wires(public, secret):
         with pytest.raises(PeerProtocolError):
-            paillier.PublicKey.from_wire(wire, _allow_insecure_test_size=True)
+            paillier.PublicKey.from_wire(wire, context=CONTEXT, _allow_insecure_test_size=True)
             pytest.fail(f"accepted a malformed key: {label}")
 
 
 def test_test_size_keys_from_peers_need_the_escape_hatch(keys):
     public, _, _, _ = keys
     with pytest.raises(PeerProtocolError, match="1024 bits"):
-        paillier.PublicKey.from_wire(public.to_wire())
+        paillier.PublicKey.from_wire(public.to_wire(), context=CONTEXT)
+
+
+# ---- the DJN base h: derived from the modulus and the session, checked by every peer ----
+
+
+def assert_names_no_key_material(error: BaseException, public) -> None:
+    message = str(error)
+    for value in (public.n, public.h, public.n % 10**30, public.h % 10**30):
+        assert str(value) not in message and format(value, "x") not in message
+
+
+def test_the_key_owner_cannot_choose_h_equal_to_1(keys):
+    """The review's reproduction: with h = 1, the TTP's re-randomisation and the other
+    party's mask randomness vanish, so the key owner links every forwarded row."""
+    public, _, _, _ = keys
+    with pytest.raises(ValueError, match="not the one derived") as info:
+        paillier.PublicKey.from_wire({"n": public.n, "h": 1}, context=CONTEXT, _allow_insecure_test_size=True)
+    assert isinstance(info.value, PeerProtocolError)  # the peer's fault, for the actor layer
+    assert_names_no_key_material(info.value, public)
+
+
+def test_any_base_the_key_owner_picks_itself_is_refused(keys):
+    public, _, _, _ = keys
+    n = public.n
+    own_choice = pow(n - 7 * 7, n, n * n)  # a perfectly shaped DJN base, but chosen
+    for h in (own_choice, public.h * public.h % (n * n), pow(public.h, 3, n * n)):
+        with pytest.raises(ValueError, match="not the one derived"):
+            paillier.PublicKey.from_wire({"n": n, "h": h}, context=CONTEXT, _allow_insecure_test_size=True)
+
+
+def test_a_key_made_for_another_session_is_refused(keys):
+    public, _, _, _ = keys
+    with pytest.raises(ValueError, match="this session") as info:
+        paillier.PublicKey.from_wire(public.to_wire(), context=b"another session", _allow_insecure_test_size=True)
+    assert_names_no_key_material(info.value, public)
+
+
+def test_the_modulus_must_have_the_agreed_size(keys):
+    public, _, _, _ = keys
+    wire = public.to_wire()
+    rebuilt = paillier.PublicKey.from_wire(
+        wire, context=CONTEXT, expected_bits=TEST_BITS, _allow_insecure_test_size=True
+    )
+    assert rebuilt == public
+    with pytest.raises(ValueError, match="1024 bits; the run agreed on 512") as info:
+        paillier.PublicKey.from_wire(wire, context=CONTEXT, expected_bits=512, _allow_insecure_test_size=True)
+    assert isinstance(info.value, PeerProtocolError)
+    assert_names_no_key_material(info.value, public)
+
+
+def test_real_sizes_are_bound_to_the_agreed_size_too():
+    public, _ = paillier.generate_keypair(2048, context=CONTEXT)
+    with pytest.raises(ValueError, match="2048 bits; the run agreed on 3072"):
+        paillier.PublicKey.from_wire(public.to_wire(), context=CONTEXT, expected_bits=3072)
+
+
+@pytest.mark.parametrize("context,error", [(b"", ValueError), ("session", TypeError), (None, TypeError)])
+def test_the_context_is_required_non_empty_bytes(keys, context, error):
+    public, _, _, _ = keys
+    with pytest.raises(error, match="context"):
+        paillier.generate_keypair(TEST_BITS, context=context, _allow_insecure_test_size=True)
+    with pytest.raises(error, match="context") as info:
+        paillier.PublicKey.from_wire(public.to_wire(), context=context, _allow_insecure_test_size=True)
+    assert not isinstance(info.value, PeerProtocolError)  # a bad context is our bug
+    with pytest.raises(TypeError):
+        paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)  # no default
+
+
+def test_the_derived_base_is_what_djn_needs(keys):
+    """Checked with the factorisation: h = (-x**2)**n is
+    * deterministic in (n, context) and different for another context;
+    * an n-th residue modulo n**2 (h**lambda = 1), so h**a encrypts 0: re-randomising
+      never changes a plaintext;
+    * of Jacobi symbol 1 but a non-residue modulo p and modulo q (Legendre -1), the
+      -x**2 shape that generates the Jacobi-1 subgroup when p = q = 3 mod 4 and
+      gcd(p - 1, q - 1) = 2 (which key generation enforces);
+    * not of small order (h**k != 1 for k < 1000)."""
+    public, secret, _, _ = keys
+    n, h, p, q = public.n, public.h, secret.p, secret.q
+    assert h == paillier.derive_djn_base(n, CONTEXT) == paillier.derive_djn_base(n, CONTEXT)
+    assert paillier.derive_djn_base(n, CONTEXT + b"!") != h
+    nsquare = n * n
+    lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    assert 0 < h < nsquare and math.gcd(h, n) == 1
+    assert pow(h, lam, nsquare) == 1
+    assert secret.decrypt_raw([h]) == [0]
+    assert gmpy2.jacobi(h % n, n) == 1
+    assert gmpy2.legendre(h % p, p) == -1 and gmpy2.legendre(h % q, q) == -1
+    power = 1
+    for _ in range(1, 1000):
+        power = power * h % nsquare
+        assert power != 1
+    # and encryption with it round-trips, re-randomisation changes every ciphertext
+    ciphertexts = public.encrypt_raw([0, 5, -5])
+    again = public.rerandomize_raw(ciphertexts)
+    assert secret.decrypt_raw(again) == [0, 5, -5] and set(again).isdisjoint(ciphertexts)
+
+
+@pytest.mark.parametrize("n", [2**1024, 1, -7, 2**1023 + 1.0], ids=["even", "one", "negative", "float"])
+def test_derivation_needs_an_odd_modulus(n):
+    with pytest.raises(ValueError, match="odd modulus"):
+        paillier.derive_djn_base(n, CONTEXT)  # type: ignore[arg-type]
+
+
+def test_a_modulus_whose_hashes_give_no_unit_is_refused_by_size(keys, monkeypatch):
+    public, _, _, _ = keys
+    monkeypatch.setattr(paillier, "_DERIVATION_ATTEMPTS", 0)  # as if every x shared a factor
+    with pytest.raises(ValueError, match="1024-bit modulus") as info:
+        paillier.PublicKey.from_wire(public.to_wire(), context=CONTEXT, _allow_insecure_test_size=True)
+    assert isinstance(info.value, PeerProtocolError)
+    assert_names_no_key_material(info.value, public)
 
 
 # ---- the secret key's life cycle ------------------------------------------------------------
@@ -547,7 +661,7 @@ def reachable_ints(root) -> set[int]:
 
 
 def test_destroy_drops_the_secret_and_every_later_use_fails():
-    public, secret = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    public, secret = paillier.generate_keypair(TEST_BITS, context=CONTEXT, _allow_insecure_test_size=True)
     p, q, n = secret.p, secret.q, public.n
     ciphertexts = public.encrypt([1, -2])
     assert secret.decrypt(ciphertexts) == [1, -2]
@@ -588,7 +702,7 @@ def test_destroy_drops_the_secret_and_every_later_use_fails():
 
 def test_key_objects_are_freed_when_dropped():
     """No module-level cache keeps a key (tests elsewhere rely on weakrefs to keys)."""
-    public, secret = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    public, secret = paillier.generate_keypair(TEST_BITS, context=CONTEXT, _allow_insecure_test_size=True)
     secret.decrypt(public.encrypt([1]))
     secret.decrypt_raw(paillier.encrypt_raw(public.to_wire(), [1]))
     secret.decrypt_raw(secret.encrypt_raw([1]), below_half_p=True)

@@ -22,7 +22,7 @@ TEST_BITS = 1024
 
 @pytest.fixture
 def keys():
-    public, secret = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    public, secret = paillier.generate_keypair(TEST_BITS, context=b"workers test", _allow_insecure_test_size=True)
     yield public, secret
     # forget whatever a test installed in this process's registry
     for fingerprint in workers.installed_fingerprints():
@@ -94,7 +94,7 @@ def test_a_destroyed_key_cannot_be_handed_off(keys):
 
 def test_a_handoff_with_the_wrong_fingerprint_is_refused(keys):
     public, secret = keys
-    other_public, _ = paillier.generate_keypair(TEST_BITS, _allow_insecure_test_size=True)
+    other_public, _ = paillier.generate_keypair(TEST_BITS, context=b"workers test", _allow_insecure_test_size=True)
     forged = workers.SecretKeyHandoff(
         other_public.fingerprint(), (public.n, public.h, secret.p, secret.q)
     )

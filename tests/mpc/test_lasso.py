@@ -55,26 +55,26 @@ def heart_failure_cohort(m: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray,
 HOSPITAL_COLUMNS = 6  # the first six cohort columns are clinical, the rest are claims
 
 
-def encode(x: np.ndarray, y: np.ndarray) -> tuple[list[list[int]], list[int]]:
-    return [PARAMS.encode(row) for row in x], PARAMS.encode(y)
+def encode(x: np.ndarray, y: np.ndarray, params: Params = PARAMS) -> tuple[list[list[int]], list[int]]:
+    return [params.encode(row) for row in x], params.encode(y)
 
 
-def secure_fit(x, y, owners, alpha, *, target_owner=2, seed=1, **options):
+def secure_fit(x, y, owners, alpha, *, target_owner=2, seed=1, params=PARAMS, **options):
     """Share the encoded data, run lasso_fit at the three parties, return results and engines."""
     m, d = x.shape
-    xe, ye = encode(x, y)
+    xe, ye = encode(x, y, params)
     rng = random.Random(seed)
-    flat = shamir.share([v for row in xe for v in row] + ye, rng)
+    flat = shamir.share([v for row in xe for v in row] + ye, rng, params.prime)
     x_shares = {i: [flat[i][r * d : (r + 1) * d] for r in range(m)] for i in (1, 2, 3)}
     y_shares = {i: flat[i][m * d :] for i in (1, 2, 3)}
-    xd = np.array(xe, dtype=float) / 2**F
-    yd = np.array(ye, dtype=float) / 2**F
+    xd = np.array(xe, dtype=float) / 2**params.frac_bits
+    yd = np.array(ye, dtype=float) / 2**params.frac_bits
     scales: dict[int, dict[int, float]] = {1: {}, 2: {}, 3: {}}
     for j in range(d):
         scales[owners[j]][j] = float(np.abs(xd[:, j]).max())  # each owner's own max-abs
     if target_owner is not None:
         scales[target_owner][d] = float(np.abs(yd).max())
-    engines = {i: Engine(i, PARAMS, b"lasso test") for i in (1, 2, 3)}
+    engines = {i: Engine(i, params, b"lasso test") for i in (1, 2, 3)}
     run_local({i: e.setup() for i, e in engines.items()})
     results = run_local({
         i: lasso_fit(engines[i], x_shares[i], y_shares[i], m=m, d=d, owners=owners, scales=scales[i],
@@ -176,3 +176,53 @@ def test_bad_arguments():
         next(lasso_fit(engine, [[0]] * 10, [0] * 10, m=10, d=1, owners=[4], scales={0: 1.0}, alpha=1.0))
     with pytest.raises(ConfigError):
         next(lasso_fit(engine, [[0]] * 2, [0] * 2, m=2, d=1, owners=[1], scales={0: 1.0}, alpha=1.0))
+
+
+def test_a_tolerance_beyond_the_budget_is_refused_before_the_first_round():
+    """Not at the first convergence check, after the whole one-off phase has run."""
+    engine = Engine(1, PARAMS, b"x")
+    program = lasso_fit(engine, [[0]] * 10, [0] * 10, m=10, d=1, owners=[1], scales={0: 1.0}, alpha=1.0, tol=1e-12)
+    with pytest.raises(ConfigError, match="tol"):
+        next(program)
+
+
+def accepted(**changes) -> bool:
+    try:
+        Params(**changes)
+    except ConfigError:
+        return False
+    return True
+
+
+def parameter_edges() -> list[dict[str, int]]:
+    """The accepted (frac_bits, int_bits) pairs at the edges of the region Params accepts,
+    found by asking Params, plus the largest accepted sigma at the defaults."""
+    region = [(f, i) for f in range(1, 65) for i in range(1, 65) if accepted(frac_bits=f, int_bits=i)]
+    edges = set()
+    for axis in (0, 1):
+        values = sorted({pair[axis] for pair in region})
+        for value in (values[0], values[-1], (PARAMS.frac_bits, PARAMS.int_bits)[axis]):
+            line = sorted(pair for pair in region if pair[axis] == value)
+            edges.update((line[0], line[-1]))
+    out = [{"frac_bits": f, "int_bits": i} for f, i in sorted(edges)]
+    top_sigma = max(s for s in range(PARAMS.sigma, 100) if accepted(sigma=s))
+    return out + [{"sigma": top_sigma}]
+
+
+@pytest.mark.parametrize("changes", parameter_edges(), ids=str)
+def test_parameters_at_the_edges_run_the_lasso(changes):
+    """Every edge Params accepts runs step 8 at both ends of the alpha range, with and
+    without a target scale. Five iterations (every operation runs in each) keep it short;
+    m = 40 cannot reach max_rows, whose widths the layout check covers."""
+    params = Params(**changes)
+    bound = 2.0**params.int_bits
+    g = np.random.default_rng(11)
+    x = g.uniform(-0.9, 0.9, (40, 3)) * bound
+    y = np.clip(x @ [0.3, -0.2, 0.1] + g.normal(0, 0.05 * bound, 40), -0.9 * bound, 0.9 * bound)
+    for alpha in (2.0**-params.frac_bits, 0.999 * bound):
+        for target_owner in (2, None):
+            results, *_ = secure_fit(
+                x, y, [1, 2, 1], alpha, target_owner=target_owner, params=params, max_iter=5
+            )
+            assert results[1] == results[2] == results[3]
+            assert all(math.isfinite(c) for c in results[1].coefficients)

@@ -18,9 +18,10 @@ import structlog
 import trio
 
 from ..config import RunConfig
+from ..crypto import paillier
 from ..errors import AbortedError, PeerProtocolError, StepTimeout, TransportError
 from ..protocol import messages as msg
-from ..protocol.scheduler import PeerSession, StepScheduler
+from ..protocol.scheduler import StepScheduler
 from ..protocol.steps import STEP_NAMES, Step, StepTable
 from ..protocol.wire import BigIntArray, Envelope
 from .executor import Executor
@@ -175,6 +176,23 @@ class Actor:
                     pass
             # let peers read the abort before our side of the links closes under them
             await trio.sleep(ABORT_GRACE / 2)
+
+    def public_key_of(self, peer: str, wire: dict[str, int]) -> paillier.PublicKey:
+        """``peer``'s Paillier public key: the agreed size, and the DJN base this session derives.
+
+        Raises:
+            PeerProtocolError: naming the peer and the step; the key is not used.
+        """
+        config = self.config
+        try:
+            return paillier.PublicKey.from_wire(
+                wire, context=self.scheduler.session, expected_bits=config.key_bits,
+                _allow_insecure_test_size=config.allow_test_key_sizes,
+            )
+        except paillier.InvalidPublicKey as exc:
+            raise PeerProtocolError(
+                f"{self.role}: at step {self.scheduler.step}: {peer} sent a Paillier public key that is refused: {exc}"
+            ) from None
 
     # ---- steps ------------------------------------------------------------------
     def begin(self, step: Step) -> None:

@@ -9,7 +9,6 @@ Paillier key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..crypto import hashing, paillier
 from ..crypto.packing import Packing
@@ -102,13 +101,15 @@ class DataParty:
         never held encrypted in memory and cores encrypt while bytes move."""
         a, config = self.actor, self.actor.config
         public, secret = await a.executor.run_secret(
-            lambda: paillier.generate_keypair(bits=config.key_bits, _allow_insecure_test_size=config.allow_test_key_sizes)
+            lambda: paillier.generate_keypair(
+                bits=config.key_bits, context=a.scheduler.session, _allow_insecure_test_size=config.allow_test_key_sizes
+            )
         )
         a.vault.create("paillier_secret", secret)
         self.state.public = public
         await a.send(self.other, msg.PublicKey(public.to_wire(), len(self.own_columns)))
         theirs = await a.expect(self.other, msg.PublicKey)
-        other_public = paillier.PublicKey.from_wire(theirs.key, _allow_insecure_test_size=config.allow_test_key_sizes)
+        other_public = a.public_key_of(self.other, theirs.key)
         if theirs.columns != len(self.other_columns):
             raise PeerProtocolError(
                 f"{self.other} announced {theirs.columns} columns, the run expects {len(self.other_columns)}"

@@ -59,7 +59,7 @@ class Ttp:
         a, config = self.actor, self.actor.config
         d = len(config.columns_of(party))
         key = await a.expect(party, msg.PublicKey)
-        public = paillier.PublicKey.from_wire(key.key, _allow_insecure_test_size=config.allow_test_key_sizes)
+        public = a.public_key_of(party, key.key)
         if key.columns != d:
             raise PeerProtocolError(f"{party} announced {key.columns} columns, the run expects {d}")
         table = _Table(public, Packing(a.params, public.n.bit_length()).plaintexts_per_row(d))

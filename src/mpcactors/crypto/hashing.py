@@ -10,7 +10,7 @@ Each party then replaces every id by ``HMAC-SHA256(key, encoding(id))``. The TTP
 which never sees the key, can match the hashed ids of the two parties but cannot run
 a dictionary attack over the (low-entropy) id space, as it could against an unkeyed or
 short-salted hash (the TNO pilot hashed ``sha256(id || str(r_A + r_B))`` with 64-bit
-salts; see ``research/lasso-and-crypto.md`` section 6).
+salts).
 
 The HMAC input is :data:`DOMAIN_TAG` followed by the 8-byte big-endian length of the
 UTF-8 encoded id and then those bytes. The encoding is injective: two different ids
@@ -22,19 +22,22 @@ No trio, no I/O, no logging: this is a plain value type plus functions.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from ..errors import KeyDestroyedError, PeerProtocolError
+from ..errors import ConfigError, KeyDestroyedError, PeerProtocolError
 
 __all__ = [
     "CONTRIBUTION_BYTES",
     "DIGEST_BYTES",
     "DOMAIN_TAG",
+    "IdFold",
     "JointKey",
     "contribution",
+    "id_normaliser",
     "normalise_id",
 ]
 
@@ -45,7 +48,6 @@ DIGEST_BYTES = 32
 #: domain-separation prefix of every HMAC input (versioned: change it and ids stop matching)
 DOMAIN_TAG = b"mpcactors/step2/id-hmac-sha256/v1\x00"
 
-_MODULUS = 1 << (8 * CONTRIBUTION_BYTES)
 _SHA256_BLOCK = 64  # bytes; HMAC pads or hashes the key to this size (RFC 2104)
 
 
@@ -54,36 +56,88 @@ def contribution() -> bytes:
     return secrets.token_bytes(CONTRIBUTION_BYTES)
 
 
-def normalise_id(raw: str) -> str:
-    """The canonical form of an id, as both data parties must compute it.
+class IdFold(str, enum.Enum):
+    """How :func:`normalise_id` treats letter case; both data parties must use the same.
 
-    Hospital and insurer hash their ids independently, and an HMAC is sensitive to
-    every byte: if one site writes ``"AB123 "`` or ``"ab123"`` and the other
-    ``"AB123"``, the patient silently drops out of the intersection, with no error
-    anywhere. So both parties map each id to one canonical string first:
-
-    * Unicode NFC, so that a letter with an accent is the same whether it was stored
-      precomposed (``"é"``) or as a letter plus combining mark (``"e\\u0301"``);
-    * surrounding whitespace stripped (a spreadsheet artefact, never meaningful);
-    * ``str.casefold``: the Unicode caseless-matching fold (stronger than ``lower``:
-      ``"ß"`` folds to ``"ss"``), followed by NFC again because case folding can
-      produce decomposed sequences. The result is idempotent.
-
-    Internal whitespace and punctuation are kept: ``"AB 123"`` and ``"AB123"`` stay
-    different ids; harmonising such conventions is the data owners' job. An empty
-    result is returned as is; the table loader rejects it.
+    ``CASEFOLD`` (the default): ids that differ only in case are one person.
+    ``NONE``: case is kept, for case-sensitive pseudonyms (base64, hex tokens of other
+    systems), where folding would join distinct persons.
     """
+
+    CASEFOLD = "casefold"
+    NONE = "none"
+
+
+def _canonical_casefold(raw: str) -> str:
     if raw.isascii():  # the common case: NFC is the identity and casefold is lower
         return raw.strip().lower()
     folded = unicodedata.normalize("NFC", raw).strip().casefold()
     return unicodedata.normalize("NFC", folded)
 
 
-def _contribution_int(value: object, *, whose: str, error: type[Exception]) -> int:
-    """A contribution as an integer, or ``error`` naming ``whose`` it is and its size."""
+def _canonical_keep_case(raw: str) -> str:
+    if raw.isascii():
+        return raw.strip()
+    return unicodedata.normalize("NFC", raw).strip()
+
+
+_NORMALISERS: dict[IdFold, Callable[[str], str]] = {
+    IdFold.CASEFOLD: _canonical_casefold,
+    IdFold.NONE: _canonical_keep_case,
+}
+
+
+def id_normaliser(fold: IdFold | str = IdFold.CASEFOLD) -> Callable[[str], str]:
+    """:func:`normalise_id` for one ``fold``, as a one-argument function (for ``map``).
+
+    Raises:
+        ConfigError: ``fold`` is not one of the :class:`IdFold` values (names them).
+    """
+    try:
+        return _NORMALISERS[IdFold(fold)]
+    except ValueError:
+        allowed = ", ".join(repr(f.value) for f in IdFold)
+        raise ConfigError(f"id fold must be one of {allowed}, got {fold!r}") from None
+
+
+def normalise_id(raw: str, fold: IdFold | str = IdFold.CASEFOLD) -> str:
+    """The canonical form of an id, as both data parties must compute it.
+
+    Hospital and insurer hash their ids independently, and an HMAC is sensitive to
+    every byte: if one site writes ``"AB123 "`` or ``"ab123"`` and the other
+    ``"AB123"``, the patient silently drops out of the intersection, with no error
+    anywhere. So both parties map each id to one canonical string, in this order:
+
+    1. Unicode NFC (canonical composition): a precomposed ``"é"`` equals ``"e"`` plus
+       combining acute; canonical singletons map too (KELVIN SIGN to ``"K"``, ANGSTROM
+       SIGN to ``"Å"``). NFC is *not* NFKC: compatibility forms stay distinct
+       (fullwidth ``"１２３"`` is not ``"123"``, the ligature ``"ﬁ"`` is not ``"fi"``
+       unless case folding expands it, see 3).
+    2. Surrounding whitespace stripped, every character ``str.isspace`` accepts (tab,
+       newline, NO-BREAK SPACE, IDEOGRAPHIC SPACE, ...). A ZERO WIDTH SPACE is not
+       whitespace and stays; internal whitespace and punctuation stay (``"AB 123"`` is
+       not ``"AB123"``); digits are characters (``"007"`` is not ``"7"``).
+    3. With ``fold="casefold"`` (default): ``str.casefold``, Unicode full case folding
+       (stronger than ``lower``: ``"ß"`` and ``"ẞ"`` become ``"ss"``, final ``"ς"`` and
+       capital ``"Σ"`` become ``"σ"``, ``"ﬁ"`` becomes ``"fi"``), then NFC again because
+       folding can decompose. With ``fold="none"`` case is kept.
+
+    The result is idempotent. An empty result is returned as is; the table loader
+    rejects it. Harmonising other conventions is the data owners' job.
+
+    Raises:
+        ConfigError: ``fold`` is not an :class:`IdFold` value.
+    """
+    if fold is IdFold.CASEFOLD:  # the default, per id: skip the lookup
+        return _canonical_casefold(raw)
+    return id_normaliser(fold)(raw)
+
+
+def _check_contribution(value: object, *, whose: str, error: type[Exception]) -> None:
+    """Raise ``error`` naming ``whose`` contribution it is and its size unless it is 32 bytes."""
     if isinstance(value, (bytes, bytearray)):
         if len(value) == CONTRIBUTION_BYTES:
-            return int.from_bytes(value, "big")
+            return
         got = f"{len(value)} bytes"
     else:
         got = f"a {type(value).__name__}"
@@ -98,10 +152,11 @@ class JointKey:
     RFC 2104), which is what makes hashing a million ids take about a second.
     :meth:`destroy` drops them; every later use raises :class:`KeyDestroyedError`.
 
-    Python cannot guarantee that no copy of the key bytes survives in freed memory;
-    ``destroy`` removes every reference this object holds, zeroes the key buffer it
-    built, and makes accidental reuse fail loudly, which is what the protocol's
-    "delete the key after step 2" rule needs in a semi-honest setting.
+    The key and its two pads only ever exist in ``bytearray`` buffers that are zeroed
+    once the SHA-256 states are built; ``destroy`` drops the states, and accidental reuse
+    fails loudly. That is what the protocol's "delete the key after step 2" rule needs in
+    a semi-honest setting; the states themselves are immutable and Python cannot wipe
+    them (``docs/threat-model.md``).
 
     The key never leaves the object: ``repr`` shows no key material, and copying or
     pickling raises :class:`TypeError` (a pickled key would be a copy on disk).
@@ -112,11 +167,17 @@ class JointKey:
     def __init__(self, *, _key: bytearray) -> None:
         if len(_key) != CONTRIBUTION_BYTES:  # internal constructor; guards our own bugs
             raise ValueError("internal: the joint key must be 32 bytes")
-        padded = bytes(_key) + bytes(_SHA256_BLOCK - len(_key))
-        self._inner: hashlib._Hash | None = hashlib.sha256(
-            bytes(b ^ 0x36 for b in padded) + DOMAIN_TAG
-        )
-        self._outer: hashlib._Hash | None = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+        pad = bytearray(b"\x36" * _SHA256_BLOCK)  # the key, zero-padded, XOR ipad
+        try:
+            for i, b in enumerate(_key):
+                pad[i] = b ^ 0x36
+            self._inner: hashlib._Hash | None = hashlib.sha256(pad)
+            self._inner.update(DOMAIN_TAG)
+            for i in range(_SHA256_BLOCK):
+                pad[i] ^= 0x36 ^ 0x5C
+            self._outer: hashlib._Hash | None = hashlib.sha256(pad)
+        finally:
+            pad[:] = bytes(_SHA256_BLOCK)
 
     @classmethod
     def from_contributions(cls, mine: bytes, theirs: bytes) -> JointKey:
@@ -129,13 +190,18 @@ class JointKey:
             ValueError: ``mine`` is not 32 bytes (our own bug).
             PeerProtocolError: ``theirs``, which came from the peer, is not 32 bytes.
         """
-        total = _contribution_int(mine, whose="our own", error=ValueError)
-        total += _contribution_int(theirs, whose="the peer's", error=PeerProtocolError)
-        key = bytearray((total % _MODULUS).to_bytes(CONTRIBUTION_BYTES, "big"))
+        _check_contribution(mine, whose="our own", error=ValueError)
+        _check_contribution(theirs, whose="the peer's", error=PeerProtocolError)
+        key = bytearray(CONTRIBUTION_BYTES)  # the sum, byte by byte: never an int or bytes
         try:
+            carry = 0
+            for i in reversed(range(CONTRIBUTION_BYTES)):
+                carry += mine[i] + theirs[i]
+                key[i] = carry & 0xFF
+                carry >>= 8
             return cls(_key=key)
         finally:
-            key[:] = bytes(len(key))
+            key[:] = bytes(CONTRIBUTION_BYTES)
 
     @property
     def destroyed(self) -> bool:

@@ -1,84 +1,19 @@
 """Paillier encryption on gmpy2, with fast encryption randomness and CRT decryption.
 
-The scheme (Paillier, EUROCRYPT 1999) with the usual engineering choices:
+Generator ``g = n + 1``; plaintexts are centred integers ``|m| < n/2``. Encryption is
+``(1 + m*n) * h**a mod n**2`` with ``a`` of ``ceil(bits/2)`` random bits (Damgard, Jurik
+and Nielsen's short-randomness variant, semantically secure under DCR) through a cached
+fixed-base table of the public base ``h``, which :func:`derive_djn_base` computes from
+the modulus and the session: nobody chooses it, every peer checks it
+(:meth:`PublicKey.from_wire`). Decryption uses the CRT; the key owner also encrypts
+modulo ``p**2`` and ``q**2`` and may skip half the CRT for small plaintexts.
 
-* **Generator** ``g = n + 1``, so ``g**m = 1 + m*n (mod n**2)`` and encoding costs
-  one multiplication (as in ``phe``).
-* **Plaintexts** are integers in the centred range ``|m| < n/2``; negative values are
-  represented as ``m mod n`` and :meth:`SecretKey.decrypt` maps back to ``(-n/2, n/2]``.
-* **Decryption** works modulo ``p**2`` and ``q**2`` separately with precomputed
-  ``h_p`` and ``h_q`` and joins the halves with the CRT (``phe``'s ``raw_decrypt``
-  does the same): about 3.7 times faster than one exponentiation by ``lambda`` modulo
-  ``n**2``.
-* **Encryption randomness** follows the variant of Damgard, Jurik and Nielsen:
-
-  - key generation picks a random ``x`` in ``Z_n^*`` and publishes
-    ``h = (-x**2)**n mod n**2`` with ``n`` (so the public key is ``(n, h)``);
-  - encryption is ``c = (1 + m*n) * h**a mod n**2`` with ``a`` uniform in
-    ``[0, 2**ceil(bits/2))`` instead of ``r**n`` for a uniform ``r < n``;
-  - since ``h`` is fixed per key, ``h**a`` uses a *fixed-base table* of
-    ``h**(j * 2**(8*i))`` for every byte position ``i`` and byte value ``j``: one
-    exponentiation is one modular multiplication per random *byte* of ``a``, i.e.
-    ``bits/16`` of them (192 at 3072 bits), where ``r**n`` costs as much as about
-    3 000 (measured at 3072 bits). The table is public data, built lazily on first
-    use and cached per process (:data:`FIXED_BASE_CACHE_SIZE` keys); it costs
-    ``bits/16 * 256`` entries of ``2*bits`` bits, about 17 MB at 2048 bits and 38 MB
-    at 3072 bits, and ``bits/16 * 255`` modular multiplications to build (under a
-    second at 3072 bits).
-
-  Why this is safe, and sources: Damgard, Jurik and Nielsen, "A generalization of
-  Paillier's public-key system with applications to electronic voting", International
-  Journal of Information Security 9(6), 2010, pp. 371-385 (doi 10.1007/s10207-010-0119-9),
-  describe this variant in the section on their faster ("short randomness")
-  encryption, with ``h`` built from ``-x**2`` and a random exponent of ``ceil(k/2)``
-  bits for a ``k``-bit modulus, and argue it is semantically secure under the
-  decisional composite residuosity (DCR) assumption, the assumption plain Paillier
-  already rests on; see also M. Jurik's PhD thesis "Extensions to the Paillier
-  cryptosystem with applications to cryptological protocols" (BRICS, 2003). The
-  intuition: ``-x**2`` generates (with overwhelming probability) the cyclic group of
-  elements of Jacobi symbol 1 when ``p = q = 3 (mod 4)`` and ``gcd(p - 1, q - 1) = 2``,
-  which :func:`generate_keypair` enforces; in a group of unknown (secret) order an
-  exponent of half the modulus length is as good as a full-length one. Shorter
-  exponents (e.g. 256 bits) are about four times faster but need a non-standard
-  short-exponent assumption, so this module does not offer them. SecretFlow HEU's
-  ``paillier_zahlen`` uses the same key shape and encryption (with a 10-bit-window
-  table); measured figures are in ``research/lasso-and-crypto.md`` section 5 and
-  ``docs/benchmarks.md``.
-
-The key owner's fast paths (:class:`SecretKey`), for a party's own data:
-
-* **Owner encryption** (:meth:`SecretKey.encrypt_raw`): the same ``(1 + m*n) * h**a``
-  computed modulo ``p**2`` and ``q**2`` with per-prime fixed-base tables and joined
-  with the CRT. Half-width products are about three times cheaper than full-width
-  ones, so two of them per random byte cost about two thirds of one; measured
-  about 1.5 times faster than public encryption (``docs/benchmarks.md``). Plain
-  exponentiation modulo ``p**2`` and ``q**2`` was measured too and is several times
-  slower than either table. The ciphertexts are exactly those of the public path
-  for the same ``a``, so nothing about their distribution changes. The tables
-  reveal ``p`` and ``q`` and are dropped by :meth:`SecretKey.destroy`.
-* **Half-CRT decryption** (``SecretKey.decrypt_raw(..., below_half_p=True)``): a
-  plaintext known to be non-negative and below ``2**half_crt_plaintext_bits(bits)``
-  (less than half the smaller prime) equals its residue modulo ``p``, so the ``q``
-  half of the CRT can be skipped: half the work. Packed masked rows qualify when
-  :meth:`~mpcactors.crypto.packing.Packing.fits_half_crt` says so.
-
-Key sizes: 3072-bit moduli by default, 2048 allowed (and 4096); smaller ones only with
-the explicit ``_allow_insecure_test_size=True`` escape hatch, for fast tests.
-
-Two layers share one implementation:
-
-* an object API (:class:`PublicKey`, :class:`SecretKey`, :class:`Ciphertext`) whose
-  ciphertexts know their key, so ciphertexts of different keys cannot be combined;
-* raw fast paths on plain ``int`` lists for bulk protocol work. The module-level
-  :func:`encrypt_raw` and :func:`rerandomize_raw` take the public key as its wire dict,
-  so they pickle into worker processes. The secret key never pickles; secret-key
-  work stays in the owning process or goes to scoped worker processes through the
-  one dedicated door, :mod:`mpcactors.crypto.workers`.
-
-Side channels: decryption uses gmpy2's ``powmod`` (GMP's variable-time ``mpz_powm``)
-with the secret exponents ``p - 1`` and ``q - 1``, exactly like ``phe``; the
-constant-time ``powmod_sec`` costs about a third more. A co-located attacker timing
-many decryptions is not defended against (keys live for one run and are destroyed).
+Key sizes: 3072 bits by default, 2048 and 4096 allowed, 512 and 1024 only with
+``_allow_insecure_test_size=True``. An object API (keys and ciphertexts that know their
+key) and raw fast paths on int lists share one implementation; the module-level raw
+functions take the public key's wire dict so they pickle into workers; the secret key
+never pickles. Decryption is not constant-time. Rationale, sources and measurements:
+``docs/crypto.md``.
 
 This module does no I/O, no logging and uses no event loop.
 """
@@ -99,12 +34,15 @@ from ..errors import KeyDestroyedError, PeerProtocolError
 
 __all__ = [
     "DEFAULT_KEY_BITS",
+    "DJN_BASE_TAG",
     "FIXED_BASE_CACHE_SIZE",
     "SECURE_KEY_BITS",
     "allowed_key_bits",
     "Ciphertext",
+    "InvalidPublicKey",
     "PublicKey",
     "SecretKey",
+    "derive_djn_base",
     "encrypt_raw",
     "generate_keypair",
     "half_crt_plaintext_bits",
@@ -127,6 +65,61 @@ _CHUNK = 1024
 _PQ_DISTANCE_SLACK_BITS = 100
 #: Miller-Rabin rounds of gmpy2.is_prime (GMP also runs a BPSW test first).
 _PRIMALITY_ROUNDS = 50
+#: Domain separation of :func:`derive_djn_base` (versioned: change it and every base changes).
+DJN_BASE_TAG = b"mpcactors/paillier/djn-base/v1\x00"
+#: Extra bits drawn for ``x`` before reducing it mod ``n``: bias below ``2**-128``.
+_DERIVATION_SLACK_BITS = 128
+#: Attempts at a unit ``x`` before a modulus is declared unusable (an honest one needs 1).
+_DERIVATION_ATTEMPTS = 64
+
+
+class InvalidPublicKey(PeerProtocolError, ValueError):
+    """A public key received from a peer is refused; the message names sizes only.
+
+    A :class:`ValueError` for callers of this module and a
+    :class:`~mpcactors.errors.PeerProtocolError` for the actor layer (the peer's fault).
+    """
+
+
+def _length_prefixed(value: bytes) -> bytes:
+    return len(value).to_bytes(8, "big") + value
+
+
+def _check_context(context: object) -> None:
+    if not isinstance(context, bytes):
+        raise TypeError(f"the DJN base context must be bytes, not {type(context).__name__}")
+    if not context:
+        raise ValueError("the DJN base context must not be empty (use the session id)")
+
+
+def derive_djn_base(n: int, context: bytes) -> int:
+    """The DJN randomness base ``h = (-x**2)**n mod n**2`` with ``x`` derived from public data.
+
+    ``x`` is SHA-256 in counter mode over :data:`DJN_BASE_TAG`, ``n`` and ``context``
+    (each length-prefixed), ``bits(n) + 128`` bits reduced mod ``n``, so nobody, the key
+    owner included, chooses ``h``; anyone holding ``n`` and ``context`` recomputes it.
+
+    Raises:
+        TypeError: ``context`` is not bytes.
+        ValueError: ``context`` is empty, ``n`` is not an odd integer above 1, or no unit
+            ``x`` turns up (a modulus with small factors; the message names its size only).
+    """
+    _check_context(context)
+    if not isinstance(n, int) or n < 3 or n % 2 == 0:
+        raise ValueError("the DJN base needs an odd modulus above 1")
+    n_bytes = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    prefix = DJN_BASE_TAG + _length_prefixed(n_bytes) + _length_prefixed(context)
+    blocks = -(-(n.bit_length() + _DERIVATION_SLACK_BITS) // 256)
+    modulus = gmpy2.mpz(n)
+    for attempt in range(_DERIVATION_ATTEMPTS):
+        stream = b"".join(
+            hashlib.sha256(prefix + attempt.to_bytes(4, "big") + block.to_bytes(4, "big")).digest()
+            for block in range(blocks)
+        )
+        x = gmpy2.mpz(int.from_bytes(stream, "big")) % modulus
+        if x and gmpy2.gcd(x, modulus) == 1:
+            return int(gmpy2.powmod(modulus - x * x % modulus, modulus, modulus * modulus))
+    raise ValueError(f"no DJN base for this {n.bit_length()}-bit modulus: it has small factors")
 
 
 def allowed_key_bits(*, allow_insecure_test_size: bool = False) -> frozenset[int]:
@@ -333,39 +326,61 @@ class PublicKey:
 
     @classmethod
     def from_wire(
-        cls, data: object, *, _allow_insecure_test_size: bool = False
+        cls,
+        data: object,
+        *,
+        context: bytes,
+        expected_bits: int | None = None,
+        _allow_insecure_test_size: bool = False,
     ) -> PublicKey:
         """Rebuild and validate a public key received from a peer.
 
         Checks the shape (a map with exactly the integer entries ``n`` and ``h``), that
         ``n`` is odd with an allowed bit size (:data:`SECURE_KEY_BITS`; test sizes only
-        with ``_allow_insecure_test_size``), and that ``0 < h < n**2`` with
-        ``gcd(h, n) = 1``. It cannot check that ``h`` is an ``n``-th power or that ``n``
-        is a product of two primes: that needs the factorisation.
+        with ``_allow_insecure_test_size``) equal to ``expected_bits`` when given, and
+        that ``h`` is :func:`derive_djn_base` of ``n`` and ``context`` (the session id
+        the key was made for). It cannot check that ``n`` is a product of two primes:
+        that needs the factorisation.
 
         Raises:
-            PeerProtocolError: the data is not a valid public key.
+            InvalidPublicKey: the data is not a valid public key for this context; the
+                message names sizes, never key material.
+            TypeError, ValueError: ``context`` is not non-empty bytes (the caller's bug).
         """
+        _check_context(context)
         if not isinstance(data, Mapping) or set(data.keys()) != {"n", "h"}:
-            raise PeerProtocolError(
+            raise InvalidPublicKey(
                 "a Paillier public key must be a map with exactly the keys 'n' and 'h'"
             )
         n, h = data["n"], data["h"]
         for name, value in (("n", n), ("h", h)):
             if not isinstance(value, int) or isinstance(value, bool):
-                raise PeerProtocolError(f"Paillier public key entry {name!r} is not an integer")
+                raise InvalidPublicKey(f"Paillier public key entry {name!r} is not an integer")
         allowed = allowed_key_bits(allow_insecure_test_size=_allow_insecure_test_size)
         if n <= 0 or n.bit_length() not in allowed:
-            raise PeerProtocolError(
+            raise InvalidPublicKey(
                 f"Paillier public key modulus has {n.bit_length()} bits; "
                 f"allowed sizes are {sorted(allowed)}"
             )
+        if expected_bits is not None and n.bit_length() != expected_bits:
+            raise InvalidPublicKey(
+                f"Paillier public key modulus has {n.bit_length()} bits; the run agreed on {expected_bits}"
+            )
         if n % 2 == 0:
-            raise PeerProtocolError("Paillier public key modulus is even")
+            raise InvalidPublicKey("Paillier public key modulus is even")
         if not 0 < h < n * n:
-            raise PeerProtocolError("Paillier public key base h is outside (0, n**2)")
+            raise InvalidPublicKey("Paillier public key base h is outside (0, n**2)")
         if gmpy2.gcd(h, n) != 1:
-            raise PeerProtocolError("Paillier public key base h shares a factor with n")
+            raise InvalidPublicKey("Paillier public key base h shares a factor with n")
+        try:
+            derived = derive_djn_base(n, context)
+        except ValueError as exc:
+            raise InvalidPublicKey(f"Paillier public key refused: {exc}") from None
+        if h != derived:
+            raise InvalidPublicKey(
+                f"the base h of this {n.bit_length()}-bit Paillier public key is not the one "
+                "derived from its modulus and this session: the key owner chose its own"
+            )
         return cls(n, h)
 
     def fingerprint(self) -> str:
@@ -719,7 +734,7 @@ class SecretKey:
         returns ``c = (1 + m*n) * h**a mod n**2``: by the CRT, the unique value modulo
         ``n**2`` with the residues computed here. So the output is, value for value,
         what the public path returns for the same ``a``, and its distribution is that
-        of a fresh public encryption (the security argument of the module docstring
+        of a fresh public encryption (the security argument in docs/crypto.md
         carries over unchanged; tests check equality for equal randomness).
 
         The per-prime tables are built on the first call (about as long as the public
@@ -806,23 +821,26 @@ def _random_blum_prime(bits: int) -> Any:
 
 
 def generate_keypair(
-    bits: int = DEFAULT_KEY_BITS, *, _allow_insecure_test_size: bool = False
+    bits: int = DEFAULT_KEY_BITS, *, context: bytes, _allow_insecure_test_size: bool = False
 ) -> tuple[PublicKey, SecretKey]:
     """Generate a Paillier key pair with a ``bits``-bit modulus from the OS CSPRNG.
 
     ``p`` and ``q`` are independent random primes of ``bits/2`` bits with their top two
     bits set (so ``n`` has exactly ``bits`` bits), ``p = q = 3 (mod 4)``,
-    ``gcd(p - 1, q - 1) = 2`` (the DJN setting, see the module docstring),
+    ``gcd(p - 1, q - 1) = 2`` (the DJN setting, see docs/crypto.md),
     ``|p - q| > 2**(bits/2 - 100)`` (FIPS 186-4) and ``gcd(n, (p-1)(q-1)) = 1``.
-    ``h = (-x**2)**n mod n**2`` for a random unit ``x``.
+    ``h = derive_djn_base(n, context)``: peers check it with the same ``context``
+    (:meth:`PublicKey.from_wire`), the session id of the run the key is for.
 
     Raises:
         ValueError: ``bits`` is not an allowed size (:data:`SECURE_KEY_BITS`; 512 and
-            1024 only with ``_allow_insecure_test_size=True``).
+            1024 only with ``_allow_insecure_test_size=True``), or ``context`` is empty.
+        TypeError: ``context`` is not bytes.
     """
     allowed = allowed_key_bits(allow_insecure_test_size=_allow_insecure_test_size)
     if bits not in allowed:
         raise ValueError(f"Paillier modulus size must be one of {sorted(allowed)}, got {bits}")
+    _check_context(context)  # before the expensive part
     half = bits // 2
     while True:
         p = _random_blum_prime(half)
@@ -835,12 +853,5 @@ def generate_keypair(
         if n.bit_length() != bits or gmpy2.gcd(n, (p - 1) * (q - 1)) != 1:
             continue  # unreachable for such primes; checked rather than assumed
         break
-    nsquare = n * n
-    while True:
-        x = gmpy2.mpz(secrets.randbelow(int(n) - 1) + 1)
-        if gmpy2.gcd(x, n) == 1:
-            break
-    h = gmpy2.powmod(n - x * x % n, n, nsquare)
-    del x
-    public = PublicKey(int(n), int(h))
+    public = PublicKey(int(n), derive_djn_base(int(n), context))
     return public, SecretKey(public, p, q)

@@ -600,7 +600,8 @@ class Engine:
         """Program: exact shares of ``[a < 0]`` (0 or 1) for signed ``-2**(k-1) <= a < 2**(k-1)``.
 
         Catrina and de Hoogh: open ``c = a + 2**(k-1) + r' + 2**(k-1) r''`` with ``r'`` from
-        ``k-1`` random bits, then ``a mod 2**(k-1) = c' - r' + 2**(k-1) [c' < r']`` where
+        ``k-1`` random bits and ``r''`` of ``sigma + 1`` bits (so the mask a party misses is
+        uniform over ``k + sigma`` bits: distance ``2**-sigma`` for the ``k``-bit ``a + 2**(k-1)``), then ``a mod 2**(k-1) = c' - r' + 2**(k-1) [c' < r']`` where
         ``c' = c mod 2**(k-1)``; the comparison ``[c' < r']`` of a public and a bitwise-shared
         number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(k-1)) + 1.
         """
@@ -614,7 +615,7 @@ class Engine:
         nb = k - 1
         bits = yield from self.random_bits(n * nb)
         groups = [bits[q * nb : (q + 1) * nb] for q in range(n)]
-        high = self.random_bounded(n, self.params.sigma)
+        high = self.random_bounded(n, self.params.sigma + 1)
         weights = [1 << i for i in range(nb)]
         r_low = [sum(w * b for w, b in zip(weights, g)) % p for g in groups]
         shift = 1 << nb

@@ -36,26 +36,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..crypto.fixedpoint import LASSO_MAX_COLUMNS, LASSO_TOL, LassoLayout
 from ..errors import ConfigError
 from .engine import Engine, Program
 
 __all__ = ["LassoResult", "lasso_fit", "local_gram"]
 
-#: |z| < 2**COEF_BITS for every iterate, in preconditioned units (docs/lasso.md)
-COEF_BITS = 10
-#: fractional bits of everything after the Gram phase (iterates, A, c, tau, R^2)
-ITER_FRAC_BITS = 32
-#: owner scales are clamped to [2**MIN_SCALE_EXP, 2**int_bits]
-MIN_SCALE_EXP = -8
-#: the Jacobi search covers column variances down to 2**JACOBI_LO (scaled units)
-JACOBI_LO = -32
-#: ... and the target's variance down to 2**TARGET_JACOBI_LO when it has no owner scale
-TARGET_JACOBI_LO = -48
+# The fixed-point layout (every width below) is crypto.fixedpoint.LassoLayout, which
+# Params checks at construction; these are its constants under their local names.
+COEF_BITS = LassoLayout.COEF_BITS
+ITER_FRAC_BITS = LassoLayout.ITER_FRAC_BITS
+MIN_SCALE_EXP = LassoLayout.MIN_SCALE_EXP
+F_OUT = LassoLayout.OUT_FRAC_BITS
 _DELTA = 1e-3
-_BETA_BITS = 12
-_NOISE_BITS = 72
-#: fractional bits of the revealed coefficients and intercept
-F_OUT = 48
+_BETA_BITS = LassoLayout.BETA_BITS
+_NOISE_BITS = LassoLayout.NOISE_BITS
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,7 @@ def lasso_fit(
     scales: Mapping[int, float],
     alpha: float,
     max_iter: int = 1000,
-    tol: float = 5e-6,
+    tol: float = LASSO_TOL,
     check_every: int = 5,
     restart_every: int = 50,
     target_owner: int | None = None,
@@ -143,7 +138,7 @@ def lasso_fit(
         x: this party's shares of the fixed-point encoded features (``params.frac_bits``
             fractional bits, ``|x| < 2**int_bits``), ``m`` rows of ``d`` field elements.
         y: this party's shares of the encoded target, length ``m``.
-        m, d: the public sizes.
+        m, d: the public sizes (``d <= LASSO_MAX_COLUMNS``).
         owners: the party (1 or 2) owning each feature column (public).
         scales: this party's private preconditioning scale for every column it owns
             (column index -> a bound on the column's absolute values, e.g. its max-abs
@@ -155,7 +150,7 @@ def lasso_fit(
         tol: relative tolerance of the stopping test
             ``||w_k - w_(k-c)|| < tol (||w_(k-c)|| + 1e-3)`` with ``c = check_every``, in the
             preconditioned units (one revealed bit per check). ``tol`` below about ``1e-7``
-            exceeds the comparison's bit budget (:class:`ConfigError`).
+            exceeds the comparison's bit budget (:class:`ConfigError` before any round).
         restart_every: FISTA momentum restart period (a public schedule).
         target_owner: the party owning the target, if it supplies a scale for it;
             otherwise the target is normalised from the public bound ``2**int_bits``.
@@ -178,6 +173,10 @@ def lasso_fit(
         raise ValueError("x must be m rows of d shares and y must have m shares")
     if max_iter < 1 or check_every < 1 or restart_every < 1 or not 0 < tol < 1:
         raise ConfigError("max_iter, check_every and restart_every must be positive and 0 < tol < 1")
+    if not 1 <= d <= LASSO_MAX_COLUMNS:
+        raise ConfigError(f"the lasso takes 1 to {LASSO_MAX_COLUMNS} feature columns, got {d}")
+    L = params.lasso_layout(rows=m, columns=d, alpha=alpha, tol=tol, target_scaled=target_owner is not None)
+    L.check(blame=f"tol = {tol} with {d} columns")  # Params guarantees everything else
     B = COEF_BITS
     Ps = I  # owner scales are input as 2**(Ps - e_j) (integers >= 1)
 
@@ -220,65 +219,58 @@ def lasso_fit(
     gram = yield from engine.reshare([gram_local[j][k] for j, k in tri], "gram")
     outer = yield from engine.mul([sums[j] for j, _ in tri], [sums[k] for _, k in tri], "centre")
     centred = [(m * g - o) % p for g, o in zip(gram, outer)]  # m^2 cov(j, k) 2^(2f), exact
-    e = m.bit_length()
-    t1 = 2 * e - 2
-    k1 = 2 * e + 2 * I + 2 * f + 2
+    e = L.e
+    t1 = L.centre[0]
     # trunc_fast (no random bits) for the two truncations whose width depends on m, so the
     # communication of the whole program does not depend on m at all
-    c1 = yield from engine.trunc_fast(centred, t1, k1, "centre")
-    Q = 50
+    c1 = yield from engine.trunc_fast(centred, *L.centre, "centre")
+    Q = L.covariance[0]
     c_m = round(2 ** (t1 + Q) / (m * m))
-    cov = yield from engine.trunc(engine.scale(c1, c_m), Q, 2 * I + 2 * f + 4 + Q, "centre")  # cov 2^(2f)
+    cov = yield from engine.trunc(engine.scale(c1, c_m), *L.covariance, "centre")  # cov 2^(2f)
 
     # ---- 3. owner scaling (exact powers of two), then the means ------------------------
-    FG = 64  # fractional bits of the owner-scaled covariance (Jacobi factors reach 2**24)
+    FG = LassoLayout.SCALED_FRAC_BITS
     scaled1 = yield from engine.mul(cov + sums, [u[j] for j, _ in tri] + u, "scale")
     scaled2 = yield from engine.mul(scaled1[: len(tri)], [u[k] for _, k in tri], "scale")
-    g_tilde = yield from engine.trunc(scaled2, 2 * f + 2 * Ps - FG, 2 * f + 2 * Ps + 2, "scale")
-    Qm = 40
-    c_mean = round(2 ** (e + Qm) / m)
+    g_tilde = yield from engine.trunc(scaled2, *L.owner_scale, "scale")
+    c_mean = round(2 ** (e + LassoLayout.MEAN_BITS) / m)
     mean_tilde = yield from engine.trunc_fast(
-        engine.scale(scaled1[len(tri) :], c_mean), f + Ps + e + Qm - FG, e + f + Ps + Qm + 3, "scale"
+        engine.scale(scaled1[len(tri) :], c_mean), *L.means, "scale"
     )  # mean of the owner-scaled column, FG fractional bits
 
     # ---- 4. Jacobi: powers of two s_j with var_j s_j^2 in [1/4, 1) ------------------
     SB = f  # s and 1/s are represented with f fractional bits (exact)
     diag_index = [tri.index((j, j)) for j in range(n)]
     diag = [g_tilde[i] for i in diag_index]
-    s_x, s_x_inv = yield from engine.pow2_normalise(diag[:d], FG, JACOBI_LO, 2, 2, FG + 4, SB, "jacobi")
-    y_lo = JACOBI_LO if target_owner is not None else TARGET_JACOBI_LO
-    s_y, s_y_inv = yield from engine.pow2_normalise(diag[d:], FG, y_lo, 2, 2, FG + 4, SB, "jacobi")
+    s_x, s_x_inv = yield from engine.pow2_normalise(diag[:d], FG, LassoLayout.JACOBI_LO, 2, 2, L.jacobi, SB, "jacobi")
+    s_y, s_y_inv = yield from engine.pow2_normalise(diag[d:], FG, L.target_lo, 2, 2, L.jacobi, SB, "jacobi")
     s = s_x + s_y
     s_inv_y = s_y_inv[0]
-    smax_x, smax_y = -JACOBI_LO // 2 - 1, -y_lo // 2 - 1  # s_j <= 2**smax
-    smax = max(smax_x, smax_y)
-    # real bounds (log2): sigma_j = s_j / D_j, rho_y = s_y / D_y
-    lsig = smax_x - MIN_SCALE_EXP
-    lrho = smax_y - (MIN_SCALE_EXP if target_owner is not None else I)
+    # s_j <= 2**L.smax_x (2**L.smax_y for the target); real bounds (log2) of
+    # sigma_j = s_j / D_j and rho_y = s_y / D_y: L.lsig and L.lrho
     t3 = yield from engine.mul(g_tilde + mean_tilde, [s[j] for j, _ in tri] + s, "jacobi")
     t4 = yield from engine.mul(t3[: len(tri)], [s[k] for _, k in tri], "jacobi")
     FI = ITER_FRAC_BITS
     one = 1 << FI
-    g_hat = yield from engine.trunc(t4, FG + 2 * SB - FI, FG + 2 * SB + 3, "jacobi")  # FI bits, |.| <= 1
-    mean_hat = yield from engine.trunc(t3[len(tri) :], FG + SB - FI, FG + SB + smax + 3, "jacobi")  # |.| <= s
+    g_hat = yield from engine.trunc(t4, *L.g_hat, "jacobi")  # FI bits, |.| <= 1
+    mean_hat = yield from engine.trunc(t3[len(tri) :], *L.mean_hat, "jacobi")  # |.| <= s
     entry = {jk: g_hat[i] for i, jk in enumerate(tri)}
 
     def G(j: int, k: int) -> int:
         return entry[(j, k) if j <= k else (k, j)]
 
     # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max) -----------------------------
-    logd = d.bit_length()
     feature_tri = [(j, k) for j, k in tri if k < d]
     weighted = [G(j, k) * (1 if j == k else 2) % p for j, k in feature_tri]
     fro2_raw = yield from engine.dot([(weighted, [G(j, k) for j, k in feature_tri])], "step")
-    fro2 = yield from engine.trunc(fro2_raw, FI, 2 * FI + 2 * logd + 4, "step")
-    lo, hi = -4, 2 * logd + 2  # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
-    y0, _ = yield from engine.pow2_normalise(fro2, FI, lo, hi, 2, FI + hi + 3, FI, "step")
-    eta = yield from engine.inv_sqrt(fro2, y0, FI, 6, 2 * FI + hi + 4, "step")
+    fro2 = yield from engine.trunc(fro2_raw, *L.frobenius, "step")
+    # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
+    y0, _ = yield from engine.pow2_normalise(fro2, FI, LassoLayout.STEP_LO, L.step_hi, 2, L.step_search, FI, "step")
+    eta = yield from engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step")
     a_off = yield from engine.mul(
         [eta[0]] * (d * d + d), [G(j, k) for j in range(d) for k in range(d)] + [G(j, d) for j in range(d)], "step"
     )
-    a_off = yield from engine.trunc(a_off, FI, 2 * FI + 6, "step")
+    a_off = yield from engine.trunc(a_off, *L.step_matrix, "step")
     A = [[((one if j == k else 0) - a_off[j * d + k]) % p for k in range(d)] for j in range(d)]
     c_vec = a_off[d * d :]
 
@@ -286,26 +278,23 @@ def lasso_fit(
     # sigma_j = u_j s_j / 2**Ps and rho_y = u_y s_y / 2**Ps are exact powers of two
     sig = yield from engine.mul(u, s, "tau")  # sigma * 2**(Ps + SB), rho_y last
     q_raw = yield from engine.mul(sig[:d], [sig[d]] * d, "tau")  # sigma_j rho_y 2**(2Ps + 2SB), exact
-    sig_bits = lsig + lrho + 1  # |sigma_j rho_y| < 2**sig_bits (real)
-    la = max(0, math.ceil(math.log2(alpha)))
-    FQ = FI + 3 + la  # so that eta * alpha * (error of q) stays below 2**-FI
-    q = yield from engine.trunc(q_raw, 2 * Ps + 2 * SB - FQ, 2 * Ps + 2 * SB + sig_bits + 1, "tau")
+    # |sigma_j rho_y| < 2**L.sig_bits (real)
+    FQ = L.q_frac  # so that eta * alpha * (error of q) stays below 2**-FI
+    q = yield from engine.trunc(q_raw, *L.q, "tau")
     # where q > 2**(B+2) d / alpha, tau > 2**(B+2) anyway (eta >= 1/d): clamp q first
     q_cap = max(1, math.floor(2.0 ** (B + 2 + FQ) * d / alpha))
-    q_over = yield from engine.ltz([(q_cap - v) % p for v in q], FQ + sig_bits + 2, "tau")
+    q_over = yield from engine.ltz([(q_cap - v) % p for v in q], L.q_clamp, "tau")
     q_excess = yield from engine.mul(q_over, [(v - q_cap) % p for v in q], "tau")
     q = engine.sub(q, q_excess)
-    f_alpha = max(0, 40 - math.ceil(math.log2(alpha)))
-    alpha_enc = round(alpha * 2**f_alpha)
+    alpha_enc = round(alpha * 2**L.alpha_frac)
     theta = engine.scale(eta, alpha_enc)  # eta alpha 2**(FI + f_alpha)
-    if f_alpha:
-        theta = yield from engine.trunc(theta, f_alpha, FI + 2 + 42 + 2, "tau")
+    if L.alpha_frac:
+        theta = yield from engine.trunc(theta, *L.theta, "tau")
     tau_raw = yield from engine.mul(q, theta * d, "tau")
     # tau_raw < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
-    tau_bits = B + 2 + logd + FQ + FI + 3
-    tau = yield from engine.trunc(tau_raw, FQ, tau_bits, "tau")
+    tau = yield from engine.trunc(tau_raw, *L.tau, "tau")
     cap = 1 << (B + FI)
-    over = yield from engine.ltz([(cap - t) % p for t in tau], tau_bits - FQ + 2, "tau")
+    over = yield from engine.ltz([(cap - t) % p for t in tau], L.tau_clamp, "tau")
     excess = yield from engine.mul(over, [(t - cap) % p for t in tau], "tau")
     tau = engine.sub(tau, excess)
 
@@ -314,12 +303,9 @@ def lasso_fit(
     w_prev = [0] * d
     w_check = [0] * d
     t_k = 1.0
-    k_z = B + (6 * d).bit_length() + 2 * FI + _BETA_BITS + 2
-    k_soft = B + FI + 2
-    ft = max(0, math.ceil(-2 * math.log2(tol)) + 6)  # tol**2 with >= 6 significant bits
+    ft = L.tol_frac  # tol**2 with >= 6 significant bits
     tol_enc = round(tol * tol * 2**ft)
     delta_enc = round(_DELTA * _DELTA * 2 ** (2 * FI))
-    k_check = 2 * (B + 1 + FI) + logd + ft + 4
     converged = False
     iterations = 0
     beta = 0.0
@@ -331,10 +317,10 @@ def lasso_fit(
         z_raw = yield from engine.dot([(A[j], v) for j in range(d)], "iterate")
         shift = 1 << (FI + _BETA_BITS)
         z = yield from engine.trunc_fast(
-            [(zr + cj * shift) % p for zr, cj in zip(z_raw, c_vec)], FI + _BETA_BITS, k_z, "iterate"
+            [(zr + cj * shift) % p for zr, cj in zip(z_raw, c_vec)], *L.iterate, "iterate"
         )
         last_bits = yield from engine.ltz(
-            [(t - zz) % p for t, zz in zip(tau, z)] + [(zz + t) % p for t, zz in zip(tau, z)], k_soft, "soft"
+            [(t - zz) % p for t, zz in zip(tau, z)] + [(zz + t) % p for t, zz in zip(tau, z)], L.soft, "soft"
         )
         pairs = [([last_bits[j], last_bits[d + j]], [(z[j] - tau[j]) % p, (z[j] + tau[j]) % p]) for j in range(d)]
         w_new = yield from engine.dot(pairs, "soft")
@@ -350,7 +336,7 @@ def lasso_fit(
             delta_w = engine.sub(w, w_check)
             sq = yield from engine.dot([(delta_w, delta_w), (w_check, w_check)], "check")
             gap = (sq[0] * (1 << ft) - tol_enc * sq[1] - tol_enc * delta_enc) % p
-            bit = yield from engine.ltz([gap], k_check, "check")
+            bit = yield from engine.ltz([gap], L.check_bits, "check")
             opened = yield from engine.reveal(bit, "converged")
             w_check = w
             if opened[0] == 1:
@@ -361,14 +347,13 @@ def lasso_fit(
     gamma = w
     # R^2 = 1 - RSS / TSS in preconditioned units (scale-free)
     g_gamma_raw = yield from engine.dot([([G(j, k) for k in range(d)], gamma) for j in range(d)], "r2")
-    g_gamma = yield from engine.trunc(g_gamma_raw, FI, B + 2 * FI + logd + 3, "r2")
+    g_gamma = yield from engine.trunc(g_gamma_raw, *L.g_gamma, "r2")
     combo = [(gg - 2 * G(j, d)) % p for j, gg in enumerate(g_gamma)]
     rss_raw = yield from engine.dot([(gamma, combo)], "r2")
-    k_rss = 2 * (B + FI) + 2 * logd + 4
-    rss = yield from engine.trunc([(rss_raw[0] + G(d, d) * one) % p], FI, k_rss, "r2")
+    rss = yield from engine.trunc([(rss_raw[0] + G(d, d) * one) % p], *L.rss, "r2")
     # TSS = var(y) in preconditioned units is in [1/4, 1): Newton from 1.5 converges
-    inv_tss = yield from engine.reciprocal([G(d, d)], [round(1.5 * one)], FI, 6, 2 * FI + 4, "r2")
-    ratio = yield from engine.mul_trunc(rss, inv_tss, FI, k_rss + 3, "r2")
+    inv_tss = yield from engine.reciprocal([G(d, d)], [round(1.5 * one)], FI, 6, L.tss_newton, "r2")
+    ratio = yield from engine.mul_trunc(rss, inv_tss, *L.r2, "r2")
     r2 = [(one - ratio[0]) % p]
 
     # coefficients w_j = pi_j gamma_j with pi_j = sigma_j / rho_y, intercept b0 = icpt / rho_y,
@@ -378,27 +363,24 @@ def lasso_fit(
     # otherwise show the ratio of the private scales. It moves a value by at most 1.5
     # granules and is zero for coefficients the lasso set to exactly 0.
     r_y = yield from engine.mul([v_y], [s_inv_y], "output")  # (1 / rho_y) 2**RB, exact
-    RB = 8 + SB
-    FN = f  # fractional bits of the granule factors used for the noise
+    # 1 / rho_y carries L.r_y_frac fractional bits; the noise's granule factors carry f
     noise_u = engine.add_public(engine.random_bounded(d + 1, _NOISE_BITS), -(3 << (_NOISE_BITS - 1)))
     nonzero = engine.add(last_bits[:d], last_bits[d:]) + [1]
     mixed = yield from engine.mul(sig[:d] + noise_u, r_y * d + nonzero, "output")
     pi_raw, noise_u = mixed[:d], mixed[d:]  # pi 2**(Ps + SB + RB), exact
-    f_pi = Ps + SB + RB
-    lpi = lsig + I + 1  # pi <= 2**lpi
-    pi_out = yield from engine.trunc(pi_raw, f_pi - F_OUT, lpi + f_pi + 2, "output")
-    pi_noise = yield from engine.trunc(pi_raw, f_pi - FN, lpi + f_pi + 2, "output")
-    r_y_noise = yield from engine.trunc(r_y, RB - FN, I + 1 + RB + 2, "output")
+    # pi carries L.pi_frac fractional bits and pi <= 2**L.lpi
+    pi_out = yield from engine.trunc(pi_raw, *L.pi_out, "output")
+    pi_noise = yield from engine.trunc(pi_raw, *L.pi_noise, "output")
+    r_y_noise = yield from engine.trunc(r_y, *L.r_y_noise, "output")
     mean_dot = yield from engine.dot([(mean_hat[:d], gamma)], "output")
     icpt_raw = (mean_hat[d] * one - mean_dot[0]) % p  # 2 FI bits
-    licpt = max(smax_y, smax_x + B + logd) + 1  # |intercept| in preconditioned units
-    icpt = yield from engine.trunc([icpt_raw], FI, licpt + 2 * FI + 1, "output")
+    # |intercept| < 2**L.licpt in preconditioned units
+    icpt = yield from engine.trunc([icpt_raw], *L.intercept, "output")
     products = yield from engine.mul(gamma + icpt + noise_u, pi_out + r_y + pi_noise + r_y_noise, "output")
-    w_out = yield from engine.trunc(products[:d], FI, B + lpi + FI + F_OUT + 2, "output")
-    b_out = yield from engine.trunc([products[d]], FI + RB - F_OUT, licpt + I + 1 + FI + RB + 2, "output")
+    w_out = yield from engine.trunc(products[:d], *L.coefficients, "output")
+    b_out = yield from engine.trunc([products[d]], *L.intercept_out, "output")
     # a granule in output units is pi_j 2**(F_OUT - FI); U / 2**NOISE_BITS is in [-1.5, 1.5)
-    noise_shift = _NOISE_BITS + FN - (F_OUT - FI)
-    noise = yield from engine.trunc(products[d + 1 :], noise_shift, _NOISE_BITS + 2 + lpi + FN + 1, "output")
+    noise = yield from engine.trunc(products[d + 1 :], *L.noise, "output")
     out = engine.add(w_out + b_out, noise)
     values = yield from engine.reveal(out + r2, "result")
     out_scale = float(2**F_OUT)
