@@ -17,13 +17,37 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_DATA_PARTIES", "TTP", "Roster", "is_party_name"]
+__all__ = ["DEFAULT_DATA_PARTIES", "TTP", "Roster", "default_names", "is_party_name", "parse_parties"]
 
 #: The TTP's name in every session.
 TTP = "ttp"
 #: The data parties of a session that names none.
 DEFAULT_DATA_PARTIES = ("hospital", "insurer")
+#: The names ``--parties N`` gives, in order; party 4 onwards is ``party4``, ``party5``, ...
+_DEFAULT_NAMES = (*DEFAULT_DATA_PARTIES, "cbs")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_MAX_PARTIES = 64
+
+
+def default_names(count: int) -> tuple[str, ...]:
+    """The default names of ``count`` data parties: hospital, insurer, cbs, party4, ..."""
+    return tuple(_DEFAULT_NAMES[i] if i < len(_DEFAULT_NAMES) else f"party{i + 1}" for i in range(count))
+
+
+def parse_parties(text: str) -> tuple[str, ...]:
+    """The data parties a ``--parties`` value names: a count, or a comma-separated list of names.
+
+    Raises:
+        ConfigError: not a count from 2 to 64, or a list that is not a valid roster.
+    """
+    text = text.strip()
+    if text.isdigit():
+        count = int(text)
+        if not 2 <= count <= _MAX_PARTIES:
+            raise ConfigError(f"--parties: a session has 2 to {_MAX_PARTIES} data parties, got {count}")
+        return default_names(count)
+    names = tuple(name.strip() for name in text.split(","))
+    return Roster(names).data_parties
 
 
 def is_party_name(name: str) -> bool:
