@@ -127,6 +127,26 @@ def test_the_parameter_digest_covers_the_computation_but_not_local_deadlines(tmp
     assert parameters_digest(load_party_config(path).run) != parameters_digest(base.run)
 
 
+def test_parties_that_fold_ids_differently_do_not_agree_on_the_parameters(tmp_path: Path, template: dict[str, Path]) -> None:
+    # the hello compares this digest, so a party that matches ids case-sensitively never
+    # runs with one that folds case: their hashed ids would silently fail to meet
+    base = load_party_config(template["insurer"])
+    path = tmp_path / "insurer.toml"
+    path.write_text(template["insurer"].read_text().replace('"certs/', f'"{template["insurer"].parent}/certs/').replace('"data/', f'"{template["insurer"].parent}/data/'))
+    edit(path, "alpha = 0.1", 'alpha = 0.1\nid_fold = "casefold"')
+    assert parameters_digest(load_party_config(path).run) == parameters_digest(base.run)  # the default, said aloud
+    edit(path, 'id_fold = "casefold"', 'id_fold = "none"')
+    changed = load_party_config(path).run
+    assert changed.id_fold == "none" and parameters_digest(changed) != parameters_digest(base.run)
+
+
+def test_the_sigma_floor_is_lifted_only_by_the_test_switch(tmp_path: Path, template: dict[str, Path]) -> None:
+    path = tmp_path / "insurer.toml"
+    path.write_text(template["insurer"].read_text().replace('"certs/', f'"{template["insurer"].parent}/certs/').replace('"data/', f'"{template["insurer"].parent}/data/'))
+    edit(path, "alpha = 0.1", "alpha = 0.1\nsigma = 30\ninsecure_test_sigma = true")
+    assert load_party_config(path).run.params.sigma == 30
+
+
 BAD_CONFIGS = [
     # (role file, old text, new text, expected message after "<file>: ")
     ("hospital", 'role = "hospital"', 'role = "lab"', '[party] role: must be one of hospital, insurer, ttp, got \'lab\''),
@@ -144,6 +164,11 @@ BAD_CONFIGS = [
     ("hospital", "insecure_test_key_bits = true", "insecure_test_key_bits = false", "[protocol] key_bits must be one of [2048, 3072, 4096], got 1024"),
     ("hospital", 'target = "hospital_days"', 'target = "mortality"', "[protocol] target column 'mortality' is in neither party's columns"),
     ("hospital", "alpha = 0.1", 'alpha = "0.1"', "[protocol] alpha: must be a number, got a string ('0.1')"),
+    ("hospital", "alpha = 0.1", "alpha = 0.1\nsigma = 1", "[protocol] parameter sigma = 1 is below the statistical security floor 40"),
+    ("hospital", "alpha = 0.1", "alpha = 0.1\nfrac_bits = 12", "[protocol] parameter frac_bits = 12 is too small"),
+    ("hospital", "alpha = 0.1", "alpha = 0.1\nfrac_bits = 30", "[protocol] parameters frac_bits = 30, int_bits = 20, sigma = 40 and max_rows"),
+    ("hospital", "alpha = 0.1", "alpha = 0.1\nint_bits = 24", "[protocol] parameters frac_bits = 24, int_bits = 24, sigma = 40 and max_rows"),
+    ("hospital", "alpha = 0.1", 'alpha = 0.1\nid_fold = "lower"', "[protocol] id fold must be one of 'casefold', 'none', got 'lower'"),
     ("hospital", "connect = 120", "connect = -1", "[deadlines] connect: must be positive, got -1"),
     ("hospital", "[deadlines]  # seconds\n", "[deadlines]  # seconds\nstep_10 = 5\n", "unknown key [deadlines] step_10"),
     ("ttp", "[protocol]", '[input]\ncsv = "x.csv"\n\n[protocol]', "the TTP has no input; remove the [input] table"),

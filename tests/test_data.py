@@ -26,7 +26,7 @@ from mpcactors.data import (
     plaintext_join,
     table_from_rows,
 )
-from mpcactors.errors import InputError
+from mpcactors.errors import ConfigError, InputError
 
 PARAMS = Params()
 
@@ -508,3 +508,13 @@ def test_plaintext_join_rejects_clashing_column_names() -> None:
     a = table_from_rows("<h>", ["id", "x"], [["1", "1"]], min_rows=1)
     with pytest.raises(ValueError, match="'x'"):
         plaintext_join(a, a)
+
+
+def test_the_id_fold_decides_whether_case_variants_are_one_person() -> None:
+    rows = [["AB12", "1"], ["ab12", "2"]]
+    with pytest.raises(InputError, match="duplicate"):
+        table_from_rows("<t>", ["id", "x"], rows, min_rows=1)  # casefold (default): one person twice
+    table = table_from_rows("<t>", ["id", "x"], rows, min_rows=1, id_fold="none")
+    assert table.ids == ("AB12", "ab12")
+    with pytest.raises(ConfigError, match="id fold must be one of"):
+        table_from_rows("<t>", ["id", "x"], rows, min_rows=1, id_fold="lower")

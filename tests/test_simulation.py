@@ -156,3 +156,32 @@ async def test_ttp_receives_no_plaintext_id_or_value():
     # and the check can fail: a message that carried plaintext would be caught
     leaky = codec.encode({"age": int(hospital.values[0, 0]), "id": hospital.ids[0]})
     assert sum(n in leaky for n in needles(hospital, insurer)) >= 2
+
+
+async def test_a_peer_key_of_another_size_than_agreed_is_refused_naming_the_peer(small_tables):
+    # the hospital was configured with 512-bit keys, everyone else agreed on 1024
+    from mpcactors.actors import run_party
+    from mpcactors.errors import PeerProtocolError
+    from mpcactors.transport.memory import memory_mesh
+
+    hospital, insurer = small_tables
+    agreed = fast_config(hospital, insurer, lasso=False)
+    configs = {"hospital": fast_config(hospital, insurer, lasso=False, key_bits=512), "insurer": agreed, "ttp": agreed}
+    tables = {"hospital": hospital, "insurer": insurer, "ttp": None}
+    links = memory_mesh(agreed.roster.members)
+    errors = {}
+
+    async def one(role):
+        try:
+            await run_party(role, links[role], session=b"S" * 16, config=configs[role], table=tables[role])
+        except Exception as exc:  # noqa: BLE001 - each party's own error
+            errors[role] = exc
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for role in configs:
+                nursery.start_soon(one, role)
+    refused = errors["insurer"]
+    assert isinstance(refused, PeerProtocolError)
+    assert "insurer: at step 3: hospital sent a Paillier public key that is refused" in str(refused)
+    assert "modulus has 512 bits; the run agreed on 1024" in str(refused)

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from .crypto import paillier
 from .crypto.fixedpoint import Params
+from .crypto.hashing import IdFold, id_normaliser
 from .errors import ConfigError
 from .protocol.roster import DEFAULT_DATA_PARTIES, Roster
 from .protocol.steps import Step
@@ -46,6 +47,8 @@ class RunConfig:
         max_iter: iteration cap of the secure lasso.
         deadlines: per-step timeout in seconds, keyed by step number.
         lasso: run step 8 (False stops after step 7, e.g. for join benchmarks).
+        id_fold: how ids are case-folded before hashing (:class:`~mpcactors.crypto.hashing.IdFold`);
+            every data party must use the same, so it is part of the agreed parameters.
     """
 
     columns: Mapping[str, Sequence[str]]
@@ -60,6 +63,7 @@ class RunConfig:
     deadlines: Mapping[int, float] = field(default_factory=lambda: DEFAULT_DEADLINES)
     lasso: bool = True
     allow_test_key_sizes: bool = False
+    id_fold: str = IdFold.CASEFOLD.value
 
     def __post_init__(self) -> None:
         columns = {str(party): tuple(names) for party, names in self.columns.items()}
@@ -89,6 +93,8 @@ class RunConfig:
             raise ConfigError("alpha must be positive")
         if self.max_iter < 1:
             raise ConfigError("max_iter must be positive")
+        id_normaliser(self.id_fold)  # a ConfigError naming the allowed values
+        object.__setattr__(self, "id_fold", IdFold(self.id_fold).value)
 
     @classmethod
     def for_parties(cls, *tables_columns: Sequence[str], **changes: object) -> RunConfig:

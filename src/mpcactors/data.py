@@ -47,7 +47,7 @@ from operator import itemgetter
 import numpy as np
 
 from .crypto.fixedpoint import Params
-from .crypto.hashing import normalise_id
+from .crypto.hashing import IdFold, id_normaliser
 from .errors import ConfigError, InputError
 
 __all__ = [
@@ -122,6 +122,7 @@ def load_table(
     columns: Sequence[str] | None = None,
     params: Params = Params(),
     min_rows: int = 10,
+    id_fold: IdFold | str = IdFold.CASEFOLD,
 ) -> PartyTable:
     """Load and validate a party's CSV file (comma-separated, UTF-8).
 
@@ -132,6 +133,8 @@ def load_table(
             column except the id column, in header order.
         params: the run's fixed-point parameters (the value bound and the encoding).
         min_rows: fewest usable rows (after dropping missing values) accepted.
+        id_fold: the case folding of ids (:class:`~mpcactors.crypto.hashing.IdFold`), a
+            protocol parameter every data party must share.
 
     Raises:
         InputError: the file is missing, unreadable or invalid; the message names the
@@ -169,6 +172,7 @@ def load_table(
             columns=columns,
             params=params,
             min_rows=min_rows,
+            id_fold=id_fold,
         )
 
 
@@ -181,6 +185,7 @@ def table_from_rows(
     columns: Sequence[str] | None = None,
     params: Params = Params(),
     min_rows: int = 10,
+    id_fold: IdFold | str = IdFold.CASEFOLD,
 ) -> PartyTable:
     """:func:`load_table` for in-memory rows (e.g. built-in synthetic data).
 
@@ -198,6 +203,7 @@ def table_from_rows(
         columns=columns,
         params=params,
         min_rows=min_rows,
+        id_fold=id_fold,
     )
 
 
@@ -457,8 +463,10 @@ class _Accumulator:
         id_column: str,
         used: list[int],
         names: tuple[str, ...],
+        normalise: Callable[[str], str],
     ) -> None:
         self.source = source
+        self.normalise = normalise
         self.width = width
         self.id_column = id_column
         self.names = names
@@ -498,7 +506,7 @@ class _Accumulator:
                 return
         raw_ids = list(map(self.get_id, records))
         try:
-            ids = list(map(normalise_id, raw_ids))
+            ids = list(map(self.normalise, raw_ids))
         except (AttributeError, TypeError):
             bad = next(k for k, raw in enumerate(raw_ids) if not isinstance(raw, str))
             raise InputError(
@@ -608,6 +616,7 @@ def _build_table(
     columns: Sequence[str] | None,
     params: Params,
     min_rows: int,
+    id_fold: IdFold | str,
 ) -> PartyTable:
     if params.value_bits - 1 > 62:
         raise ConfigError(
@@ -617,7 +626,7 @@ def _build_table(
     if min_rows < 0:
         raise ValueError("min_rows must not be negative")
     id_index, used, names = _select_columns(source, header_row, header, id_column, columns)
-    acc = _Accumulator(source, len(header), id_index, id_column, used, names)
+    acc = _Accumulator(source, len(header), id_index, id_column, used, names, id_normaliser(id_fold))
     for first_row, records in chunks:
         acc.add(first_row, records)
     acc.check_unique_ids()

@@ -6,20 +6,23 @@ processor drops any field whose name suggests secret material; with
 
 Exceptions (``exc_info``) never render frame local variables, which hold shares,
 input values and keys; at ``debug`` level they keep their traceback (file, line,
-source), above it they shrink to one ``exception`` field ``"Type: message"``. Messages
-are rendered as they are: our own errors promise none carries a secret.
+source), above it they shrink to one ``exception`` field ``"Type: message"``. Only our
+own errors' messages are shown (they promise to carry no secret); another exception's
+message may quote the value it failed on, so it is withheld (:func:`describe_exception`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Any
 
 import structlog
-import structlog.tracebacks
 
-__all__ = ["REDACTED_FIELDS", "configure_logging", "redact"]
+from .errors import MpcactorsError
+
+__all__ = ["REDACTED_FIELDS", "WITHHELD", "configure_logging", "describe_exception", "redact"]
 
 #: Field names (or suffixes) that must never reach a log line.
 REDACTED_FIELDS = ("key", "secret", "share", "shares", "mask", "masks", "plaintext", "ids", "id", "value", "values", "prime_p", "prime_q")
@@ -46,20 +49,65 @@ def redact(strict: bool = False):
     return processor
 
 
-def _exception_summary(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Replace ``exc_info`` by ``exception = "Type: message"`` (no traceback, no frames)."""
-    exc_info = event_dict.pop("exc_info", None)
-    if isinstance(exc_info, BaseException):
-        exc: BaseException | None = exc_info
-    elif isinstance(exc_info, tuple):
-        exc = exc_info[1]
-    elif exc_info:
-        exc = sys.exc_info()[1]
-    else:
-        exc = None
-    if exc is not None:
-        event_dict["exception"] = f"{type(exc).__name__}: {exc}"
-    return event_dict
+#: What replaces the message of an exception that is not ours (see :func:`describe_exception`).
+WITHHELD = "[message withheld: not an mpcactors error]"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message"``, with the message withheld unless the error is an :class:`MpcactorsError`.
+
+    Our errors promise that their messages carry no secret (they name files, rows,
+    parties and steps). Anyone else's message may quote the value it choked on, a
+    share or an input cell, so only its type is shown.
+    """
+    if isinstance(exc, MpcactorsError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {WITHHELD}"
+
+
+def _withhold(te: traceback.TracebackException) -> None:
+    """Withhold the messages of foreign exceptions in ``te``, its causes and its group members."""
+    seen: set[int] = set()
+    pending = [te]
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if not (isinstance(item.exc_type, type) and issubclass(item.exc_type, MpcactorsError)):
+            item._str = WITHHELD  # the rendered message; CPython's TracebackException keeps it here
+        pending += [e for e in (item.__cause__, item.__context__) if e is not None]
+        pending += list(getattr(item, "exceptions", None) or [])
+
+
+def _render_exception(debug: bool):
+    """Replace ``exc_info`` by an ``exception`` text: the traceback at debug level, else one line.
+
+    Either way without frame locals (they hold shares, input values and keys) and with
+    foreign messages withheld (:func:`describe_exception`).
+    """
+
+    def processor(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        exc_info = event_dict.pop("exc_info", None)
+        if isinstance(exc_info, BaseException):
+            exc: BaseException | None = exc_info
+        elif isinstance(exc_info, tuple):
+            exc = exc_info[1]
+        elif exc_info:
+            exc = sys.exc_info()[1]
+        else:
+            exc = None
+        if exc is None:
+            return event_dict
+        if debug:
+            te = traceback.TracebackException.from_exception(exc, capture_locals=False)
+            _withhold(te)
+            event_dict["exception"] = "".join(te.format()).rstrip("\n")
+        else:
+            event_dict["exception"] = describe_exception(exc)
+        return event_dict
+
+    return processor
 
 
 def configure_logging(*, json: bool | None = None, level: str = "warning", strict: bool = False) -> None:
@@ -75,17 +123,11 @@ def configure_logging(*, json: bool | None = None, level: str = "warning", stric
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if level.lower() != "debug":
-        processors.append(_exception_summary)
-    colors = sys.stderr.isatty()
+    processors.append(_render_exception(debug=level.lower() == "debug"))
     if json:
-        no_locals = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-        processors += [structlog.processors.ExceptionRenderer(no_locals), structlog.processors.JSONRenderer()]
+        processors.append(structlog.processors.JSONRenderer())
     else:
-        formatter = structlog.dev.RichTracebackFormatter(
-            show_locals=False, color_system="truecolor" if colors else None
-        )
-        processors += [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=formatter)]
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

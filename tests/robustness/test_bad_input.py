@@ -159,6 +159,21 @@ CASES = [
     Case("unknown-table", "An unknown table", "party",
          "hospital.toml: unknown table [inputs] (known: deadlines, input, party, peers, protocol, tls)", 2,
          edit=_replace_in("hospital.toml", "[input]", "[inputs]")),
+    Case("insecure-sigma", "[protocol] sigma below the statistical security floor (masks too short)", "party",
+         "hospital.toml: [protocol] parameter sigma = 1 is below the statistical security floor 40: masks that short "
+         "let the parties learn each other's values", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", "alpha = 0.1\nsigma = 1")),
+    Case("frac-bits-too-small", "[protocol] frac_bits too small for the secure lasso's scaling", "party",
+         "hospital.toml: [protocol] parameter frac_bits = 12 is too small: step 8 scales columns by secret powers of "
+         "two down to 2**-23, exact only with frac_bits >= 23", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", "alpha = 0.1\nfrac_bits = 12")),
+    Case("bits-over-the-field", "[protocol] frac_bits and int_bits that step 8's field cannot hold", "party",
+         "hospital.toml: [protocol] parameters frac_bits = 24, int_bits = 24, sigma = 40 and max_rows = 2097152 need "
+         "a Shamir prime above 2**193 in step 8 (its covariance operation), but the prime has 191 bits: lower one of "
+         "them", 2, edit=_replace_in("hospital.toml", "alpha = 0.1", "alpha = 0.1\nint_bits = 24")),
+    Case("unknown-id-fold", "[protocol] id_fold is not a known case folding", "party",
+         "hospital.toml: [protocol] id fold must be one of 'casefold', 'none', got 'lower'", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\nid_fold = "lower"')),
     Case("unknown-column", "[protocol] names a column that the party's CSV does not have", "party",
          "hospital: data/hospital.csv, row 1, column 'bmi': the column 'bmi' is not in the header; the header has: "
          "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp'", 3,
@@ -366,6 +381,9 @@ def render() -> str:
         "| a message of the wrong kind | 4 | `insurer: at step 3 (encrypt): hospital -> insurer: message 'mpc' is not legal at step 3 (STEP_3)` |",
         "| a message from another session | 4 | `hospital: at step 8 (secure lasso): insurer sent a message from another session` |",
         "| undecodable bytes | 4 | `ttp: at step 4: hospital sent undecodable bytes: malformed message (ExtraData)` |",
+        "| a peer's Paillier key is not of the agreed size, or its DJN base is not the one this session derives "
+        "| 4 | `insurer: at step 3: hospital sent a Paillier public key that is refused: Paillier public key modulus "
+        "has 512 bits; the run agreed on 1024` |",
         "",
     ]
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from rich.text import Text
 from ..config import RunConfig
 from ..crypto import paillier
 from ..crypto.fixedpoint import Params
+from ..crypto.hashing import IdFold
 from ..errors import ConfigError, MpcactorsError
 
 __all__ = ["build_run", "simulation_options", "stderr"]
@@ -36,7 +37,7 @@ def _fail(exc: MpcactorsError) -> None:
 
 def _load_inputs(
     hospital: Path | None, insurer: Path | None, rows: int, overlap: float, seed: int, id_column: str, params: Params,
-    min_rows: int,
+    min_rows: int, id_fold: str = "casefold",
 ) -> tuple[Any, Any]:
     from ..data import load_table
 
@@ -44,8 +45,8 @@ def _load_inputs(
         raise ConfigError("give both --hospital and --insurer, or neither (for built-in synthetic data)")
     if hospital is not None and insurer is not None:
         return (
-            load_table(hospital, id_column=id_column, params=params, min_rows=min_rows),
-            load_table(insurer, id_column=id_column, params=params, min_rows=min_rows),
+            load_table(hospital, id_column=id_column, params=params, min_rows=min_rows, id_fold=id_fold),
+            load_table(insurer, id_column=id_column, params=params, min_rows=min_rows, id_fold=id_fold),
         )
     from ..synth import cohort_tables, make_cohort
 
@@ -62,6 +63,8 @@ def simulation_options(f: Any) -> Any:
         click.option("--overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Synthetic overlap fraction."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic data (protocol randomness is always fresh)."),
         click.option("--id-column", default="id", show_default=True, help="Name of the id column in both CSVs."),
+        click.option("--id-fold", default="casefold", show_default=True, type=click.Choice([f.value for f in IdFold]),
+                     help="Case folding of ids before matching: casefold (Straße = STRASSE) or none (case-sensitive pseudonyms)."),
         click.option("--key-bits", default=3072, show_default=True, type=KEY_BITS, help="Paillier modulus size."),
         click.option("--target", default="hospital_days", show_default=True, help="Target column (in either party's CSV)."),
         click.option("--alpha", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Lasso penalty (scikit-learn's alpha)."),
@@ -82,7 +85,7 @@ def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
     params = Params()
     hospital, insurer = _load_inputs(
         opts["hospital"], opts["insurer"], opts["rows"], opts["overlap"], opts["seed"], opts["id_column"], params,
-        min_rows=opts["min_intersection"],
+        min_rows=opts["min_intersection"], id_fold=opts["id_fold"],
     )
     all_columns = set(hospital.columns) | set(insurer.columns)
     if opts["target"] not in all_columns:
@@ -98,6 +101,7 @@ def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
         params=params,
         min_intersection=opts["min_intersection"],
         chunk_rows=opts["chunk_rows"],
+        id_fold=opts["id_fold"],
         alpha=opts["alpha"],
     )
     return hospital, insurer, config

@@ -23,7 +23,7 @@ import trio
 
 from ..actors.failures import first_cause
 from ..errors import ConfigError, MpcactorsError
-from ..logs import configure_logging
+from ..logs import configure_logging, describe_exception
 from ..protocol.roster import Roster
 from ._options import KEY_BITS
 
@@ -39,7 +39,7 @@ def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
         message, code = str(exc), exc.exit_code
     else:  # a bug: say so briefly; the traceback is in the debug log
         log.debug("internal error", exc_info=exc)
-        message, code = f"internal error ({type(exc).__name__}: {exc}); run with --log-level debug for the traceback", 1
+        message, code = f"internal error ({describe_exception(exc)}); run with --log-level debug for the traceback", 1
     click.echo(f"error: {prefix}{message}", err=True)
     sys.exit(code)
 

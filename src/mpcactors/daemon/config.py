@@ -130,6 +130,7 @@ def parameters_digest(run: RunConfig) -> bytes:
         "alpha": repr(float(run.alpha)),
         "max_iter": run.max_iter,
         "lasso": run.lasso,
+        "id_fold": run.id_fold,
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).digest()
 
@@ -140,7 +141,8 @@ _SECTIONS: dict[str, set[str]] = {
     "input": {"csv", "id_column", "columns"},
     "protocol": {
         "hospital_columns", "insurer_columns", "target", "key_bits", "min_intersection", "chunk_rows",
-        "alpha", "max_iter", "lasso", "insecure_test_key_bits", "frac_bits", "int_bits", "sigma", "max_rows",
+        "alpha", "max_iter", "lasso", "insecure_test_key_bits", "insecure_test_sigma", "frac_bits", "int_bits", "sigma",
+        "max_rows", "id_fold",
         "max_message_bytes",
     },
     "deadlines": {"connect", "handshake"} | {f"step_{n}" for n in range(1, 10)},
@@ -345,9 +347,11 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     proto = _Reader(path, "protocol", data.get("protocol", {}))
     hospital_columns = proto.strings("hospital_columns", required=True)
     insurer_columns = proto.strings("insurer_columns", required=True)
-    params_changes = {
+    params_changes: dict[str, Any] = {
         name: value for name in ("frac_bits", "int_bits", "sigma", "max_rows") if (value := proto.integer(name)) is not None
     }
+    if proto.boolean("insecure_test_sigma", default=False):
+        params_changes["allow_insecure_sigma"] = True
     max_message_bytes = proto.integer("max_message_bytes", default=MAX_MESSAGE_BYTES)
     assert max_message_bytes is not None
     if not 1024 <= max_message_bytes <= 2**31:
@@ -372,6 +376,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
             lasso=proto.boolean("lasso", default=True),
             deadlines=deadlines,
             allow_test_key_sizes=proto.boolean("insecure_test_key_bits", default=False),
+            id_fold=proto.string("id_fold", default="casefold"),  # type: ignore[arg-type]
         )
     except ConfigError as exc:
         if str(exc).startswith(str(path)):

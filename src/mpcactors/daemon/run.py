@@ -82,6 +82,7 @@ def load_input(config: PartyConfig) -> Any:
         columns=config.input.columns,
         params=config.run.params,
         min_rows=config.run.min_intersection,
+        id_fold=config.run.id_fold,
     )
 
 
