@@ -1,4 +1,4 @@
-"""Shared helpers of the issue-8 benchmarks (pilot, scaling, join race).
+"""Shared helpers of the daemon benchmarks (pilot, scaling, join race).
 
 Three kinds of help:
 
@@ -6,7 +6,7 @@ Three kinds of help:
   the date, the load average and the command line, so every figure written to
   ``docs/benchmarks.md`` says where and how it was measured;
 * **output**: markdown tables, and :func:`update_docs`, which replaces one marked block
-  inside the "Issue 8" section of ``docs/benchmarks.md`` (and creates the section or
+  inside the "Pilot, scaling and the join race" section of ``docs/benchmarks.md`` (and creates the section or
   the file when absent), so re-running a benchmark updates its figures instead of
   piling up copies;
 * **running the real daemons**: :func:`write_inputs` writes a synthetic cohort as CSV,
@@ -64,7 +64,7 @@ ROLES = Roster().members
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks.md"
-SECTION_HEADING = "## Issue 8: pilot, scaling and the join race"
+SECTION_HEADING = "## Pilot, scaling and the join race"
 SECTION_INTRO = """\
 Scripts: `benchmarks/pilot.py`, `benchmarks/scaling.py`, `benchmarks/join_race.py` (see
 `benchmarks/README.md`). Each run replaces its own block below (one block per benchmark and
@@ -192,7 +192,7 @@ def update_docs(
     text: str,
     path: Path = DOCS,
     *,
-    prefix: str = "issue8",
+    prefix: str = "pilot",
     heading: str = SECTION_HEADING,
     intro: str = SECTION_INTRO,
 ) -> None:
@@ -201,7 +201,7 @@ def update_docs(
     Creates the file (with its ``# Benchmarks`` heading) and the section (``heading``
     then ``intro``) when absent. A block with the same id is replaced in place; a new
     block goes to the end of the section (before the next ``## `` heading), so other
-    sections are never touched. The default section is Issue 8's; ``soak.py`` passes
+    sections are never touched. The default section is the pilot's; ``soak.py`` passes
     the Robustness section's.
     """
     start, end = f"<!-- {prefix}:{block_id} -->", f"<!-- /{prefix}:{block_id} -->"

@@ -6,7 +6,7 @@ Usage::
     python benchmarks/join_race.py --sizes 1000     # one size
     python benchmarks/join_race.py --quick          # 100 rows, no docs update (smoke run)
 
-What races (issue 8): the same synthetic cohort (``mpcactors.synth``, no missing
+What races: the same synthetic cohort (``mpcactors.synth``, no missing
 cells, 50% overlap) written once as two CSVs and read by both sides; the same key
 size (2048 bits) and the same attributes (default 2 + 3: the configuration the
 reference was measured with in ``shared/research/reference-measurements.md``; fewer

@@ -58,7 +58,7 @@ from mpcactors.crypto.fixedpoint import Params
 from mpcactors.crypto.packing import Packing
 
 PACKED_VALUES = 5
-#: issue targets at 3072 bits (ratio = phe time / our time)
+#: targets at 3072 bits (ratio = phe time / our time)
 TARGETS = {
     "encrypt": 10.0,
     "decrypt": 0.9,

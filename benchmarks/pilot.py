@@ -8,7 +8,7 @@ Usage::
     python benchmarks/pilot.py --mode simulate       # one process (`mpcactors simulate`) instead of three
     python benchmarks/pilot.py --quick               # 200 rows, 2048 bits, no docs update (smoke run)
 
-The workload (issue 8, after the published pilot): 5,000 rows per party, 15 hospital
+The workload (after the published pilot): 5,000 rows per party, 15 hospital
 and 15 insurer attributes (the insurer's include the target ``hospital_days``), 50%
 overlap, the whole protocol including the secure lasso. The data is the synthetic
 cohort of ``mpcactors.synth`` without missing cells, so every party keeps all its rows.

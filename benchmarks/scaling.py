@@ -18,7 +18,7 @@ from launch to the last exit, the time per row, bytes sent, and each party's pea
 memory (largest process, and process + workers; see ``_common.py``). The exponent
 ``b`` of ``time ~ rows**b`` is fitted by least squares on log-log over all sizes run,
 for the steps 1-7 time, the wall time and the CPU time (b = 1 is linear; CPU time is
-the steadiest on a shared machine); the issue's targets are b close to 1 and, at 10^6 rows, peak memory
+the steadiest on a shared machine); the targets are b close to 1 and, at 10^6 rows, peak memory
 under 4 GiB per party.
 
 ``--large-run-block`` also writes the largest size as the Robustness section's large-run
@@ -50,7 +50,7 @@ MEMORY_TARGET = 4 * 1024**3  # bytes per party at 10^6 rows
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000",
-                        help="rows per party, comma-separated (add 1000000 for the full issue run)")
+                        help="rows per party, comma-separated (add 1000000 for the full run)")
     parser.add_argument("--bits", type=int, default=2048)
     parser.add_argument("--executor", choices=common.EXECUTOR_POLICIES, default="process")
     parser.add_argument("--hospital-attributes", type=int, default=15)
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=4096, help="rows per bulk message")
     parser.add_argument("--large-run-block", action="store_true",
                         help="also write the largest size as the Robustness section's large-run block "
-                             "(the same run serves issue 9's large run)")
+                             "(the same run serves as the large run)")
     parser.add_argument("--quick", action="store_true", help="500 and 2,000 rows, no docs update")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--workdir", type=Path, help="keep inputs, configs and reports here (default: a temp dir)")

@@ -1,4 +1,4 @@
-"""Issue 4's benchmark: ``mpcactors simulate --rows N --verify`` at 3072 and 2048 bits.
+"""The one-process benchmark: ``mpcactors simulate --rows N --verify`` at 3072 and 2048 bits.
 
 Runs the real command in a subprocess (so peak memory is the whole simulation's,
 three parties in one process), and prints per step the slowest party's seconds, the

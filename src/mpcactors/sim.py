@@ -198,7 +198,7 @@ def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
 def compare_with_sklearn(simulation: Simulation, joined: np.ndarray, tolerance: float = 1e-3) -> dict[str, Any]:
     """Fit scikit-learn's ``Lasso`` on the plaintext join; report the largest difference.
 
-    The tolerance is relative to the largest coefficient, as the lasso issue states.
+    The tolerance is relative to the largest coefficient (docs/lasso.md).
     """
     from sklearn.linear_model import Lasso
 

@@ -5,7 +5,7 @@ the integers (signed, about 90 bits, from step 6); the TTP (3) holds nothing. Re
 mod ``p`` is a ring homomorphism, so a sharing of ``s1 + s2 mod p`` is a sharing of
 ``x mod p``, and the centred decoding gives back ``x`` as long as ``|x| < p/2``.
 
-The cheap conversion (research notes, section 4): with ``A = PRF(k13)`` and
+The cheap conversion (``docs/lasso.md``): with ``A = PRF(k13)`` and
 ``B = PRF(k23)`` the TTP's share is ``f(3) = A + B`` on the line
 ``f(z) = x + (f(3) - x) z / 3``, so
 
