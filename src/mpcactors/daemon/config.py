@@ -145,7 +145,7 @@ _SECTIONS: dict[str, set[str]] = {
         "max_rows", "id_fold",
         "max_message_bytes",
     },
-    "deadlines": {"connect", "handshake"} | {f"step_{n}" for n in range(1, 10)},
+    "deadlines": {"connect", "handshake"} | {f"step_{step}" for step in DEFAULT_DEADLINES},
 }
 _PEER_KEYS = {"address", "identity", "dial"}
 
@@ -358,7 +358,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         raise proto.error("max_message_bytes", "must be between 1024 and 2**31")
     deadlines_reader = _Reader(path, "deadlines", data.get("deadlines", {}))
     deadlines = dict(DEFAULT_DEADLINES)
-    for step in range(1, 10):
+    for step in DEFAULT_DEADLINES:
         value = deadlines_reader.number(f"step_{step}")
         if value is not None:
             deadlines[step] = value
