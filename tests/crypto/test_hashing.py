@@ -288,3 +288,16 @@ def test_no_copy_of_the_key_or_its_pads_outlives_destroy() -> None:
             "key XOR opad": bytes(x ^ 0x5C for x in joint),
         }
         assert occurrences_in_process_memory(needles) == dict.fromkeys(needles, 1)
+
+
+def test_with_k_data_parties_the_key_is_the_sum_of_every_contribution() -> None:
+    contributions = [contribution() for _ in range(5)]
+    total = sum(int.from_bytes(c, "big") for c in contributions) % 2**256
+    expected = total.to_bytes(32, "big")
+    ids = ["000000001", "patiënt-7"]
+    for first in range(5):  # every party passes its own first, the others in any order
+        mine, theirs = contributions[first], contributions[:first] + contributions[first + 1 :]
+        key = JointKey.from_contributions(mine, *reversed(theirs))
+        assert key.hash_ids(ids) == [reference_digest(expected, i) for i in ids]
+    with pytest.raises(ValueError, match="at least one peer"):
+        JointKey.from_contributions(contributions[0])

@@ -152,3 +152,40 @@ def test_corrupted_plaintexts_are_refused_on_unpack():
 def test_a_modulus_too_small_for_one_slot_is_a_config_error():
     with pytest.raises(ConfigError):
         Packing(PARAMS, PARAMS.slot_bits)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    maskers=st.integers(1, 6),
+    extreme=st.sampled_from(["low", "high", "random"]),
+    d=st.integers(1, 12),
+    data=st.data(),
+)
+def test_with_several_maskers_the_share_is_the_value_minus_every_mask(maskers, extreme, d, data):
+    # k data parties: each column is masked by the k - 1 others; the sums of their packed
+    # masks and the packed value must unpack to v - sum(r) without a carry between slots
+    packing = Packing(PARAMS, 2048, maskers=maskers)
+    if extreme == "low":  # the smallest slot: the most negative value, every mask at its top
+        values, masks = [[-(OFFSET - 1)] * d], [[[MASK_TOP - 1] * d] for _ in range(maskers)]
+    elif extreme == "high":  # the largest slot: the largest value, every mask zero
+        values, masks = [[OFFSET - 1] * d], [[[0] * d] for _ in range(maskers)]
+    else:
+        values = [[data.draw(values_in_bound) for _ in range(d)]]
+        masks = [[[data.draw(masks_in_range) for _ in range(d)]] for _ in range(maskers)]
+    sums = packing.pack_values(values)
+    for mask in masks:
+        sums = [a + b for a, b in zip(sums, packing.pack_masks(mask))]
+    assert all(0 <= s < 2 ** (2048 - 2) for s in sums)  # a valid plaintext, below n/2
+    shares = packing.unpack_shares(sums, d)
+    expected = [v - sum(m[0][j] for m in masks) for j, v in enumerate(values[0])]
+    assert shares == [expected]
+
+
+def test_more_maskers_widen_the_slots_and_one_masker_is_the_two_party_layout():
+    two_party = Packing(PARAMS, 3072)
+    assert two_party.slot_bits == PARAMS.slot_bits and two_party.slots == PARAMS.slots(3072)
+    assert Packing(PARAMS, 3072, maskers=2).slot_bits == PARAMS.slot_bits + 1
+    assert Packing(PARAMS, 3072, maskers=4).slot_bits == PARAMS.slot_bits + 2
+    assert Packing(PARAMS, 3072, maskers=5).slot_bits == PARAMS.slot_bits + 3
+    with pytest.raises(ValueError):
+        Packing(PARAMS, 3072, maskers=0)

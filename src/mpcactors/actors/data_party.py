@@ -1,9 +1,11 @@
 """Steps 1 to 6 of a data party: prepare, hash, encrypt, send, mask, decrypt.
 
 Every data party runs the same steps; what differs between them is public
-configuration (its columns, its peers in the roster). At the end of step 6 the party
-holds its additive share of the joined table (:data:`Held.ADDITIVE_SHARES`) and no
-Paillier key.
+configuration (its columns, its peers in the roster). With k data parties, each masks
+every other party's columns (step 5), so at the end of step 6 the joined table is
+additively shared among all k: a party holds its own columns minus every other party's
+masks, and its masks for every other party's columns (:data:`Held.ADDITIVE_SHARES`),
+and no Paillier key.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class _State:
     order: list[int] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
     public: paillier.PublicKey | None = None
-    other_public: paillier.PublicKey | None = None
+    #: every other data party's public key, by name
+    others_public: dict[str, paillier.PublicKey] = field(default_factory=dict)
     packing: Packing | None = None
     per_row: int = 0
-    masks: list[list[int]] = field(default_factory=list)
+    #: our step-5 masks for each other data party's columns, by name (rows in the TTP's order)
+    masks: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 class DataParty:
@@ -46,11 +50,10 @@ class DataParty:
         self.actor = actor
         config = actor.config
         self.own_columns = config.columns_of(actor.role)
-        data_peers = [p for p in actor.roster.data_parties if p != actor.role]
-        if len(data_peers) != 1:
-            raise NotImplementedError("steps 2 to 6 join exactly two data parties")
-        self.other = data_peers[0]
-        self.other_columns = config.columns_of(self.other)
+        #: the other data parties, in roster order
+        self.others = tuple(p for p in actor.roster.data_parties if p != actor.role)
+        #: every column is masked by each other data party
+        self.maskers = len(self.others)
         if tuple(actor.table.columns) != tuple(self.own_columns):
             raise InputError(
                 f"{actor.role}'s table has columns {list(actor.table.columns)}, the run expects {list(self.own_columns)}"
@@ -84,12 +87,13 @@ class DataParty:
         a.hold(Held.INPUT, a.table)
 
     async def keyed_hashing(self) -> None:
-        """Step 2: the joint key from both contributions, every id hashed, the key destroyed."""
+        """Step 2: the joint key from every data party's contribution, every id hashed, the key destroyed."""
         a = self.actor
         mine = hashing.contribution()
-        await a.send(self.other, msg.HashContribution(mine))
-        theirs = await a.expect(self.other, msg.HashContribution)
-        key = a.vault.create("hash_key", hashing.JointKey.from_contributions(mine, theirs.value))
+        for other in self.others:
+            await a.send(other, msg.HashContribution(mine))
+        theirs = [(await a.expect(other, msg.HashContribution)).value for other in self.others]
+        key = a.vault.create("hash_key", hashing.JointKey.from_contributions(mine, *theirs))
         ids = a.table.ids
         ordered = [ids[i] for i in self.state.order]
         self.state.hashes = await a.executor.run_secret(key.hash_ids, ordered)
@@ -107,16 +111,16 @@ class DataParty:
         )
         a.vault.create("paillier_secret", secret)
         self.state.public = public
-        await a.send(self.other, msg.PublicKey(public.to_wire(), len(self.own_columns)))
-        theirs = await a.expect(self.other, msg.PublicKey)
-        other_public = a.public_key_of(self.other, theirs.key)
-        if theirs.columns != len(self.other_columns):
-            raise PeerProtocolError(
-                f"{self.other} announced {theirs.columns} columns, the run expects {len(self.other_columns)}"
-            )
-        self.state.other_public = other_public
-        a.hold(Held.PUBLIC_KEYS, (public.to_wire(), other_public.to_wire()))
-        self.state.packing = Packing(a.params, public.n.bit_length())
+        for other in self.others:
+            await a.send(other, msg.PublicKey(public.to_wire(), len(self.own_columns)))
+        for other in self.others:
+            theirs = await a.expect(other, msg.PublicKey)
+            expected = len(config.columns_of(other))
+            if theirs.columns != expected:
+                raise PeerProtocolError(f"{other} announced {theirs.columns} columns, the run expects {expected}")
+            self.state.others_public[other] = a.public_key_of(other, theirs.key)
+        a.hold(Held.PUBLIC_KEYS, (public.to_wire(), *(k.to_wire() for k in self.state.others_public.values())))
+        self.state.packing = Packing(a.params, public.n.bit_length(), maskers=self.maskers)
         self.state.per_row = self.state.packing.plaintexts_per_row(len(self.own_columns))
 
     async def send_rows(self) -> None:
@@ -149,22 +153,31 @@ class DataParty:
         check_intersection(m, len(hashes), a.config.min_intersection, a.role)
 
     async def send_masks(self) -> None:
-        """Step 5: masks for the other party's columns, encrypted under its key, to the TTP."""
+        """Step 5: masks for every other data party's columns, each encrypted under its
+        owner's key, to the TTP: per chunk of rows, one block per other party in roster order."""
         a, keys = self.actor, self.keys
+        config = a.config
         m = a.intersection_size
-        other_public = self.state.other_public
-        assert other_public is not None and keys is not None
-        packing = Packing(a.params, other_public.n.bit_length())
-        masks = [a.hooks.draw_masks(a.params, len(self.other_columns)) for _ in range(m)]
+        assert keys is not None
+        masks = {
+            other: [a.hooks.draw_masks(a.params, len(config.columns_of(other))) for _ in range(m)]
+            for other in self.others
+        }
         self.state.masks = masks
-        a.hold(Held.MASKS, masks)
-        wire = other_public.to_wire()
-        width = (2 * other_public.n.bit_length() + 7) // 8
+        a.hold(Held.MASKS, [[r for other in self.others for r in masks[other][i]] for i in range(m)])
+        targets = [
+            (public.to_wire(), Packing(a.params, public.n.bit_length(), maskers=self.maskers), masks[other])
+            for other, public in self.state.others_public.items()
+        ]
+        width = (2 * config.key_bits + 7) // 8
 
         async def encrypt(rows: range) -> list[int]:
-            # the masks are our additive share of the other party's columns: secret,
+            # the masks are our additive share of the other parties' columns: secret,
             # so they go where our key goes (never to workers that outlive the run)
-            return await keys.encrypt_under(wire, packing.pack_masks(masks[rows.start : rows.stop]))
+            out: list[int] = []
+            for wire, packing, theirs in targets:
+                out += await keys.encrypt_under(wire, packing.pack_masks(theirs[rows.start : rows.stop]))
+            return out
 
         def message(rows: range, ciphertexts: list[int]) -> msg.Message:
             return msg.Masks(BigIntArray(tuple(ciphertexts), width))
@@ -219,10 +232,11 @@ class DataParty:
             raise PeerProtocolError(f"ttp sent {len(own_shares)} masked rows, announced {announced}, expected {m}")
         a.hold(Held.MASKED_VALUES, own_shares)
         # the additive sharing of the joined table, in the roster's column order: our
-        # columns from the decryption, the other party's columns are our own masks
-        masks, state.masks = state.masks, []
-        first = a.roster.data_parties.index(a.role) < a.roster.data_parties.index(self.other)
-        pairs = zip(own_shares, masks, strict=True)
-        additive = [own + mask for own, mask in pairs] if first else [mask + own for own, mask in pairs]
+        # columns from the decryption, every other party's columns are our own masks
+        masks, state.masks = state.masks, {}
+        parts = [own_shares if party == a.role else masks[party] for party in a.roster.data_parties]
+        additive = [[v for part in row for v in part] for row in zip(*parts, strict=True)]
+        for rows in masks.values():
+            rows.clear()
         a.vault.create("additive_shares", additive)
         a.hold(Held.ADDITIVE_SHARES, additive)

@@ -62,11 +62,14 @@ def _draw_masks(params: Params, count: int) -> list[int]:
     return params.masks(count)
 
 
-def mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:
-    """TTP, step 6: ``Enc(x) * Enc(2^k - r)`` re-randomised, so the key owner cannot link it to its row."""
+def mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: list[list[int]]) -> list[int]:
+    """TTP, step 6: ``Enc(x) * prod_i Enc(2^k - r_i)`` re-randomised, so the key owner cannot
+    link it to its row; one mask list per other data party."""
     nsquare = gmpy2.mpz(public_wire["n"]) ** 2
-    combined = [int(gmpy2.mpz(a) * b % nsquare) for a, b in zip(own, masks, strict=True)]
-    return paillier.rerandomize_raw(public_wire, combined)
+    combined = [gmpy2.mpz(a) for a in own]
+    for mask in masks:
+        combined = [c * b % nsquare for c, b in zip(combined, mask, strict=True)]
+    return paillier.rerandomize_raw(public_wire, [int(c) for c in combined])
 
 
 def _no_retention(role: str, name: str, key: Any) -> None:
@@ -80,8 +83,9 @@ class Hooks:
     Attributes:
         shuffle: shuffles a list in place (step 1's row order, step 4's joined order).
         draw_masks: ``draw_masks(params, count)``: one row of step-5 masks.
-        combine: the TTP's step-6 combination ``combine(public_wire, own, masks)``; it
-            runs on the executor, so under the ``process`` policy it must be picklable.
+        combine: the TTP's step-6 combination ``combine(public_wire, own, masks)``, with one
+            list of encrypted masks per other data party; it runs on the executor, so
+            under the ``process`` policy it must be picklable.
         before_destroy: ``before_destroy(role, name, key)`` is called just before a
             key object is destroyed (the protocol does nothing there).
         at_step: ``at_step(role, step)`` is called as each step begins (fault injection).
@@ -89,7 +93,7 @@ class Hooks:
 
     shuffle: Callable[[list[Any]], None] = _shuffle
     draw_masks: Callable[[Params, int], list[int]] = _draw_masks
-    combine: Callable[[dict[str, int], list[int], list[int]], list[int]] = mask_and_rerandomise
+    combine: Callable[[dict[str, int], list[int], list[list[int]]], list[int]] = mask_and_rerandomise
     before_destroy: Callable[[str, str, Any], None] = _no_retention
     at_step: Callable[[str, int], None] | None = None
 

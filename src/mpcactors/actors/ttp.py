@@ -27,12 +27,13 @@ __all__ = ["Ttp"]
 
 @dataclass
 class _Table:
-    """One data party's step-4 upload as the TTP keeps it."""
+    """One data party's step-4 upload as the TTP keeps it, and the masks for its columns."""
 
     public: paillier.PublicKey
     per_row: int
     ciphertexts: list[int] = field(default_factory=list)
-    masks: list[int] = field(default_factory=list)
+    #: encrypted masks for this party's columns, by the data party that drew them
+    masks: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Ttp:
@@ -41,8 +42,6 @@ class Ttp:
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.parties = actor.roster.data_parties
-        if len(self.parties) != 2:
-            raise NotImplementedError("steps 4 to 6 join exactly two data parties")
         self.tables: dict[str, _Table] = {}
         #: per joined row, the arrival index of its row in each party's upload (roster order)
         self.rows: list[tuple[int, ...]] = []
@@ -62,7 +61,8 @@ class Ttp:
         public = a.public_key_of(party, key.key)
         if key.columns != d:
             raise PeerProtocolError(f"{party} announced {key.columns} columns, the run expects {d}")
-        table = _Table(public, Packing(a.params, public.n.bit_length()).plaintexts_per_row(d))
+        maskers = len(self.parties) - 1
+        table = _Table(public, Packing(a.params, public.n.bit_length(), maskers=maskers).plaintexts_per_row(d))
         index = indexes[party]
         while True:
             message = await a.expect(party, msg.Rows, msg.RowsEnd)
@@ -108,35 +108,50 @@ class Ttp:
             await a.send(party, msg.Intersection(m))
         check_intersection(m, min(sizes.values()), a.config.min_intersection, a.role)
 
-    async def _receive_masks(self, sender: str, owner: str) -> None:
-        # masks from `sender` for `owner`'s columns, encrypted under `owner`'s key
+    async def _receive_masks(self, sender: str) -> None:
+        # masks from `sender` for every other party's columns, each under its owner's key:
+        # per chunk of rows, one block per owner in roster order
         a = self.actor
-        m, per_row = a.intersection_size, self.tables[owner].per_row
-        masks: list[int] = []
+        m = a.intersection_size
+        owners = [p for p in self.parties if p != sender]
+        per_row = {owner: self.tables[owner].per_row for owner in owners}
+        width = sum(per_row.values())
+        masks: dict[str, list[int]] = {owner: [] for owner in owners}
+        rows = 0
         while True:
             message = await a.expect(sender, msg.Masks, msg.MasksEnd)
             if isinstance(message, msg.MasksEnd):
-                if message.rows != m or len(masks) != m * per_row:
-                    raise PeerProtocolError(f"{sender} sent masks for {len(masks) // per_row} rows, expected {m}")
+                if message.rows != m or rows != m:
+                    raise PeerProtocolError(f"{sender} sent masks for {rows} rows, expected {m}")
                 break
-            masks.extend(message.ciphertexts)
-            if len(masks) > m * per_row:
+            values = message.ciphertexts
+            if len(values) % width:
+                raise PeerProtocolError(f"{sender} sent a masks chunk that is not whole rows")
+            count = len(values) // width
+            rows += count
+            if rows > m:
                 raise PeerProtocolError(f"{sender} sent more masks than the intersection has rows")
-        self.tables[owner].masks = masks
+            start = 0
+            for owner in owners:
+                stop = start + count * per_row[owner]
+                masks[owner].extend(values[start:stop])
+                start = stop
+        for owner in owners:
+            self.tables[owner].masks[sender] = masks[owner]
 
     async def receive_masks(self) -> None:
-        """Step 5: each data party's masks for the other's columns."""
-        first, second = self.parties
+        """Step 5: every data party's masks for every other party's columns."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._receive_masks, first, second)
-            nursery.start_soon(self._receive_masks, second, first)
+            for sender in self.parties:
+                nursery.start_soon(self._receive_masks, sender)
 
     async def _forward(self, party: str) -> None:
         a = self.actor
         table = self.tables[party]
         column = self.parties.index(party)
-        public, per_row, ciphertexts, masks = table.public, table.per_row, table.ciphertexts, table.masks
-        table.masks = []
+        public, per_row, ciphertexts = table.public, table.per_row, table.ciphertexts
+        masks = [table.masks[sender] for sender in self.parties if sender != party]
+        table.masks = {}
         width = (2 * public.n.bit_length() + 7) // 8
         rows = self.rows
         wire = public.to_wire()
@@ -147,8 +162,8 @@ class Ttp:
             for j in part:
                 row = rows[j][column]
                 own.extend(ciphertexts[row * per_row : (row + 1) * per_row])
-            mask = masks[part.start * per_row : part.stop * per_row]
-            return await a.executor.run(combine, wire, own, mask)
+            chunk = [mask[part.start * per_row : part.stop * per_row] for mask in masks]
+            return await a.executor.run(combine, wire, own, chunk)
 
         def message(part: range, values: list[int]) -> msg.Message:
             return msg.Masked(BigIntArray(tuple(values), width))

@@ -100,7 +100,7 @@ def _key_from_state(inner: Any, outer: Any) -> hashing.JointKey:
     return key
 
 
-def _unmasked(public_wire: dict[str, int], own: list[int], masks: list[int]) -> list[int]:
+def _unmasked(public_wire: dict[str, int], own: list[int], masks: list[list[int]]) -> list[int]:
     return paillier.rerandomize_raw(public_wire, own)
 
 

@@ -180,23 +180,26 @@ class JointKey:
             pad[:] = bytes(_SHA256_BLOCK)
 
     @classmethod
-    def from_contributions(cls, mine: bytes, theirs: bytes) -> JointKey:
-        """The joint key ``(mine + theirs) mod 2**256`` (big-endian 32-byte integers).
+    def from_contributions(cls, mine: bytes, *theirs: bytes) -> JointKey:
+        """The joint key: the sum of every data party's contribution mod ``2**256``.
 
-        The sum is symmetric, so both parties get the same key whichever way round
-        they pass the two contributions.
+        Contributions are big-endian 32-byte integers. The sum is symmetric, so every
+        party gets the same key whatever order it passes the contributions in.
 
         Raises:
-            ValueError: ``mine`` is not 32 bytes (our own bug).
-            PeerProtocolError: ``theirs``, which came from the peer, is not 32 bytes.
+            ValueError: ``mine`` is not 32 bytes (our own bug), or no peer contribution.
+            PeerProtocolError: a contribution from a peer is not 32 bytes.
         """
         _check_contribution(mine, whose="our own", error=ValueError)
-        _check_contribution(theirs, whose="the peer's", error=PeerProtocolError)
+        if not theirs:
+            raise ValueError("the joint key needs at least one peer's contribution")
+        for contribution in theirs:
+            _check_contribution(contribution, whose="the peer's", error=PeerProtocolError)
         key = bytearray(CONTRIBUTION_BYTES)  # the sum, byte by byte: never an int or bytes
         try:
             carry = 0
             for i in reversed(range(CONTRIBUTION_BYTES)):
-                carry += mine[i] + theirs[i]
+                carry += mine[i] + sum(contribution[i] for contribution in theirs)
                 key[i] = carry & 0xFF
                 carry >>= 8
             return cls(_key=key)

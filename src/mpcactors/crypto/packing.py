@@ -11,7 +11,13 @@ homomorphic sum of the two encryptions decrypts to slots ``u = v + offset +
     2 <= u <= 2**mask_bits + 2*offset - 1 < 2**slot_bits,
 
 so no carry or borrow crosses slots and :meth:`Packing.unpack_shares` reads off the
-integer share ``s = u - offset - 2**mask_bits = v - r`` exactly. A packed plaintext
+integer share ``s = u - offset - 2**mask_bits = v - r`` exactly.
+
+With more than two data parties each of the owner's columns is masked by every other
+data party (``maskers`` of them): the slot then holds ``v + offset + sum(2**mask_bits -
+r_i)``, at most ``maskers * 2**mask_bits + 2*offset - 1``, so a slot grows by
+``ceil(log2(maskers))`` bits and the share is ``v - sum(r_i)``. One masker is the
+two-party layout above, unchanged. A packed plaintext
 stays below ``2**(slots * slot_bits) <= 2**(modulus_bits - 2) <= n/2``, inside the
 centred plaintext range (see :meth:`~mpcactors.crypto.fixedpoint.Params.slots`).
 
@@ -27,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from .fixedpoint import OutOfBoundError, Params
 from .paillier import half_crt_plaintext_bits
 
@@ -70,9 +77,18 @@ class Packing:
 
     params: Params
     modulus_bits: int
+    #: how many parties mask each value (the other data parties): 1 with two data parties
+    maskers: int = 1
 
     def __post_init__(self) -> None:
+        if self.maskers < 1:
+            raise ValueError(f"a masked value needs at least one masker, got {self.maskers}")
         self.params.slots(self.modulus_bits)  # raises ConfigError if not one slot fits
+        if self.slots < 1:
+            raise ConfigError(
+                f"a {self.modulus_bits}-bit Paillier modulus cannot hold one {self.slot_bits}-bit slot "
+                f"({self.maskers} maskers)"
+            )
 
     @classmethod
     def for_public_key(cls, params: Params, public: Any) -> Packing:
@@ -80,9 +96,14 @@ class Packing:
         return cls(params, int(public.n).bit_length())
 
     @property
+    def slot_bits(self) -> int:
+        """Bits per slot: the two-party slot, grown by ``ceil(log2(maskers))``."""
+        return self.params.slot_bits + (self.maskers - 1).bit_length()
+
+    @property
     def slots(self) -> int:
         """Values per plaintext."""
-        return self.params.slots(self.modulus_bits)
+        return (self.modulus_bits - 2) // self.slot_bits
 
     def plaintexts_per_row(self, d: int) -> int:
         """Plaintexts one row of ``d`` values needs: ``ceil(d / slots)`` (at least 1)."""
@@ -107,12 +128,12 @@ class Packing:
         """
         if d < 1:
             raise ValueError(f"a row needs at least one value, got d={d}")
-        used_bits = min(d, self.slots) * self.params.slot_bits
+        used_bits = min(d, self.slots) * self.slot_bits
         return used_bits <= half_crt_plaintext_bits(self.modulus_bits)
 
     def _pack(self, rows: list[list[int]], d: int, shift: int) -> list[int]:
         """Pack ``entry + shift`` per slot, row-major; entries are already validated."""
-        bits = self.params.slot_bits
+        bits = self.slot_bits
         slots = self.slots
         out = []
         for row in rows:
@@ -185,12 +206,13 @@ class Packing:
                 f"{len(plaintexts)} plaintexts do not split into rows of {per_row} plaintexts"
             )
         params = self.params
-        bits = params.slot_bits
+        bits = self.slot_bits
         slot_mask = (1 << bits) - 1
         slots = self.slots
-        low = 2
-        high = (1 << params.mask_bits) + 2 * params.offset - 1
-        shift = params.offset + (1 << params.mask_bits)
+        masks = self.maskers << params.mask_bits
+        low = 1 + self.maskers
+        high = masks + 2 * params.offset - 1
+        shift = params.offset + masks
         rows: list[list[int]] = []
         row: list[int] = []
         for index, value in enumerate(plaintexts):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from ..crypto.fixedpoint import LASSO_MAX_COLUMNS, LASSO_TOL, LassoLayout
 from ..errors import ConfigError
 from .engine import Engine, Program
 
-__all__ = ["LassoResult", "lasso_fit", "local_gram"]
+__all__ = ["DEALT", "LassoResult", "lasso_fit", "local_gram", "scale_inputs"]
 
 # The fixed-point layout (every width below) is crypto.fixedpoint.LassoLayout, which
 # Params checks at construction; these are its constants under their local names.
@@ -115,6 +116,22 @@ def _exponent(scale: float, low: int, high: int) -> int:
     return min(max(math.ceil(math.log2(scale)), low), high)
 
 
+#: ``owners`` entry for a column whose owner computes outside the engine and dealt its
+#: scale input in step 7 (see ``dealt`` in :func:`lasso_fit`).
+DEALT = 0
+
+
+def scale_inputs(params: Any, scales: Mapping[int, float], d: int) -> dict[int, int]:
+    """The integers an owner inputs for its private scales (key ``j`` of ``scales``, the
+    target under ``d``): ``2**(int_bits - e_j)`` under key ``j`` for every column, and for
+    the target also ``2**(8 + e_y)`` under key ``d + 1``."""
+    I = params.int_bits
+    out = {j: 1 << (I - _exponent(s, MIN_SCALE_EXP, I)) for j, s in scales.items()}
+    if d in scales:
+        out[d + 1] = 1 << (8 + _exponent(scales[d], MIN_SCALE_EXP, I))
+    return out
+
+
 def lasso_fit(
     engine: Engine,
     x: Sequence[Sequence[int]],
@@ -130,6 +147,7 @@ def lasso_fit(
     check_every: int = 5,
     restart_every: int = 50,
     target_owner: int | None = None,
+    dealt: Mapping[int, int] | None = None,
 ) -> Program[LassoResult]:
     """Program: fit ``Lasso(alpha)`` with intercept on shared data; every party gets the result.
 
@@ -154,6 +172,10 @@ def lasso_fit(
         restart_every: FISTA momentum restart period (a public schedule).
         target_owner: the party owning the target, if it supplies a scale for it;
             otherwise the target is normalised from the public bound ``2**int_bits``.
+        dealt: this party's shares of the scale inputs (:func:`scale_inputs`, same keys)
+            of the columns whose owner is :data:`DEALT` (a data party outside the three
+            compute parties, which dealt them in step 7), with the target's (keys ``d``
+            and ``d + 1``) if ``target_owner`` is :data:`DEALT`.
 
     Returns:
         :class:`LassoResult`: coefficients in raw feature units, intercept, R^2, the
@@ -163,8 +185,12 @@ def lasso_fit(
     f, I, p = params.frac_bits, params.int_bits, engine.prime
     me = engine.party
     n = d + 1
-    if len(owners) != d or any(o not in (1, 2, 3) for o in owners):
-        raise ConfigError("owners must name a party (1, 2 or 3) for every feature column")
+    if len(owners) != d or any(o not in (DEALT, 1, 2, 3) for o in owners):
+        raise ConfigError("owners must name a party (1, 2 or 3, or DEALT) for every feature column")
+    dealt = dict(dealt or {})
+    expected_dealt = {j for j in range(d) if owners[j] == DEALT} | ({d, d + 1} if target_owner == DEALT else set())
+    if set(dealt) != expected_dealt:
+        raise ConfigError("dealt scale shares must be given for exactly the columns owned outside the engine")
     if m < 4 or m > params.max_rows:
         raise ConfigError(f"the intersection size must be in [4, max_rows={params.max_rows}]")
     if not (2.0**-f <= alpha < 2.0**I):
@@ -185,22 +211,26 @@ def lasso_fit(
     v_y = 0  # shares of 2**(8 + e_y): D_y with 8 fractional bits
     owned_by = {o: [j for j in range(d) if owners[j] == o] for o in (1, 2, 3)}
     if target_owner is not None:
-        if target_owner not in (1, 2, 3):
-            raise ConfigError("target_owner must be 1, 2 or 3")
-        owned_by[target_owner].append(d)
+        if target_owner not in (DEALT, 1, 2, 3):
+            raise ConfigError("target_owner must be 1, 2 or 3, or DEALT")
+        if target_owner != DEALT:
+            owned_by[target_owner].append(d)
+    for j, share in dealt.items():
+        if j == d + 1:
+            v_y = share
+        else:
+            u[j] = share
     for owner in (1, 2, 3):
         cols = owned_by[owner]
         if not cols:
             continue
         values = None
         if me == owner:
-            values = []
-            for j in cols:
-                if j not in scales:
-                    raise ConfigError(f"party {me} owns column {j} but passed no scale for it")
-                values.append(1 << (Ps - _exponent(scales[j], MIN_SCALE_EXP, I)))
-            if d in cols:
-                values.append(1 << (8 + _exponent(scales[d], MIN_SCALE_EXP, I)))
+            missing = [j for j in cols if j not in scales]
+            if missing:
+                raise ConfigError(f"party {me} owns column {missing[0]} but passed no scale for it")
+            inputs = scale_inputs(params, {j: scales[j] for j in cols}, d)
+            values = [inputs[j] for j in cols] + ([inputs[d + 1]] if d in cols else [])
         count = len(cols) + (1 if d in cols else 0)
         shared = yield from engine.input(owner, values, count, "scales")
         for j, share in zip(cols, shared):

@@ -24,8 +24,11 @@ __all__ = [
     "MaskedEnd",
     "Masks",
     "MasksEnd",
+    "Dealt",
+    "DealtEnd",
     "Message",
     "Mpc",
+    "Output",
     "PublicKey",
     "Rows",
     "RowsEnd",
@@ -34,6 +37,7 @@ __all__ = [
 
 HASH_BYTES = 32
 MAX_REASON = 500
+MAX_OUTPUT_ITEMS = 10_000
 
 
 def _is_count(value: Any) -> bool:
@@ -174,6 +178,51 @@ class Mpc(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Dealt(Message):
+    """Step 7: a chunk of Shamir shares (field elements) that a data party outside the
+    computation dealt of its additive share, for one compute party."""
+
+    kind: ClassVar[str] = "dealt"
+    values: BigIntArray
+
+    def __post_init__(self) -> None:
+        self._check("values", isinstance(self.values, BigIntArray), "a big-integer array")
+
+
+@dataclass(frozen=True, slots=True)
+class DealtEnd(_End):
+    kind: ClassVar[str] = "dealt_end"
+
+
+def _is_output_value(value: Any) -> bool:
+    if isinstance(value, bool | int | float):
+        return True
+    return isinstance(value, list) and len(value) <= MAX_OUTPUT_ITEMS and all(
+        isinstance(v, bool | int | float) for v in value
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Output(Message):
+    """Step 8: an opened output, sent by each compute party to each data party outside the
+    computation (which checks that all three agree); public values only."""
+
+    kind: ClassVar[str] = "output"
+    name: str
+    values: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._check("name", isinstance(self.name, str) and 0 < len(self.name) <= 64, "a short name")
+        values = self.values
+        self._check(
+            "values",
+            isinstance(values, dict) and len(values) <= 64
+            and all(isinstance(k, str) and len(k) <= 64 and _is_output_value(v) for k, v in values.items()),
+            "a map of names to numbers or lists of numbers",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Done(Message):
     """Step 9: a SHA-256 digest of the sender's outcome (session, intersection, model).
 
@@ -207,7 +256,8 @@ class Abort(Message):
 _TYPES: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
-        HashContribution, PublicKey, Rows, RowsEnd, Intersection, Masks, MasksEnd, Masked, MaskedEnd, Mpc, Done, Abort
+        HashContribution, PublicKey, Rows, RowsEnd, Intersection, Masks, MasksEnd, Masked, MaskedEnd, Mpc,
+        Dealt, DealtEnd, Output, Done, Abort
     )
 }
 

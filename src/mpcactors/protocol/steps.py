@@ -99,6 +99,8 @@ class Group(Enum):
     DATA = "every data party"
     TTP = "the TTP"
     COMPUTE = "the compute parties"
+    #: data parties that deal their shares in step 7 and then only receive outputs
+    OUTSIDE = "the data parties outside the computation"
     ANY = "every member"
 
     def members(self, roster: Roster) -> tuple[str, ...]:
@@ -108,6 +110,8 @@ class Group(Enum):
             return (TTP,)
         if self is Group.COMPUTE:
             return tuple(m for m in roster.members if m in roster.compute_parties)
+        if self is Group.OUTSIDE:
+            return tuple(m for m in roster.data_parties if m not in roster.compute_parties)
         return roster.members
 
 
@@ -131,8 +135,10 @@ RULES: tuple[Rule, ...] = (
     Rule(Step.INTERSECT, "intersection", Flow.SINGLE, Group.TTP, Group.DATA),
     Rule(Step.MASKS, "masks", Flow.STREAM, Group.DATA, Group.TTP),
     Rule(Step.MASK_AND_FORWARD, "masked", Flow.STREAM, Group.TTP, Group.DATA),
-    Rule(Step.TO_SHAMIR, "mpc", Flow.ROUNDS, Group.ANY, Group.ANY),
+    Rule(Step.TO_SHAMIR, "mpc", Flow.ROUNDS, Group.COMPUTE, Group.COMPUTE),
+    Rule(Step.TO_SHAMIR, "dealt", Flow.STREAM, Group.OUTSIDE, Group.COMPUTE),
     Rule(Step.ANALYSIS, "mpc", Flow.ROUNDS, Group.COMPUTE, Group.COMPUTE),
+    Rule(Step.ANALYSIS, "output", Flow.SINGLE, Group.COMPUTE, Group.OUTSIDE),
     Rule(Step.CONFIRM, "done", Flow.SINGLE, Group.ANY, Group.ANY),
 )
 

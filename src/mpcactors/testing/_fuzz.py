@@ -30,6 +30,9 @@ def example_messages() -> list[Any]:
         msg.Masked(values),
         msg.MaskedEnd(3),
         msg.Mpc(2, "mul", BigIntArray((1, 2, 3), 24)),
+        msg.Dealt(BigIntArray((4, 5, 6), 24)),
+        msg.DealtEnd(3),
+        msg.Output("lasso", {"coefficients": [0.5, -1.25], "intercept": 2.0, "iterations": 15, "converged": True}),
         msg.Done(bytes(range(32))),
         msg.Abort("ttp: something went wrong at step 4"),
     ]

@@ -1,0 +1,81 @@
+"""More than two data parties: the shared table is the k-way inner join, the model is scikit-learn's.
+
+For k = 2, 3 and 5 data parties (the first two compute with the TTP, the others deal
+their shares in step 7 and then hold nothing), the Shamir-shared joined table must equal
+the plaintext k-way inner join as a multiset of rows, and the secure lasso must match
+scikit-learn's ``Lasso`` on it within 1e-3 of the largest coefficient (the project's MPC
+tolerance: fixed-point rounding of order 2**-24 through about a hundred iterations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import trio
+
+from mpcactors.data import table_from_rows
+from mpcactors.errors import IntersectionTooSmall
+from mpcactors.protocol.roster import default_names
+from mpcactors.sim import GodView, simulate
+from mpcactors.testing import fast_config, tables_for
+
+
+def extra_table(name: str, ids, seed: int, keep: float = 0.85):
+    """A small table for a party beyond the first two: two columns, most of the ids."""
+    rng = np.random.default_rng(seed)
+    rows = [[pid, f"{rng.normal(3, 1):.3f}", str(int(rng.integers(1, 8)))] for pid in ids if rng.random() < keep]
+    return table_from_rows(f"{name}.csv", ["id", f"{name}_score", f"{name}_level"], rows, min_rows=2)
+
+
+def session(k: int, *, rows: int = 120, target: str = "hospital_days", **changes):
+    hospital, insurer = tables_for(rows, 0.6, seed=3)
+    names = default_names(k)
+    tables = {names[0]: hospital, names[1]: insurer}
+    for n, name in enumerate(names[2:]):
+        tables[name] = extra_table(name, hospital.ids, seed=10 + n)
+    config = replace(
+        fast_config(hospital, insurer, max_iter=200, **changes),
+        columns={name: table.columns for name, table in tables.items()}, target=target,
+    )
+    return tables, config
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+async def test_the_shared_table_is_the_k_way_join_and_the_lasso_matches_sklearn(k):
+    tables, config = session(k)
+    simulation = await simulate(tables, config, verify=True)
+    assert simulation.verification["table_matches"] and simulation.verification["shared_rows"] > 10
+    assert simulation.verification["lasso"]["max_relative_difference"] <= 1e-3
+    assert simulation.verified is True
+    # every member ends with the same model, and says who owns each column
+    documents = [p.result_document() for p in simulation.parties.values()]
+    assert all(d == documents[0] for d in documents)
+    assert set(documents[0]["owners"].values()) == set(config.roster.data_parties)
+
+
+async def test_a_target_owned_outside_the_computation_is_scaled_by_its_owner():
+    tables, config = session(3, target="cbs_score")
+    simulation = await simulate(tables, config, verify=True)
+    assert simulation.parties["cbs"].result_document()["owners"]["cbs_level"] == "cbs"
+    assert simulation.verification["lasso"]["max_relative_difference"] <= 1e-3
+
+
+async def test_a_data_party_outside_the_computation_holds_nothing_after_step_7():
+    tables, config = session(3)
+    watch = GodView()
+    simulation = await simulate(tables, config, observer=watch)
+    deleted = {(e["party"], e["step"]): e["deleted"] for e in simulation.document()["steps"]}
+    assert "additive_shares" in deleted[("cbs", 7)]
+    assert "shamir_shares" not in watch.held["cbs"] and "shamir_shares" in watch.held["hospital"]
+    assert simulation.parties["cbs"].result is not None  # it still receives the output
+
+
+async def test_a_party_whose_ids_meet_no_one_elses_stops_everyone_cleanly():
+    tables, config = session(3)
+    tables["cbs"] = table_from_rows(
+        "cbs.csv", ["id", "cbs_score", "cbs_level"], [[f"X{n}", "1", "2"] for n in range(40)], min_rows=2
+    )
+    with pytest.raises(IntersectionTooSmall, match="the intersection has 0 rows"):
+        await simulate(tables, config)
