@@ -79,3 +79,26 @@ async def test_a_party_whose_ids_meet_no_one_elses_stops_everyone_cleanly():
     )
     with pytest.raises(IntersectionTooSmall, match="the intersection has 0 rows"):
         await simulate(tables, config)
+
+
+async def test_the_ttp_receives_no_plaintext_id_or_value_from_three_parties():
+    from mpcactors import codec
+    from mpcactors.crypto.hashing import normalise_id
+
+    tables, config = session(3, rows=150)
+    records = []
+    await simulate(tables, replace(config, lasso=False), recorder=records.append)
+    to_ttp = b"".join(r.data for r in records if r.receiver == "ttp")
+    assert len(to_ttp) > 100_000  # the TTP really received the three tables and the masks
+    scale = float(1 << config.params.frac_bits)
+    needles = set()
+    for table in tables.values():
+        for raw in table.ids:
+            needles |= {raw.encode(), normalise_id(raw).encode()}
+        for v in np.unique(table.values):
+            needles |= {codec.encode(int(v)), codec.encode(int(v) / scale)}
+            if len(text := f"{int(v) / scale:g}") >= 5:
+                needles.add(text.encode())
+    needles = {n for n in needles if len(n) >= 5}  # shorter patterns occur in random bytes
+    assert [n for n in needles if n in to_ttp] == []
+    assert sum(n in codec.encode({"id": tables["cbs"].ids[0]}) for n in needles) >= 1  # the check can fail

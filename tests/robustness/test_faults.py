@@ -115,7 +115,7 @@ def trace(tables):
     hospital, insurer = tables
     records = []
     config = fast_config(hospital, insurer, max_iter=5)
-    run = trio.run(lambda: run_with_faults(hospital, insurer, config, Faults(), recorder=records.append))
+    run = trio.run(lambda: run_with_faults((hospital, insurer), config, Faults(), recorder=records.append))
     assert not run.errors, run.errors  # the fault-free run succeeds, or the matrix proves nothing
     return [(r.step, r.sender, r.receiver, r.kind) for r in records]
 
@@ -143,7 +143,7 @@ async def run_case(tables, fault: Fault):
     config = fast_config(hospital, insurer, max_iter=5, deadlines=DEADLINES)
     watcher = KeyWatcher()
     with trio.fail_after(ABSOLUTE):
-        run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)
+        run = await run_with_faults((hospital, insurer), config, Faults(fault), observer=watcher)
     return run, watcher
 
 
@@ -219,7 +219,7 @@ async def test_faults_fire_only_where_planned(tables, autojump_clock):
     config = fast_config(hospital, insurer, lasso=False)
     fault = Fault("drop", "ttp", 2, direction="send")  # the TTP sends nothing at step 2
     with trio.fail_after(ABSOLUTE):
-        run = await run_with_faults(hospital, insurer, config, Faults(fault))
+        run = await run_with_faults((hospital, insurer), config, Faults(fault))
     assert run.faults.fired == []
     assert run.errors == {}
     assert {r.intersection_size for r in run.results.values()} == {len(set(hospital.ids) & set(insurer.ids))}
@@ -308,7 +308,7 @@ async def test_a_fault_in_the_last_message_of_step_8_leaves_no_party_with_a_resu
     config = fast_config(hospital, insurer, max_iter=5, deadlines=DEADLINES)
     watcher = KeyWatcher()
     with trio.fail_after(ABSOLUTE):
-        run = await run_with_faults(hospital, insurer, config, faults, observer=watcher)
+        run = await run_with_faults((hospital, insurer), config, faults, observer=watcher)
     assert faults.late, "the last message never arrived"
     assert isinstance(run.errors.get(receiver), PeerProtocolError), run.errors
     assert run.results == {}, f"{sorted(run.results)} finished with a result while {sorted(run.errors)} failed"
@@ -382,7 +382,7 @@ async def test_parties_that_computed_different_results_refuse_to_finish(tables, 
     hospital, insurer = tables
     config = fast_config(hospital, insurer, max_iter=5, deadlines=DEADLINES)
     with trio.fail_after(ABSOLUTE):
-        run = await run_with_faults(hospital, insurer, config, Other())
+        run = await run_with_faults((hospital, insurer), config, Other())
     for role in ("hospital", "ttp"):
         error = run.errors.get(role)
         assert isinstance(error, PeerProtocolError | AbortedError), run.outcomes

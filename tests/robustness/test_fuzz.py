@@ -429,7 +429,7 @@ async def test_hostile_bytes_mid_run_stop_every_party_cleanly(sender, step, kind
     fault = Fault("garbage", sender, step, kind=kind, peer=receiver, payload=PAYLOADS[payload])
     watcher = KeyWatcher()
     with trio.fail_after(1000):
-        run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)
+        run = await run_with_faults((hospital, insurer), config, Faults(fault), observer=watcher)
     assert run.faults.fired
     _check_clean_stop(run, watcher, sender, receiver)
     del run
@@ -472,7 +472,7 @@ async def test_hostile_fields_behind_a_valid_header_never_crash_a_party(target, 
     fault = Fault("tamper", sender, step, kind=kind, peer=receiver, tamper=_replace_body(value, field))
     watcher = KeyWatcher()
     with trio.fail_after(120):
-        run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)
+        run = await run_with_faults((hospital, insurer), config, Faults(fault), observer=watcher)
     assert run.faults.fired
     _check_only_readable_errors(run, watcher)
     del run
@@ -503,7 +503,7 @@ async def test_an_intersection_larger_than_our_table_is_refused_before_any_work(
     fault = Fault("tamper", "ttp", 4, kind="intersection", peer="hospital", tamper=inflate)
     watcher = KeyWatcher()
     with trio.fail_after(1000):
-        run = await run_with_faults(hospital, insurer, config, Faults(fault), observer=watcher)
+        run = await run_with_faults((hospital, insurer), config, Faults(fault), observer=watcher)
     error = run.errors["hospital"]
     assert isinstance(error, PeerProtocolError) and error.exit_code == 4
     assert "ttp" in str(error) and "step 4" in str(error)

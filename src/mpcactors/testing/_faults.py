@@ -315,8 +315,7 @@ class FaultRun:
 
 
 async def run_with_faults(
-    hospital: Any,
-    insurer: Any,
+    tables: Any,
     config: RunConfig,
     faults: Faults,
     *,
@@ -326,6 +325,9 @@ async def run_with_faults(
     buffer: int = 4,
 ) -> FaultRun:
     """Run every party over in-memory links with ``faults`` applied (tests only).
+
+    ``tables`` are the data parties' tables, by name or in roster order (as for
+    :func:`mpcactors.sim.simulate`).
 
     Unlike :func:`mpcactors.sim.simulate`, a failing party does not cancel the other
     two: each party runs in its own task until it stops by itself, exactly as three
@@ -337,7 +339,7 @@ async def run_with_faults(
     session = secrets.token_bytes(16)
     members = config.roster.members
     raw = memory_mesh(members, recorder=recorder, buffer=buffer)
-    tables = tables_by_party((hospital, insurer), config)
+    tables = tables_by_party(tables, config)
     outcomes: dict[str, Any] = {}
 
     async def one(role: str) -> None:
