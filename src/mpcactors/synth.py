@@ -686,6 +686,8 @@ def _gp_attributes(rng: np.random.Generator, p: _People) -> list[np.ndarray]:
 
 def _format_ids(person_ids: np.ndarray) -> list[str]:
     """Zero-padded decimal ids (numpy's string routines beat an f-string per id)."""
+    if not len(person_ids):
+        return []  # np.char.zfill cannot size an empty array
     text = person_ids.astype(f"U{_ID_DIGITS}")
     return np.char.zfill(text, _ID_DIGITS).tolist()
 
