@@ -39,6 +39,34 @@ Every patient has every attribute, so insurer rows of patients the hospital does
 not have also get a target (the insurer cannot know who is shared). A fraction
 ``missing_rate`` of attribute cells (never ids) is left empty.
 
+**More data parties** (``parties=3`` or more names, see :func:`make_cohort`): the first
+two tables stay exactly the hospital's and the insurer's above (same arguments, same
+tables), and the target does not change. Party 3 (``cbs`` by default) holds a
+Statistics-Netherlands-like register table, parties 4 on a family doctor's record:
+
+  ====================  ===================================  ===============
+  column                 distribution                         range
+  ====================  ===================================  ===============
+  education_level        ordinal code, lower when older       1 - 7
+  household_income       log-normal, median ~36000 (euro/y)   6000 - 350000
+  deprivation_index      neighbourhood score, higher = worse  -4 - 4
+  household_size         1 + Poisson, smaller when older      1 - 8
+  gp_consults_k          Poisson, mean ~5 (per year)          0 - 40
+  bmi_k                  normal, mean ~27 (kg/m2)             15 - 50
+  smoker_k               0 or 1, ~20% smoke                   0 - 1
+  ====================  ===================================  ===============
+
+(``_k`` is the party's position, 4, 5, ..., so every column name is unique.) They
+follow a latent socio-economic position per person that is lower for sicker people
+and for those whose stay is longer than the clinical model predicts (the target's
+noise: deprivation and living alone lengthen stays), and age (older people have less
+formal education, smaller households and, once retired, lower incomes). A model on
+the k-way join therefore finds them, and explains more of the target than on the
+two-party join, although :attr:`Cohort.true_coefficients` names the first two
+parties' attributes only: the others relate to the target through severity, age and
+the noise, not through a linear term of their own. Everything is synthetic: no value comes from, or says anything about, a real
+person.
+
 Everything is vectorised with numpy and seeded through ``numpy.random.SeedSequence``
 (one child stream per purpose), so a seed always gives the same cohort.
 """
@@ -52,18 +80,29 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .protocol.roster import DEFAULT_DATA_PARTIES, Roster, default_names
+
+if TYPE_CHECKING:
+    from .data import PartyTable
+
 __all__ = [
+    "CBS_COLUMNS",
+    "GP_COLUMNS",
     "HOSPITAL_COLUMNS",
     "INSURER_COLUMNS",
     "NOISE_SD",
     "TARGET",
     "Cohort",
+    "SynthTable",
+    "cohort_tables",
+    "cohort_tables_by_party",
     "make_cohort",
     "write_cohort",
+    "write_cohort_by_party",
 ]
 
 HOSPITAL_COLUMNS = ("age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp")
@@ -75,6 +114,10 @@ INSURER_COLUMNS = (
     "hospital_days",
 )
 TARGET = "hospital_days"
+#: The third data party's columns: a Statistics-Netherlands-like register table.
+CBS_COLUMNS = ("education_level", "household_income", "deprivation_index", "household_size")
+#: The columns of data party k >= 4 (a family doctor's record) are these with ``_k`` appended.
+GP_COLUMNS = ("gp_consults", "bmi", "smoker")
 #: standard deviation of the Gaussian noise on the target (days)
 NOISE_SD = 1.5
 
@@ -123,15 +166,42 @@ _CLAIMS = (
 # per nominal standard deviation of the column.
 _EXTRA_EFFECT_DAYS = 0.4
 
+# Parties 3 on. The latent socio-economic position of a person (a standard normal,
+# higher = better off) loads on severity and on the target's noise (standardised):
+_SES_LOADINGS = (-0.4, -0.4)
+# education_level k is taken when a standard-normal latent falls between cut k-1 and
+# cut k: the normal quantiles of the cumulative shares 12, 30, 52, 72, 84 and 94%.
+_EDUCATION_CUTS = np.array([-1.175, -0.524, 0.05, 0.583, 0.994, 1.555])
+_MEDIAN_INCOME = 36000.0
+_RETIREMENT_AGE = 67
+# Random streams: SeedSequence(seed).spawn(6) feeds the first two tables (children
+# 0 to 5); child 6 is everyone's socio-economic noise and children (7, k, ...) are
+# party k's, so a party's table is the same whatever the number of parties after it.
+_SOCIAL_STREAM = 6
+_PARTY_STREAM = 7
+
+
+@dataclass(frozen=True)
+class SynthTable:
+    """One party's synthetic table: a header starting with ``"id"``, rows of strings."""
+
+    header: tuple[str, ...]
+    rows: list[list[str]] = field(repr=False)
+
 
 @dataclass(frozen=True)
 class Cohort:
-    """A hospital table and an insurer table with known ground truth.
+    """A hospital table and an insurer table with known ground truth, and maybe more.
 
     Rows are lists of strings as read from a CSV file (id first, empty string for a
     missing value); headers start with ``"id"``. ``true_coefficients`` maps every
-    joined attribute except the target (hospital columns, then insurer columns) to
-    its coefficient in ``hospital_days = true_intercept + sum(coef * x) + noise``.
+    joined attribute of the first two tables except the target (hospital columns,
+    then insurer columns) to its coefficient in
+    ``hospital_days = true_intercept + sum(coef * x) + noise``.
+
+    ``parties`` names every data party in roster order; the first two own the
+    hospital and insurer tables, ``more_tables`` are the tables of the others, in the
+    same order (see :attr:`tables`). ``intersection_ids`` are the ids in every table.
     """
 
     hospital_header: tuple[str, ...]
@@ -142,11 +212,22 @@ class Cohort:
     true_intercept: float
     intersection_ids: frozenset[str] = field(repr=False)
     id_space: int
+    parties: tuple[str, ...] = DEFAULT_DATA_PARTIES
+    more_tables: tuple[SynthTable, ...] = field(default=(), repr=False)
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
         """The joined attributes in join order (hospital, then insurer), without the target."""
         return tuple(self.true_coefficients)
+
+    @property
+    def tables(self) -> dict[str, SynthTable]:
+        """Every party's table by party name, in roster order."""
+        first_two = (
+            SynthTable(self.hospital_header, self.hospital_rows),
+            SynthTable(self.insurer_header, self.insurer_rows),
+        )
+        return dict(zip(self.parties, first_two + self.more_tables, strict=True))
 
 
 def make_cohort(
@@ -158,14 +239,22 @@ def make_cohort(
     insurer_attributes: int = 5,
     missing_rate: float = 0.01,
     id_space: int = 10**9,
+    parties: int | Sequence[str] = 2,
 ) -> Cohort:
     """A synthetic cohort of ``rows`` patients per party (see the module docstring).
 
     Args:
         rows: rows per party.
-        overlap: fraction of each party's rows that belong to shared patients;
-            exactly ``round(overlap * rows)`` ids are in both tables.
-        seed: the cohort is a pure function of its arguments.
+        overlap: fraction of each party's rows whose ids are in *every* table:
+            exactly ``shared = round(overlap * rows)`` ids are in all tables (the
+            k-way intersection, :attr:`Cohort.intersection_ids`), whatever the number
+            of parties. With two parties these are the ids in both tables. Party 3 on
+            has every shared id, ``(rows - shared) // 2`` ids drawn uniformly from the
+            people at exactly one of the first two parties, and the rest people that
+            no other party has; so an id outside the shared ones is never at both of
+            the first two parties, and never in every table.
+        seed: the cohort is a pure function of its arguments. The first two tables
+            do not depend on ``parties``, nor party k's on the parties after it.
         hospital_attributes: hospital columns besides the id (first the five of
             :data:`HOSPITAL_COLUMNS`, then ``lab_1``, ``lab_2``, ...).
         insurer_attributes: insurer columns besides the id, the target included
@@ -173,12 +262,22 @@ def make_cohort(
             ``claims_1``, ..., and the target last).
         missing_rate: probability that an attribute cell is left empty.
         id_space: ids are drawn from ``range(id_space)``, at most ``10**9``.
+        parties: the data parties: a count (named by
+            :func:`~mpcactors.protocol.roster.default_names`: hospital, insurer, cbs,
+            party4, ...) or their names in roster order. Tables go by position: the
+            first two are the hospital's and the insurer's whatever their names, the
+            third the CBS-like table, the others a family doctor's.
 
     Raises:
-        ValueError: an argument is out of range, or ``id_space`` is too small for
-            ``2 * rows - round(overlap * rows)`` distinct ids.
+        ValueError: an argument is out of range, the parties are not a valid roster,
+            or ``id_space`` is too small for the distinct ids needed
+            (``2 * rows - shared``, plus ``rows - shared - (rows - shared) // 2`` per
+            party after the second).
     """
-    _check_arguments(rows, overlap, hospital_attributes, insurer_attributes, missing_rate, id_space)
+    names = _party_names(parties)
+    _check_arguments(
+        rows, overlap, hospital_attributes, insurer_attributes, missing_rate, id_space, len(names)
+    )
     shared = round(overlap * rows)
     people = 2 * rows - shared
     ids_rng, order_rng, base_rng, extra_rng, noise_rng, missing_rng = (
@@ -215,6 +314,7 @@ def make_cohort(
             intercept -= coefficient * centre  # keeps the target's mean near the base model's
 
     target = noise_rng.normal(intercept, NOISE_SD, people)
+    noise = (target - intercept) / NOISE_SD  # a new array: the target itself is unchanged
     for name, coefficient in coefficients.items():
         if coefficient:
             target += coefficient * columns[name]
@@ -242,40 +342,89 @@ def make_cohort(
         true_intercept=float(intercept),
         intersection_ids=frozenset(id_text[:shared]),
         id_space=id_space,
+        parties=names,
+        more_tables=_more_tables(
+            seed, len(names), rows, shared, missing_rate, id_space,
+            (person_ids, id_text, severity, base["age"], noise),
+        ),
     )
 
 
-def write_cohort(cohort: Cohort, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``hospital.csv`` and ``insurer.csv`` into ``out_dir`` (created if needed).
+def write_cohort_by_party(cohort: Cohort, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``<party>.csv`` for every party into ``out_dir`` (created if needed).
 
-    Returns the two paths. Lines end with ``\\n``; the id column is named ``id``.
+    Returns the paths by party name, in roster order (``hospital.csv``,
+    ``insurer.csv``, ``cbs.csv``, ... by default). Lines end with ``\\n``; the id
+    column is named ``id``.
     """
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = directory / "hospital.csv", directory / "insurer.csv"
-    for path, header, rows in (
-        (paths[0], cohort.hospital_header, cohort.hospital_rows),
-        (paths[1], cohort.insurer_header, cohort.insurer_rows),
-    ):
-        _write_csv(path, header, rows)
+    paths = {}
+    for name, table in cohort.tables.items():
+        paths[name] = directory / f"{name}.csv"
+        _write_csv(paths[name], table.header, table.rows)
     return paths
+
+
+def write_cohort(cohort: Cohort, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write every party's CSV (:func:`write_cohort_by_party`); return the first two paths.
+
+    With the default two parties: ``hospital.csv`` and ``insurer.csv``.
+    """
+    paths = write_cohort_by_party(cohort, out_dir)
+    return paths[cohort.parties[0]], paths[cohort.parties[1]]
+
+
+def cohort_tables_by_party(
+    cohort: Cohort, *, params: Any = None, min_rows: int = 10
+) -> dict[str, PartyTable]:
+    """Every party's table, validated like CSV input, by party name in roster order.
+
+    Each is labelled ``<synthetic NAME>`` in error messages.
+    """
+    return {
+        name: _validated(name, table, params, min_rows) for name, table in cohort.tables.items()
+    }
+
+
+def cohort_tables(
+    cohort: Cohort, *, params: Any = None, min_rows: int = 10
+) -> tuple[PartyTable, PartyTable]:
+    """The first two parties' tables, validated like CSV input: ``(hospital, insurer)``."""
+    first, second = cohort.parties[:2]
+    tables = cohort.tables
+    return (
+        _validated(first, tables[first], params, min_rows),
+        _validated(second, tables[second], params, min_rows),
+    )
 
 
 # ---- helpers -------------------------------------------------------------------------
 
 
-def cohort_tables(cohort: Cohort, *, params: Any = None, min_rows: int = 10) -> tuple[Any, Any]:
-    """The cohort's two tables, validated like CSV input: ``(hospital, insurer)`` PartyTables."""
+def _validated(name: str, table: SynthTable, params: Any, min_rows: int) -> PartyTable:
     from .crypto.fixedpoint import Params
     from .data import table_from_rows
 
-    params = params if params is not None else Params()
-    return (
-        table_from_rows("<synthetic hospital>", cohort.hospital_header, cohort.hospital_rows, id_column="id",
-                        columns=None, params=params, min_rows=min_rows),
-        table_from_rows("<synthetic insurer>", cohort.insurer_header, cohort.insurer_rows, id_column="id",
-                        columns=None, params=params, min_rows=min_rows),
+    return table_from_rows(
+        f"<synthetic {name}>", table.header, table.rows, id_column=ID_COLUMN, columns=None,
+        params=params if params is not None else Params(), min_rows=min_rows,
     )
+
+
+def _party_names(parties: int | Sequence[str]) -> tuple[str, ...]:
+    from .errors import ConfigError
+
+    if isinstance(parties, int) and not isinstance(parties, bool):
+        if parties < 2:
+            raise ValueError(f"a cohort has at least two data parties, got {parties!r}")
+        return default_names(parties)
+    if isinstance(parties, str):
+        raise ValueError(f"parties must be a count or a sequence of names, got {parties!r}")
+    try:
+        return Roster(tuple(parties)).data_parties
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _check_arguments(
@@ -285,6 +434,7 @@ def _check_arguments(
     insurer_attributes: int,
     missing_rate: float,
     id_space: int,
+    party_count: int,
 ) -> None:
     if not isinstance(rows, int) or rows < 1:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
@@ -300,33 +450,45 @@ def _check_arguments(
         raise ValueError(f"missing_rate must be in [0, 1), got {missing_rate!r}")
     if not isinstance(id_space, int) or not 1 <= id_space <= 10**_ID_DIGITS:
         raise ValueError(f"id_space must be between 1 and 10**{_ID_DIGITS}, got {id_space!r}")
-    needed = 2 * rows - round(overlap * rows)
+    shared = round(overlap * rows)
+    needed = 2 * rows - shared + (party_count - 2) * _new_people(rows, shared)
     if needed > id_space:
         raise ValueError(f"{needed} distinct ids are needed but id_space is only {id_space}")
 
 
-def _draw_distinct(rng: np.random.Generator, count: int, space: int) -> np.ndarray:
+def _draw_distinct(
+    rng: np.random.Generator, count: int, space: int, taken: np.ndarray | None = None
+) -> np.ndarray:
     """``count`` distinct integers drawn uniformly without replacement from ``range(space)``.
 
     Sequential draws that skip repeats (in blocks, with ``np.unique``): a uniformly
     random ordered sample, without the cost of ``Generator.choice(replace=False)``
     or a permutation of the whole space. When the sample is a large part of the
     space, rejection would need many rounds, so a permutation is used instead.
+    Values in ``taken`` (distinct) are never drawn; without them the draws are what
+    they always were.
     """
-    if 2 * count > space:
-        return rng.permutation(space)[:count]
+    taken = np.empty(0, dtype=np.int64) if taken is None else taken
+    if 2 * (count + len(taken)) > space:
+        order = rng.permutation(space)
+        return order[~np.isin(order, taken)][:count] if len(taken) else order[:count]
     drawn = np.empty(0, dtype=np.int64)
     while len(drawn) < count:
         extra = count - len(drawn)
-        candidates = np.concatenate([drawn, rng.integers(0, space, size=extra + extra // 8 + 16)])
+        draws = rng.integers(0, space, size=extra + extra // 8 + 16)
+        candidates = np.concatenate([taken, drawn, draws])
         _, first = np.unique(candidates, return_index=True)
         first.sort()  # keep the first occurrence of each value, in draw order
-        drawn = candidates[first][:count]
+        drawn = candidates[first][len(taken) :][:count]  # taken values come first: drop them
     return drawn
 
 
 def _round(values: np.ndarray, decimals: int) -> np.ndarray:
     return np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _age(s: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    return np.clip(_round(70 + 10 * (0.4 * s + 0.92 * noise), 0), 40, 95)
 
 
 def _base_attributes(rng: np.random.Generator, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -340,7 +502,7 @@ def _base_attributes(rng: np.random.Generator, s: np.ndarray) -> dict[str, np.nd
         return np.minimum(rng.poisson(mean * np.exp(loading * s)), top).astype(np.float64)
 
     return {
-        "age": np.clip(_round(70 + 10 * (0.4 * s + 0.92 * noise()), 0), 40, 95),
+        "age": _age(s, noise()),
         "ejection_fraction": np.clip(_round(38 - 7 * s + 9 * noise(), 0), 10, 70),
         "nt_probnp": np.clip(_round(np.exp(math.log(1800) + 0.7 * s + 0.8 * noise()), 0), 100, 35000),
         "creatinine": np.clip(_round(np.exp(math.log(105) + 0.18 * s + 0.3 * noise()), 0), 40, 400),
@@ -388,8 +550,144 @@ def _extra_attribute(
     return values, sign * _EXTRA_EFFECT_DAYS / spread, centre
 
 
+# ---- parties 3 on ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _People:
+    """What the tables of parties 3 on need to know of some people (arrays by person).
+
+    ``noise`` is the target's noise divided by :data:`NOISE_SD` (a standard normal) and
+    ``social`` the latent socio-economic position (higher = better off).
+    """
+
+    ids: np.ndarray
+    id_text: list[str]
+    severity: np.ndarray
+    age: np.ndarray
+    noise: np.ndarray
+    social: np.ndarray
+
+    def __add__(self, other: _People) -> _People:
+        return _People(
+            np.concatenate([self.ids, other.ids]),
+            self.id_text + other.id_text,
+            *(np.concatenate([a, b]) for a, b in (
+                (self.severity, other.severity), (self.age, other.age),
+                (self.noise, other.noise), (self.social, other.social),
+            )),
+        )
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    """The stream ``SeedSequence(seed).spawn(...)[key[0]]``, or its descendant ``key``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _new_people(rows: int, shared: int) -> int:
+    """How many people a party from the third on has that no other party has."""
+    others = rows - shared
+    return others - others // 2
+
+
+def _socioeconomic(severity: np.ndarray, noise: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """A standard normal that loads on severity and the target's noise (:data:`_SES_LOADINGS`)."""
+    a, b = _SES_LOADINGS
+    return a * severity + b * noise + math.sqrt(1 - a * a - b * b) * own
+
+
+def _more_tables(
+    seed: int,
+    party_count: int,
+    rows: int,
+    shared: int,
+    missing_rate: float,
+    id_space: int,
+    known: tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[SynthTable, ...]:
+    """The tables of parties 3 to ``party_count``.
+
+    ``known`` are the people of the first two tables (integer ids, id text, severity,
+    age, standardised target noise), the shared ones first, then those at exactly
+    one of the two parties.
+    """
+    if party_count <= 2:
+        return ()
+    ids, id_text, severity, age, noise = known
+    social = _socioeconomic(severity, noise, _rng(seed, _SOCIAL_STREAM).standard_normal(len(ids)))
+    people = _People(ids, id_text, severity, age, noise, social)
+    single = rows - shared  # people at exactly one of the first two parties: 2 * single
+    taken = ids
+    tables = []
+    for k in range(3, party_count + 1):
+        ids_rng, members_rng, values_rng, missing_rng = (
+            _rng(seed, _PARTY_STREAM, k, purpose) for purpose in range(4)
+        )
+        new_ids = _draw_distinct(ids_rng, _new_people(rows, shared), id_space, taken)
+        taken = np.concatenate([taken, new_ids])
+        pool = people + _draw_people(values_rng, new_ids)
+        members = np.concatenate([
+            np.arange(shared),
+            shared + members_rng.choice(2 * single, single // 2, replace=False),
+            np.arange(len(people.ids), len(pool.ids)),
+        ])
+        if k == 3:
+            header, columns = (ID_COLUMN, *CBS_COLUMNS), _cbs_attributes(values_rng, pool)
+        else:
+            header = (ID_COLUMN, *(f"{name}_{k}" for name in GP_COLUMNS))
+            columns = _gp_attributes(values_rng, pool)
+        rows_k = _format_rows(
+            pool.id_text, members_rng.permutation(members), columns, missing_rng, missing_rate
+        )
+        tables.append(SynthTable(header, rows_k))
+    return tuple(tables)
+
+
+def _draw_people(rng: np.random.Generator, ids: np.ndarray) -> _People:
+    """People only one party has: severity, age and noise as for everyone else."""
+    n = len(ids)
+    severity = rng.standard_normal(n)
+    age = _age(severity, rng.standard_normal(n))
+    noise = rng.standard_normal(n)
+    social = _socioeconomic(severity, noise, rng.standard_normal(n))
+    return _People(ids, _format_ids(ids), severity, age, noise, social)
+
+
+def _cbs_attributes(rng: np.random.Generator, p: _People) -> list[np.ndarray]:
+    """The :data:`CBS_COLUMNS` of everyone in ``p``, in that order."""
+    n = len(p.ids)
+    age_z = (p.age - 70) / 10
+    latent = 0.6 * p.social - 0.25 * age_z + 0.76 * rng.standard_normal(n)
+    education = 1.0 + np.searchsorted(_EDUCATION_CUTS, latent)
+    # Older people live in smaller households; living alone lengthens a stay (the noise).
+    size = np.minimum(1 + rng.poisson(np.exp(-0.45 * age_z - 0.3 * p.noise)), 8).astype(np.float64)
+    log_income = (
+        math.log(_MEDIAN_INCOME)
+        + 0.3 * p.social
+        + 0.08 * (education - 4)
+        + 0.25 * np.log(size)
+        - 0.2 * (p.age >= _RETIREMENT_AGE)
+        + 0.35 * rng.standard_normal(n)
+    )
+    income = np.clip(_round(np.exp(log_income), 0), 6000, 350000)
+    deprivation = np.clip(_round(-0.6 * p.social + 0.8 * rng.standard_normal(n), 2), -4, 4)
+    return [education, income, deprivation, size]
+
+
+def _gp_attributes(rng: np.random.Generator, p: _People) -> list[np.ndarray]:
+    """The :data:`GP_COLUMNS` of everyone in ``p``, in that order."""
+    n = len(p.ids)
+    age_z = (p.age - 70) / 10
+    consults = rng.poisson(5.0 * np.exp(0.35 * p.severity + 0.15 * age_z - 0.1 * p.social))
+    bmi = np.clip(_round(27 + 1.2 * p.severity - 0.8 * p.social + 4 * rng.standard_normal(n), 1), 15, 50)
+    smokes = rng.random(n) < 1 / (1 + np.exp(1.5 + 0.5 * p.social - 0.2 * p.severity))
+    return [np.minimum(consults, 40).astype(np.float64), bmi, smokes.astype(np.float64)]
+
+
 def _format_ids(person_ids: np.ndarray) -> list[str]:
     """Zero-padded decimal ids (numpy's string routines beat an f-string per id)."""
+    if not len(person_ids):
+        return []  # np.char.zfill cannot size an empty array
     text = person_ids.astype(f"U{_ID_DIGITS}")
     return np.char.zfill(text, _ID_DIGITS).tolist()
 
