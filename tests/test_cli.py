@@ -53,6 +53,50 @@ def test_synth_then_simulate_from_csv(tmp_path):
     assert "prior_admissions" in result.output
 
 
+@pytest.mark.slow
+def test_three_sources_from_csv_files_by_name(tmp_path):
+    """A three-source study: synth writes one CSV per party, simulate takes them by name."""
+    out = tmp_path / "data"
+    result = run("synth", "--parties", "3", "--rows", "150", "--overlap", "0.6", "--seed", "4", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    inputs = [f"--input={name}={out / (name + '.csv')}" for name in ("hospital", "insurer", "cbs")]
+    result = run("simulate", *inputs, "--key-bits", "2048", "--target", "household_income", "--json", "--verify")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["verified"] is True
+    assert set(doc["rows"]) == set(doc["dropped_missing"]) == {"hospital", "insurer", "cbs"}
+    owners = doc["result"]["owners"]
+    assert owners["age"] == "hospital" and owners["gp_visits"] == "insurer" and owners["household_size"] == "cbs"
+    assert {e["party"] for e in doc["steps"]} == {"hospital", "insurer", "cbs", "ttp"}
+
+
+def test_built_in_data_for_named_parties_with_chosen_compute_parties():
+    result = run("simulate", "--parties", "gp,clinic,town", "--compute", "clinic,town", "--rows", "60",
+                 "--key-bits", "2048", "--target", "household_size", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert set(doc["rows"]) == {"gp", "clinic", "town"}
+    deleted = {(e["party"], e["step"]): e["deleted"] for e in doc["steps"]}
+    assert "mpc_state" in deleted[("town", 8)] and "mpc_state" not in deleted.get(("gp", 8), [])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--input", "cbs"), "give NAME=FILE"),
+        (("--input", "a=x.csv"), "at least two tables"),
+        (("--input", "a=x.csv", "--input", "a=y.csv"), "names 'a' twice"),
+        (("--input", "ttp=x.csv", "--input", "b=y.csv"), "trusted third party's name"),
+        (("--parties", "1"), "2 to 64 data parties"),
+        (("--compute", "hospital,cbs"), "compute parties must be two distinct data parties"),
+    ],
+)
+def test_bad_party_options_are_config_errors(args, message, tmp_path):
+    result = run("simulate", "--rows", "40", "--key-bits", "2048", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
 def test_missing_input_file_is_a_clear_input_error(tmp_path):
     missing = tmp_path / "nope.csv"
     (tmp_path / "insurer.csv").write_text("id,x\n")

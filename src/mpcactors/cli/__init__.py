@@ -88,7 +88,7 @@ class _StepProgress:
 @click.option("--verify", is_flag=True, help="God view (simulation only): check the shared table and model against plaintext.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
-    """Run all three parties locally on synthetic data (or --hospital/--insurer CSVs)."""
+    """Run every party locally on synthetic data (or on CSVs: --input NAME=FILE, --hospital/--insurer)."""
     from ..actors.executor import Executor
     from ..sim import simulate as run_simulation
 
@@ -96,16 +96,16 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | N
     try:
         if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
             raise ConfigError("--verify needs scikit-learn: pip install 'mpcactors[verify]'")
-        hospital, insurer, config = build_run(opts)
+        tables, config = build_run(opts)
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
             progress_cb = None
-            simulation = trio.run(partial(run_simulation, (hospital, insurer), config, executor=executor, verify=verify))
+            simulation = trio.run(partial(run_simulation, tables, config, executor=executor, verify=verify))
         else:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr, transient=True) as progress:
                 progress_cb = _StepProgress(progress)
-                simulation = trio.run(partial(run_simulation, (hospital, insurer), config, executor=executor,
+                simulation = trio.run(partial(run_simulation, tables, config, executor=executor,
                                               verify=verify, progress=progress_cb))
     except MpcactorsError as exc:
         _fail(exc)
@@ -124,12 +124,12 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | N
 
 
 def render_simulation(doc: dict[str, Any], console: Console) -> None:
-    rows = doc["rows"]
+    rows, dropped = doc["rows"], doc["dropped_missing"]
     console.print(
         f"[bold]intersection:[/] {doc['intersection_size']} rows "
-        f"(hospital {rows['hospital']} rows, insurer {rows['insurer']} rows; "
-        f"dropped for missing values: hospital {doc['dropped_missing']['hospital']}, "
-        f"insurer {doc['dropped_missing']['insurer']}) in {doc['seconds']:.1f} s"
+        f"({', '.join(f'{escape(p)} {n} rows' for p, n in rows.items())}; "
+        f"dropped for missing values: {', '.join(f'{escape(p)} {n}' for p, n in dropped.items())}) "
+        f"in {doc['seconds']:.1f} s"
     )
     steps = Table(title="Steps (per party)", show_lines=False)
     for col in ("step", "party", "seconds", "bytes sent", "messages sent", "deleted"):

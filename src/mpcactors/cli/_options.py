@@ -19,6 +19,7 @@ from ..config import RunConfig
 from ..crypto import paillier
 from ..crypto.fixedpoint import Params
 from ..crypto.hashing import IdFold
+from ..protocol.roster import DEFAULT_DATA_PARTIES, Roster, parse_parties
 from ..errors import ConfigError, MpcactorsError
 
 __all__ = ["build_run", "simulation_options", "stderr"]
@@ -35,30 +36,61 @@ def _fail(exc: MpcactorsError) -> None:
     sys.exit(exc.exit_code)
 
 
-def _load_inputs(
-    hospital: Path | None, insurer: Path | None, rows: int, overlap: float, seed: int, id_column: str, params: Params,
-    min_rows: int, id_fold: str = "casefold",
-) -> tuple[Any, Any]:
+def _inputs(opts: dict[str, Any]) -> dict[str, Path]:
+    """The CSV files by party name: ``--input NAME=FILE`` (repeatable), or the two-party
+    shorthands ``--hospital`` and ``--insurer``; empty for built-in synthetic data."""
+    named: dict[str, Path] = {}
+    for item in opts.get("inputs") or ():
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise ConfigError(f"--input {item!r}: give NAME=FILE, e.g. --input cbs=cbs.csv")
+        if name in named:
+            raise ConfigError(f"--input names {name!r} twice")
+        named[name] = Path(file)
+    shorthands = {name: opts[name] for name in DEFAULT_DATA_PARTIES if opts.get(name) is not None}
+    if shorthands and len(shorthands) != len(DEFAULT_DATA_PARTIES) and not named:
+        raise ConfigError("give both --hospital and --insurer, or neither (for built-in synthetic data)")
+    for name in shorthands.keys() & named.keys():
+        raise ConfigError(f"--{name} and --input {name}=... name the same party")
+    named = {**shorthands, **named}  # the shorthands' parties first, in their default order
+    if len(named) == 1:
+        raise ConfigError("a study joins at least two tables: give --input NAME=FILE at least twice")
+    return named
+
+
+def _load_inputs(opts: dict[str, Any], params: Params) -> dict[str, Any]:
+    """Every data party's validated table, by name in roster order."""
     from ..data import load_table
 
-    if (hospital is None) != (insurer is None):
-        raise ConfigError("give both --hospital and --insurer, or neither (for built-in synthetic data)")
-    if hospital is not None and insurer is not None:
-        return (
-            load_table(hospital, id_column=id_column, params=params, min_rows=min_rows, id_fold=id_fold),
-            load_table(insurer, id_column=id_column, params=params, min_rows=min_rows, id_fold=id_fold),
-        )
-    from ..synth import cohort_tables, make_cohort
+    files = _inputs(opts)
+    min_rows, id_fold = opts["min_intersection"], opts["id_fold"]
+    if files:
+        if opts.get("parties") is not None and parse_parties(opts["parties"]) != tuple(files):
+            raise ConfigError("--parties names the built-in synthetic data's parties; with --input the names come from the inputs")
+        Roster.of(tuple(files))  # the names, checked
+        return {
+            name: load_table(file, id_column=opts["id_column"], params=params, min_rows=min_rows, id_fold=id_fold)
+            for name, file in files.items()
+        }
+    from ..synth import cohort_tables_by_party, make_cohort
 
-    return cohort_tables(make_cohort(rows, overlap, seed), params=params, min_rows=min_rows)
-
+    parties = parse_parties(opts["parties"]) if opts.get("parties") is not None else DEFAULT_DATA_PARTIES
+    cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], parties=parties)
+    return cohort_tables_by_party(cohort, params=params, min_rows=min_rows)
 
 
 def simulation_options(f: Any) -> Any:
     """The data options shared by ``simulate`` and ``analyze``."""
     options = [
-        click.option("--hospital", type=click.Path(path_type=Path), help="Hospital CSV (default: built-in synthetic data)."),
-        click.option("--insurer", type=click.Path(path_type=Path), help="Insurer CSV (default: built-in synthetic data)."),
+        click.option("--input", "inputs", multiple=True, metavar="NAME=FILE",
+                     help="A data party's CSV, by the party's name (repeat for each party; at least two)."),
+        click.option("--hospital", type=click.Path(path_type=Path), help="Shorthand for --input hospital=FILE."),
+        click.option("--insurer", type=click.Path(path_type=Path), help="Shorthand for --input insurer=FILE."),
+        click.option("--parties", default=None, metavar="N|NAMES",
+                     help="Built-in synthetic data for N data parties (hospital, insurer, cbs, party4, ...) "
+                          "or for the named ones [default: 2]."),
+        click.option("--compute", default=None, metavar="NAME,NAME",
+                     help="The two data parties that compute with the TTP [default: the first two]."),
         click.option("--rows", default=300, show_default=True, type=click.IntRange(10), help="Synthetic rows per party."),
         click.option("--overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Synthetic overlap fraction."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic data (protocol randomness is always fresh)."),
@@ -81,21 +113,18 @@ def simulation_options(f: Any) -> Any:
     return f
 
 
-def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
+def build_run(opts: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
+    """The data parties' tables (by name, in roster order) and the run's configuration."""
     params = Params()
-    hospital, insurer = _load_inputs(
-        opts["hospital"], opts["insurer"], opts["rows"], opts["overlap"], opts["seed"], opts["id_column"], params,
-        min_rows=opts["min_intersection"], id_fold=opts["id_fold"],
-    )
-    all_columns = set(hospital.columns) | set(insurer.columns)
-    if opts["target"] not in all_columns:
-        raise ConfigError(
-            f"--target {opts['target']!r} is not a column of either CSV "
-            f"(hospital: {list(hospital.columns)}, insurer: {list(insurer.columns)})"
-        )
-    config = RunConfig.for_parties(
-        hospital.columns,
-        insurer.columns,
+    tables = _load_inputs(opts, params)
+    if not any(opts["target"] in table.columns for table in tables.values()):
+        which = "either CSV" if len(tables) == 2 else "any CSV"
+        owned = ", ".join(f"{name}: {list(table.columns)}" for name, table in tables.items())
+        raise ConfigError(f"--target {opts['target']!r} is not a column of {which} ({owned})")
+    compute = None if opts.get("compute") is None else tuple(n.strip() for n in opts["compute"].split(","))
+    config = RunConfig(
+        {name: table.columns for name, table in tables.items()},
+        compute=compute,
         target=opts["target"],
         key_bits=int(opts["key_bits"]),
         params=params,
@@ -104,4 +133,4 @@ def build_run(opts: dict[str, Any]) -> tuple[Any, Any, RunConfig]:
         id_fold=opts["id_fold"],
         alpha=opts["alpha"],
     )
-    return hospital, insurer, config
+    return tables, config

@@ -55,7 +55,10 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
             raise ConfigError("analyze needs --executor inline or thread (the broken variants patch this process only)")
         if executor_policy == "auto":  # never worker processes, whatever the size: see above
             executor_policy = "inline"
-        hospital, insurer, config = build_run(opts)
+        tables, config = build_run(opts)
+        if len(tables) != 2:
+            raise ConfigError("analyze covers two data parties (give two inputs, or no --parties)")
+        hospital, insurer = tables.values()
         synthetic = opts["hospital"] is None
         if synthetic:
             cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
