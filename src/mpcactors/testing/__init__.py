@@ -1,6 +1,6 @@
 """Public helpers for tests and attack scripts, like :mod:`trio.testing`.
 
-* small synthetic tables and fast configurations (:func:`tables_for`, :func:`fast_config`);
+* small synthetic tables and fast configurations (:func:`tables_for`, :func:`party_tables`, :func:`fast_config`);
 * the fuzzers' seed corpus (:func:`example_messages`, :func:`accept_or_refuse`);
 * fault injection (:class:`Fault`, :class:`Faults`, :func:`run_with_faults`);
 * a god view that proves deletion after a failed run (:class:`KeyWatcher`).
@@ -23,7 +23,7 @@ from ._faults import (
 )
 from ._fuzz import accept_or_refuse, example_messages
 from ._keys import KeyWatcher
-from ._tables import fast_config, tables_for
+from ._tables import fast_config, party_tables, tables_for
 
 __all__ = [
     "FAULT_ACTIONS",
@@ -37,6 +37,7 @@ __all__ = [
     "accept_or_refuse",
     "example_messages",
     "fast_config",
+    "party_tables",
     "run_with_faults",
     "tables_for",
 ]
