@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import trio
 
 from mpcactors.data import table_from_rows
 from mpcactors.errors import IntersectionTooSmall

@@ -204,7 +204,7 @@ def lasso_fit(
     L = params.lasso_layout(rows=m, columns=d, alpha=alpha, tol=tol, target_scaled=target_owner is not None)
     L.check(blame=f"tol = {tol} with {d} columns")  # Params guarantees everything else
     B = COEF_BITS
-    Ps = I  # owner scales are input as 2**(Ps - e_j) (integers >= 1)
+    # owner scales are input as 2**(Ps - e_j) with Ps = int_bits (integers >= 1; scale_inputs)
 
     # ---- 1. private scales: each owner inputs its columns' 2**(Ps - e) --------------------
     u = [0] * n  # shares of 2**(Ps - e_j); column d is the target
