@@ -79,7 +79,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> dict[str, F
         ca,
     )
     files["hospital_and_ttp"] = Files(directory, "hospital_and_ttp", ca.issue_cert("hospital.mpcactors.test", "ttp.mpcactors.test"), ca)
+    # valid certificates for the parties' identities, that the CA issued to someone else
+    files["insurer_minted"] = Files(directory, "insurer_minted", ca.issue_cert("insurer.mpcactors.test"), ca)
+    files["hospital_minted"] = Files(directory, "hospital_minted", ca.issue_cert("hospital.mpcactors.test"), ca)
     return files
+
+
+def pin(files: Files) -> str:
+    """What ``[peers.NAME] fingerprint`` says to pin ``files``' certificate."""
+    return "sha256:" + hashlib.sha256(files.der).hexdigest()
 
 
 def leaf_with_sans(ca: trustme.CA, *names: x509.GeneralName) -> trustme.LeafCert:
@@ -379,6 +387,48 @@ async def test_an_ip_address_san_identifies_a_party(tmp_path: Path, pki: dict[st
         assert server[0].peer == "insurer" and server[0].peer_certificate.sans == ("10.0.0.2",)
         await server[0].aclose()
         await client[0].aclose()
+
+
+async def test_pinned_certificates_connect(pki: dict[str, Files]) -> None:
+    server = hospital_server(pki, pins={"insurer": pin(pki["insurer"])})
+    client = insurer_client(pki, pins={"hospital": pin(pki["hospital"])})
+    with trio.fail_after(TIMEOUT):
+        h, i = await connect(server, client)
+        assert not isinstance(h, BaseException) and not isinstance(i, BaseException)
+        assert h[0].peer_certificate.pin == pin(pki["insurer"]) and i[0].peer_certificate.pin == pin(pki["hospital"])
+        await h[0].aclose()
+        await i[0].aclose()
+
+
+async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_listener(
+    pki: dict[str, Files], tls_version: ssl.TLSVersion
+) -> None:
+    # the same CA issued another valid certificate for the insurer's identity
+    context = limited(pki["insurer_minted"].context(server_side=False), tls_version)
+    server = hospital_server(pki, pins={"insurer": pin(pki["insurer"])})
+    with trio.fail_after(TIMEOUT):
+        s, c = both_fail(*await connect(server, insurer_client(pki, ssl_context=context)))
+    assert isinstance(s, TLSError) and isinstance(c, TLSError)
+    fact = (
+        f"presented SAN insurer.mpcactors.test (role insurer) with fingerprint {pin(pki['insurer_minted'])}, "
+        f"but [peers.insurer] fingerprint pins {pin(pki['insurer'])}"
+    )
+    assert str(s) == f"the peer {fact}"
+    assert str(c) == f"hospital refused the connection: hospital refuses: we {fact}"
+
+
+async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_dialer(pki: dict[str, Files]) -> None:
+    server = hospital_server(pki, ssl_context=pki["hospital_minted"].context(server_side=True))
+    client = insurer_client(pki, pins={"hospital": pin(pki["hospital"])})
+    with trio.fail_after(TIMEOUT):
+        s, c = both_fail(*await connect(server, client))
+    assert isinstance(s, TLSError) and isinstance(c, TLSError)
+    fact = (
+        f"presented SAN hospital.mpcactors.test (role hospital) with fingerprint {pin(pki['hospital_minted'])}, "
+        f"but [peers.hospital] fingerprint pins {pin(pki['hospital'])}"
+    )
+    assert str(c) == f"hospital {fact}"
+    assert str(s) == f"insurer refused the connection: insurer refuses: we {fact}"
 
 
 async def test_a_client_without_a_certificate_is_refused(pki: dict[str, Files], tls_version: ssl.TLSVersion) -> None:

@@ -17,7 +17,10 @@ It does three things, all under one ``handshake_timeout``:
    (e-mail, URI, directory-name and other SANs never identify a party: a CA that also
    serves other projects may put anything there). A certificate that maps to no role,
    to several roles, or to a role other than the one expected on this link is refused:
-   "peer presented SAN X, expected role Y".
+   "peer presented SAN X, expected role Y". If the configuration pins that role's
+   certificate (``pins``, from ``[peers.NAME] fingerprint``), the certificate's
+   SHA-256 must also be the pinned one: a CA that serves other projects too could
+   otherwise issue a certificate for a party's identity to someone else.
 3. **The application hello**: each side sends ``{role, protocol version, session id,
    purpose, parameter digest}`` and then a verdict (``ack`` or ``refuse`` with a short
    readable reason). This is not decoration. In TLS 1.3 the client's handshake
@@ -49,6 +52,7 @@ from typing import Any
 import structlog
 import trio
 
+from ..certs import pin_of
 from ..codec import MAX_MESSAGE_BYTES, Envelope
 from ..protocol.roster import Roster
 from ..errors import MpcactorsError, PeerProtocolError, StepTimeout, TLSError, TransportError
@@ -117,6 +121,11 @@ class PeerCertificate:
     #: the other subjectAltName entries as ``type:value`` (``email:...``, ``URI:...``); shown, never matched
     other_sans: tuple[str, ...] = ()
 
+    @property
+    def pin(self) -> str:
+        """The certificate as ``[peers.NAME] fingerprint`` pins it (``sha256:<hex>``)."""
+        return pin_of(self.fingerprint)
+
 
 #: The subjectAltName types that may identify a party, as :meth:`ssl.SSLSocket.getpeercert` names them.
 _IDENTITY_SAN_TYPES = ("DNS", "IP Address")
@@ -174,12 +183,19 @@ def _peer_certificate(stream: trio.SSLStream[Any]) -> PeerCertificate:
     )
 
 
-def _role_on_link(peer: PeerCertificate, role_by_identity: Mapping[str, str], expected: set[str], local_role: str) -> str:
-    """The peer's role if its certificate names one of ``expected`` (never our own); else TLSError."""
+def _role_on_link(
+    peer: PeerCertificate, role_by_identity: Mapping[str, str], pins: Mapping[str, str], expected: set[str], local_role: str
+) -> str:
+    """The peer's role if its certificate names one of ``expected`` (never our own) and
+    is the pinned one, if that role is pinned; else TLSError."""
     peer_role = identify_peer(peer.sans, role_by_identity, ignored=peer.other_sans)
+    presented = f"peer presented SAN {', '.join(peer.sans)} (role {peer_role})"
     if peer_role not in expected or peer_role == local_role:
         wanted = " or ".join(sorted(expected - {local_role})) or "another party"
-        raise TLSError(f"peer presented SAN {', '.join(peer.sans)} (role {peer_role}), expected role {wanted}")
+        raise TLSError(f"{presented}, expected role {wanted}")
+    pinned = pins.get(peer_role)
+    if pinned is not None and peer.pin != pinned:
+        raise TLSError(f"{presented} with fingerprint {peer.pin}, but [peers.{peer_role}] fingerprint pins {pinned}")
     return peer_role
 
 
@@ -382,6 +398,7 @@ async def open_tls_link(
     parameters: bytes | None = None,
     peer_address: str | None = None,
     recorder: Recorder | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> tuple[TLSChannel, bytes | None]:
     """Authenticate the peer on ``stream`` and agree on the session: a ready channel.
 
@@ -404,14 +421,18 @@ async def open_tls_link(
         parameters: digest of the public run parameters; a peer with another digest is
             refused (``None`` skips the comparison).
         peer_address: how to name the peer before it is identified ("10.0.0.2:4433").
+        pins: role -> the ``sha256:<hex>`` its certificate must have
+            (:func:`mpcactors.certs.parse_pin`); an unpinned role is checked by CA and
+            SAN only. Checked right after the handshake, before the hello.
 
     Returns:
         ``(channel, session)``: ``session`` is the agreed session id (``None`` for a
         check link).
 
     Raises:
-        TLSError: the handshake failed or the peer's identity is not the expected one
-            (on either side: the peer's refusal reaches us as its reason).
+        TLSError: the handshake failed, the peer's identity is not the expected one or
+            its certificate is not the pinned one (on either side: the peer's refusal
+            reaches us as its reason).
         PeerProtocolError: the hello failed (version, role, session or parameters).
         TransportError: the connection broke.
 
@@ -441,9 +462,9 @@ async def open_tls_link(
                     await _flush_alert_and_close(ssl_stream, _LINGER)
                     raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
                 peer_certificate = _peer_certificate(ssl_stream)
-                # 2. identity -> role
+                # 2. identity -> role, and the pin
                 try:
-                    peer_role = _role_on_link(peer_certificate, role_by_identity, expected, local_role)
+                    peer_role = _role_on_link(peer_certificate, role_by_identity, pins or {}, expected, local_role)
                 except TLSError as exc:
                     # our reason, and the same fact phrased for the peer's operator
                     mine = str(exc).replace("peer presented", f"{who} presented", 1)
