@@ -318,19 +318,24 @@ def _with_connect(config: PartyConfig, seconds: float) -> PartyConfig:
     return replace(config, connect_deadline=seconds)
 
 
-async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listener_keeps_listening(deployment: dict[str, Path], tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    init_ca(other)
-    issue_certificate(other, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=other / "ca.crt", ca_key=other / "ca.key")
-    edit(deployment["insurer"], 'certificate = "certs/insurer.crt"', f'certificate = "{other}/insurer.crt"')
-    edit(deployment["insurer"], 'key = "certs/insurer.key"', f'key = "{other}/insurer.key"')
+async def insurer_dials_hospital(deployment: dict[str, Path]) -> tuple[Any, Any]:
+    """The insurer's and the hospital's outcomes when only they run (the hospital gives up after 2 s)."""
     configs = {
         "hospital": _with_connect(load_party_config(deployment["hospital"]), 2.0),
         "insurer": _with_connect(load_party_config(deployment["insurer"]), 10),
     }
     with trio.fail_after(TIMEOUT):
         outcomes = await establish_all(configs)
-    insurer, hospital = outcomes["insurer"], outcomes["hospital"]
+    return outcomes["insurer"], outcomes["hospital"]
+
+
+async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listener_keeps_listening(deployment: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    init_ca(other)
+    issue_certificate(other, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=other / "ca.crt", ca_key=other / "ca.key")
+    edit(deployment["insurer"], 'certificate = "certs/insurer.crt"', f'certificate = "{other}/insurer.crt"')
+    edit(deployment["insurer"], 'key = "certs/insurer.key"', f'key = "{other}/insurer.key"')
+    insurer, hospital = await insurer_dials_hospital(deployment)
     assert isinstance(insurer, TLSError)
     assert re.match(r"hospital at 127\.0\.0\.1:\d+ does not trust the CA that issued our certificate", str(insurer)), insurer
     assert isinstance(hospital, StepTimeout)
@@ -374,13 +379,7 @@ async def test_a_peer_whose_certificate_is_not_the_pinned_one_is_refused_and_the
     issue_certificate(certs, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=certs / "ca.crt",
                       ca_key=certs / "ca.key", overwrite=True)
     presented = inspect_certificate(certs / "insurer.crt")[0].pin
-    configs = {
-        "hospital": _with_connect(load_party_config(deployment["hospital"]), 2.0),
-        "insurer": _with_connect(load_party_config(deployment["insurer"]), 10),
-    }
-    with trio.fail_after(TIMEOUT):
-        outcomes = await establish_all(configs)
-    insurer, hospital = outcomes["insurer"], outcomes["hospital"]
+    insurer, hospital = await insurer_dials_hospital(deployment)
     fact = f"presented SAN insurer.mpcactors.test (role insurer) with fingerprint {presented}, but [peers.insurer] fingerprint pins {pinned}"
     assert isinstance(insurer, TLSError) and insurer.exit_code == 5
     assert re.fullmatch(rf"hospital at 127\.0\.0\.1:\d+ refused the connection: hospital refuses: we {re.escape(fact)}", str(insurer)), insurer

@@ -389,6 +389,14 @@ async def test_an_ip_address_san_identifies_a_party(tmp_path: Path, pki: dict[st
         await client[0].aclose()
 
 
+def not_pinned(role: str, *, presented: Files, pinned: Files) -> str:
+    """The refusal of ``presented`` where ``pinned`` is pinned, after "the peer" / "we"."""
+    return (
+        f"presented SAN {role}.mpcactors.test (role {role}) with fingerprint {pin(presented)}, "
+        f"but [peers.{role}] fingerprint pins {pin(pinned)}"
+    )
+
+
 async def test_pinned_certificates_connect(pki: dict[str, Files]) -> None:
     server = hospital_server(pki, pins={"insurer": pin(pki["insurer"])})
     client = insurer_client(pki, pins={"hospital": pin(pki["hospital"])})
@@ -409,10 +417,7 @@ async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_listene
     with trio.fail_after(TIMEOUT):
         s, c = both_fail(*await connect(server, insurer_client(pki, ssl_context=context)))
     assert isinstance(s, TLSError) and isinstance(c, TLSError)
-    fact = (
-        f"presented SAN insurer.mpcactors.test (role insurer) with fingerprint {pin(pki['insurer_minted'])}, "
-        f"but [peers.insurer] fingerprint pins {pin(pki['insurer'])}"
-    )
+    fact = not_pinned("insurer", presented=pki["insurer_minted"], pinned=pki["insurer"])
     assert str(s) == f"the peer {fact}"
     assert str(c) == f"hospital refused the connection: hospital refuses: we {fact}"
 
@@ -423,10 +428,7 @@ async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_dialer(
     with trio.fail_after(TIMEOUT):
         s, c = both_fail(*await connect(server, client))
     assert isinstance(s, TLSError) and isinstance(c, TLSError)
-    fact = (
-        f"presented SAN hospital.mpcactors.test (role hospital) with fingerprint {pin(pki['hospital_minted'])}, "
-        f"but [peers.hospital] fingerprint pins {pin(pki['hospital'])}"
-    )
+    fact = not_pinned("hospital", presented=pki["hospital_minted"], pinned=pki["hospital"])
     assert str(c) == f"hospital {fact}"
     assert str(s) == f"insurer refused the connection: insurer refuses: we {fact}"
 
