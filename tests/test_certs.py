@@ -186,3 +186,18 @@ def test_the_certs_commands_make_and_show_a_test_pki(tmp_path: Path) -> None:
     assert doc["sans"] == ["ttp.mpcactors.test"] and doc["fingerprint_sha256"] == der_fingerprint(out / "ttp.crt")
     result = runner.invoke(certs_command, ["init", "--out", str(out)])
     assert result.exit_code == 2 and "refusing to overwrite" in result.output
+
+
+def test_inspect_prints_the_pin_line_ready_to_paste(ca_dir: Path, tmp_path: Path) -> None:
+    import tomllib
+
+    cert, _ = issue(ca_dir, tmp_path, "insurer")
+    result = CliRunner().invoke(certs_command, ["inspect", str(cert), str(ca_dir / "ca.crt")])
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    pinned = [line for line in lines if line.startswith("fingerprint = ")]
+    assert len(pinned) == 1  # the party's certificate only: pinning a CA would refuse every party
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    assert tomllib.loads(pinned[0]) == {"fingerprint": "sha256:" + hashlib.sha256(der).hexdigest()}
+    hint = lines[lines.index(pinned[0]) - 1]
+    assert hint == "# to pin this certificate, paste under [peers.<role>] in the other parties' configs:"

@@ -154,10 +154,16 @@ BAD_CONFIGS = [
     ("hospital", "[party]\n", "[party]\nexecutor = \"gpu\"\n", "[party] executor: must be one of auto, inline, thread, process, got 'gpu'"),
     ("hospital", "[party]\n", "[party]\nworkers = 0\n", "[party] workers: must be at least 1, got 0"),
     ("hospital", "[tls]", "[tsl]\nx = 1\n[tls]", "unknown table [tsl]"),
-    ("insurer", "dial = true", "dial = true\nadress = \"x:1\"", "unknown key [peers.hospital] adress (known keys: address, dial, identity)"),
+    ("insurer", "dial = true", "dial = true\nadress = \"x:1\"", "unknown key [peers.hospital] adress (known keys: address, dial, fingerprint, identity)"),
     ("insurer", 'address = "127.0.0.1:', 'address = "127.0.0.1', "[peers.hospital] address: must be \"host:port\""),
     ("hospital", 'identity = "insurer.mpcactors.test"', 'identity = 7', "[peers.insurer] identity: must be a non-empty string, got an integer (7)"),
     ("ttp", '[peers.hospital]', '[peers.lab]\nidentity = "x"\n[peers.hospital]', "unknown table [peers.lab]: the peers of the ttp are hospital and insurer"),
+    ("ttp", 'identity = "insurer.mpcactors.test"', 'identity = "insurer.mpcactors.test"\nfingerprint = "sha1:' + "ab" * 20 + '"',
+     '[peers.insurer] fingerprint: must be "sha256:" and the 64 hex digits of the certificate\'s SHA-256 fingerprint, got \'sha1:'),
+    ("ttp", 'identity = "insurer.mpcactors.test"', 'identity = "insurer.mpcactors.test"\nfingerprint = "sha256:' + "ab" * 31 + '"',
+     "[peers.insurer] fingerprint: must be \"sha256:\" and the 64 hex digits"),
+    ("ttp", 'identity = "insurer.mpcactors.test"', 'identity = "insurer.mpcactors.test"\nfingerprint = true',
+     "[peers.insurer] fingerprint: must be a non-empty string, got a boolean (True)"),
     ("hospital", "listen = ", "# listen = ", "[party] listen is required, since insurer dial(s) us"),
     ("insurer", "dial = true", "dial = false", "[party] listen is required, since hospital dial(s) us"),
     ("hospital", "key_bits = 1024", "key_bits = 1536", "[protocol] key_bits must be one of [512, 1024, 2048, 3072, 4096], got 1536"),
@@ -186,6 +192,17 @@ def test_config_errors_name_the_file_and_the_key(deployment: dict[str, Path], ro
         load_party_config(path)
     assert str(info.value).startswith(f"{path}: ")
     assert message in str(info.value)
+
+
+def test_a_pin_is_read_as_certs_inspect_prints_it_or_as_the_logs_show_the_fingerprint(deployment: dict[str, Path]) -> None:
+    from mpcactors.certs import inspect_certificate
+
+    (info,) = inspect_certificate(deployment["ttp"].parent / "certs" / "insurer.crt")
+    assert load_party_config(deployment["ttp"]).pins == {}
+    for written in (info.pin, f"SHA256:{info.fingerprint}"):
+        path = edit(deployment["ttp"], 'identity = "insurer.mpcactors.test"', f'identity = "insurer.mpcactors.test"\nfingerprint = "{written}"')
+        assert load_party_config(path).pins == {"insurer": info.pin}
+        edit(path, f'\nfingerprint = "{written}"', "")
 
 
 def test_missing_and_mismatched_tls_files_are_explained(deployment: dict[str, Path]) -> None:
@@ -326,24 +343,73 @@ def _with_connect(config: PartyConfig, seconds: float) -> PartyConfig:
     return replace(config, connect_deadline=seconds)
 
 
-async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listener_keeps_listening(deployment: dict[str, Path], tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    init_ca(other)
-    issue_certificate(other, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=other / "ca.crt", ca_key=other / "ca.key")
-    edit(deployment["insurer"], 'certificate = "certs/insurer.crt"', f'certificate = "{other}/insurer.crt"')
-    edit(deployment["insurer"], 'key = "certs/insurer.key"', f'key = "{other}/insurer.key"')
+async def insurer_dials_hospital(deployment: dict[str, Path]) -> tuple[Any, Any]:
+    """The insurer's and the hospital's outcomes when only they run (the hospital gives up after 2 s)."""
     configs = {
         "hospital": _with_connect(load_party_config(deployment["hospital"]), 2.0),
         "insurer": _with_connect(load_party_config(deployment["insurer"]), 10),
     }
     with trio.fail_after(TIMEOUT):
         outcomes = await establish_all(configs)
-    insurer, hospital = outcomes["insurer"], outcomes["hospital"]
+    return outcomes["insurer"], outcomes["hospital"]
+
+
+async def test_a_peer_with_a_certificate_from_another_ca_is_told_and_the_listener_keeps_listening(deployment: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    init_ca(other)
+    issue_certificate(other, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=other / "ca.crt", ca_key=other / "ca.key")
+    edit(deployment["insurer"], 'certificate = "certs/insurer.crt"', f'certificate = "{other}/insurer.crt"')
+    edit(deployment["insurer"], 'key = "certs/insurer.key"', f'key = "{other}/insurer.key"')
+    insurer, hospital = await insurer_dials_hospital(deployment)
     assert isinstance(insurer, TLSError)
     assert re.match(r"hospital at 127\.0\.0\.1:\d+ does not trust the CA that issued our certificate", str(insurer)), insurer
     assert isinstance(hospital, StepTimeout)
     assert "the last refused incoming connection: the peer at 127.0.0.1:" in str(hospital)
     assert "presented a certificate that is not signed by our CA" in str(hospital)
+
+
+def pin_peers(deployment: dict[str, Path], pins: dict[str, str]) -> None:
+    """Pin each peer named in ``pins`` to that fingerprint in the other parties' configs."""
+    for role, path in deployment.items():
+        for peer, fingerprint in pins.items():
+            if peer != role:
+                edit(path, f'identity = "{peer}.mpcactors.test"', f'identity = "{peer}.mpcactors.test"\nfingerprint = "{fingerprint}"')
+
+
+async def test_pinned_peers_connect(deployment: dict[str, Path]) -> None:
+    from mpcactors.certs import inspect_certificate
+
+    certs = deployment["hospital"].parent / "certs"
+    pin_peers(deployment, {role: inspect_certificate(certs / f"{role}.crt")[0].pin for role in ROLES})
+    configs = {role: load_party_config(path) for role, path in deployment.items()}
+    assert all(len(config.pins) == 2 for config in configs.values())
+    with trio.fail_after(TIMEOUT):
+        outcomes = await establish_all(configs)
+        try:
+            for role in ROLES:
+                assert not isinstance(outcomes[role], Exception), outcomes[role]
+        finally:
+            await close_all(outcomes)
+
+
+async def test_a_peer_whose_certificate_is_not_the_pinned_one_is_refused_and_the_listener_keeps_listening(
+    deployment: dict[str, Path],
+) -> None:
+    from mpcactors.certs import inspect_certificate
+
+    certs = deployment["hospital"].parent / "certs"
+    pinned = inspect_certificate(certs / "insurer.crt")[0].pin
+    pin_peers(deployment, {"insurer": pinned})
+    # the CA holder issues the insurer's identity again (a new key, a new certificate)
+    issue_certificate(certs, name="insurer", identities=["insurer.mpcactors.test"], ca_certificate=certs / "ca.crt",
+                      ca_key=certs / "ca.key", overwrite=True)
+    presented = inspect_certificate(certs / "insurer.crt")[0].pin
+    insurer, hospital = await insurer_dials_hospital(deployment)
+    fact = f"presented SAN insurer.mpcactors.test (role insurer) with fingerprint {presented}, but [peers.insurer] fingerprint pins {pinned}"
+    assert isinstance(insurer, TLSError) and insurer.exit_code == 5
+    assert re.fullmatch(rf"hospital at 127\.0\.0\.1:\d+ refused the connection: hospital refuses: we {re.escape(fact)}", str(insurer)), insurer
+    assert isinstance(hospital, StepTimeout)
+    assert re.search(rf"the last refused incoming connection: the peer at 127\.0\.0\.1:\d+ {re.escape(fact)}$", str(hospital)), hospital
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ Production sites bring their own PKI; this module exists so that a three-host tr
   subjectAltName entries are the identities the other parties' configs expect
   (``<role>.mpcactors.test`` by default; IP addresses become IP SANs);
 * :func:`inspect_certificate` reports what operators need when a handshake fails:
-  SAN, validity, SHA-256 fingerprint and issuer.
+  SAN, validity, SHA-256 fingerprint and issuer, and the pin a config may set for
+  the certificate (:func:`parse_pin`).
 
 Private keys are created with mode ``0600`` (never world-readable, not even briefly)
 and are never overwritten unless asked.
@@ -36,12 +37,15 @@ from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_DOMAIN",
+    "PIN_PREFIX",
     "CertificateInfo",
     "default_identity",
     "init_ca",
     "inspect_certificate",
     "issue_certificate",
     "key_permission_problem",
+    "parse_pin",
+    "pin_of",
 ]
 
 #: Test identities are ``<role>.mpcactors.test`` (``.test`` is reserved, RFC 2606).
@@ -54,6 +58,30 @@ _BACKDATE = datetime.timedelta(minutes=10)
 def default_identity(role: str) -> str:
     """The SAN a test certificate for ``role`` carries: ``<role>.mpcactors.test``."""
     return f"{role}.{DEFAULT_DOMAIN}"
+
+
+#: A pin (``[peers.NAME] fingerprint``) is this and the certificate's SHA-256 in hex.
+PIN_PREFIX = "sha256:"
+
+
+def parse_pin(text: str) -> str:
+    """``text`` as a pin: ``sha256:`` and 64 lower-case hex digits.
+
+    Colons between the bytes (as fingerprints are shown) and upper case are accepted.
+
+    Raises:
+        ValueError: ``text`` is not a SHA-256 fingerprint; the message says what is expected.
+    """
+    prefix, sep, digits = text.partition(":")
+    digits = digits.replace(":", "").lower()
+    if not sep or prefix.lower() != PIN_PREFIX[:-1] or len(digits) != 64 or not set(digits) <= set("0123456789abcdef"):
+        raise ValueError(f"must be \"sha256:\" and the 64 hex digits of the certificate's SHA-256 fingerprint, got {text!r}")
+    return PIN_PREFIX + digits
+
+
+def pin_of(fingerprint: str) -> str:
+    """The pin for a fingerprint as shown (SHA-256, hex with colons)."""
+    return parse_pin(PIN_PREFIX + fingerprint)
 
 
 def _now() -> datetime.datetime:
@@ -239,6 +267,11 @@ class CertificateInfo:
     serial: int
     is_ca: bool
 
+    @property
+    def pin(self) -> str:
+        """What ``[peers.NAME] fingerprint`` must say to pin this certificate."""
+        return pin_of(self.fingerprint)
+
     def days_left(self, now: datetime.datetime | None = None) -> float:
         return (self.not_after - (now or _now())).total_seconds() / 86400
 
@@ -263,6 +296,9 @@ class CertificateInfo:
             f"serial:      {self.serial:x}",
             f"CA:          {'yes' if self.is_ca else 'no'}",
         ]
+        if not self.is_ca:  # a pin names the party's own certificate, never its CA
+            lines += ["# to pin this certificate, paste under [peers.<role>] in the other parties' configs:",
+                      f"fingerprint = \"{self.pin}\""]
         return "\n".join(lines)
 
     def document(self) -> dict[str, Any]:

@@ -156,6 +156,11 @@ CASES = [
     Case("unknown-key", "An unknown key in a table (here a typo in [party])", "party",
          "hospital.toml: unknown key [party] listne (known keys: executor, listen, role, workers)", 2,
          edit=_replace_in("hospital.toml", "listen =", "listne =")),
+    Case("bad-fingerprint", "A pinned fingerprint ([peers.NAME] fingerprint) without the `sha256:` prefix", "party",
+         "hospital.toml: [peers.insurer] fingerprint: must be \"sha256:\" and the 64 hex digits of the certificate's "
+         "SHA-256 fingerprint, got 'EB:63:2D:E8' (run: mpcactors certs inspect CERT; it prints the line to paste)", 2,
+         edit=_replace_in("hospital.toml", 'identity = "insurer.mpcactors.test"',
+                          'identity = "insurer.mpcactors.test"\nfingerprint = "EB:63:2D:E8"')),
     Case("unknown-table", "An unknown table", "party",
          "hospital.toml: unknown table [inputs] (known: deadlines, input, party, peers, protocol, tls)", 2,
          edit=_replace_in("hospital.toml", "[input]", "[inputs]")),

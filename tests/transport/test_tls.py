@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import ssl
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ import pytest
 import trio
 import trio.testing
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mpcactors.codec import Envelope
 from mpcactors.config import RunConfig
@@ -49,9 +54,15 @@ class Files:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Files]:
+def ca() -> trustme.CA:
+    """The CA that issued every party's certificate."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> dict[str, Files]:
     directory = tmp_path_factory.mktemp("pki")
-    ca, other = trustme.CA(), trustme.CA()
+    other = trustme.CA()
     now = datetime.datetime.now(datetime.timezone.utc)
     files = {role: Files(directory, role, ca.issue_cert(f"{role}.mpcactors.test"), ca) for role in ROLES_BY_IDENTITY.values()}
     files["insurer_other_ca"] = Files(directory, "insurer_other_ca", other.issue_cert("insurer.mpcactors.test"), other)
@@ -68,7 +79,37 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Files]:
         ca,
     )
     files["hospital_and_ttp"] = Files(directory, "hospital_and_ttp", ca.issue_cert("hospital.mpcactors.test", "ttp.mpcactors.test"), ca)
+    # valid certificates for the parties' identities, that the CA issued to someone else
+    files["insurer_minted"] = Files(directory, "insurer_minted", ca.issue_cert("insurer.mpcactors.test"), ca)
+    files["hospital_minted"] = Files(directory, "hospital_minted", ca.issue_cert("hospital.mpcactors.test"), ca)
     return files
+
+
+def pin(files: Files) -> str:
+    """What ``[peers.NAME] fingerprint`` says to pin ``files``' certificate."""
+    return "sha256:" + hashlib.sha256(files.der).hexdigest()
+
+
+def leaf_with_sans(ca: trustme.CA, *names: x509.GeneralName) -> trustme.LeafCert:
+    """A client and server certificate from ``ca`` with exactly the SANs ``names``
+    (trustme makes only DNS-name and IP-address SANs)."""
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    issuer_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "another project")]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(list(names)), critical=False)
+        .sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return trustme.LeafCert(key_pem, certificate.public_bytes(serialization.Encoding.PEM), [])
 
 
 def client_without_certificate(ca: Path) -> ssl.SSLContext:
@@ -93,11 +134,7 @@ async def connect(
     async def side(name: str, stream: trio.abc.Stream, kwargs: dict[str, Any], server_side: bool) -> None:
         try:
             outcomes[name] = await open_tls_link(
-                stream,
-                server_side=server_side,
-                role_by_identity=ROLES_BY_IDENTITY,
-                handshake_timeout=5,
-                **kwargs,
+                stream, server_side=server_side, handshake_timeout=5, **{"role_by_identity": ROLES_BY_IDENTITY, **kwargs}
             )
         except MpcactorsError as exc:
             outcomes[name] = exc
@@ -303,6 +340,97 @@ async def test_a_certificate_naming_two_roles_is_refused(pki: dict[str, Files]) 
         s, c = both_fail(*await connect(server, client))
     assert "names several roles (hospital, ttp)" in str(s)
     assert str(c).startswith("insurer refused the connection: insurer refuses: we presented SAN hospital.mpcactors.test, ttp")
+
+
+DIRECTORY_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "insurer.mpcactors.test")])
+
+
+@pytest.mark.parametrize(
+    ("san", "shown", "configured"),
+    [
+        (x509.RFC822Name("insurer.mpcactors.test"), "email:insurer.mpcactors.test", "insurer.mpcactors.test"),
+        (x509.UniformResourceIdentifier("insurer.mpcactors.test"), "URI:insurer.mpcactors.test", "insurer.mpcactors.test"),
+        # the stdlib spells a directory name as nested tuples; an identity spelled that way used to match
+        (x509.DirectoryName(DIRECTORY_NAME), "DirName:commonName=insurer.mpcactors.test", "((('commonName', 'insurer.mpcactors.test'),),)"),
+    ],
+    ids=["e-mail", "URI", "directory-name"],
+)
+async def test_only_dns_and_ip_sans_identify_a_party(
+    tmp_path: Path, pki: dict[str, Files], ca: trustme.CA, san: x509.GeneralName, shown: str, configured: str
+) -> None:
+    # a certificate from the same CA, issued for another project, whose only mention of the
+    # insurer's identity is in a SAN of another type
+    files = Files(tmp_path, "other_project", leaf_with_sans(ca, x509.DNSName("mail.example.org"), san), ca)
+    identities = {identity: role for identity, role in ROLES_BY_IDENTITY.items() if role != "insurer"} | {configured: "insurer"}
+    with trio.fail_after(TIMEOUT):
+        server, client = both_fail(
+            *await connect(
+                hospital_server(pki, role_by_identity=identities),
+                insurer_client(pki, ssl_context=files.context(server_side=False)),
+            )
+        )
+    assert isinstance(server, TLSError) and isinstance(client, TLSError)
+    assert str(server).startswith(f"the peer presented SAN mail.example.org, {shown}, which is not a configured identity")
+    assert str(server).endswith("; only DNS-name and IP-address SANs identify a party")
+    assert str(client).startswith(f"hospital refused the connection: hospital refuses: we presented SAN mail.example.org, {shown}")
+
+
+async def test_an_ip_address_san_identifies_a_party(tmp_path: Path, pki: dict[str, Files], ca: trustme.CA) -> None:
+    files = Files(tmp_path, "insurer_ip", leaf_with_sans(ca, x509.IPAddress(ipaddress.ip_address("10.0.0.2"))), ca)
+    identities = {**ROLES_BY_IDENTITY, "10.0.0.2": "insurer"}
+    with trio.fail_after(TIMEOUT):
+        server, client = await connect(
+            hospital_server(pki, role_by_identity=identities),
+            insurer_client(pki, ssl_context=files.context(server_side=False)),
+        )
+        assert not isinstance(server, BaseException) and not isinstance(client, BaseException)
+        assert server[0].peer == "insurer" and server[0].peer_certificate.sans == ("10.0.0.2",)
+        await server[0].aclose()
+        await client[0].aclose()
+
+
+def not_pinned(role: str, *, presented: Files, pinned: Files) -> str:
+    """The refusal of ``presented`` where ``pinned`` is pinned, after "the peer" / "we"."""
+    return (
+        f"presented SAN {role}.mpcactors.test (role {role}) with fingerprint {pin(presented)}, "
+        f"but [peers.{role}] fingerprint pins {pin(pinned)}"
+    )
+
+
+async def test_pinned_certificates_connect(pki: dict[str, Files]) -> None:
+    server = hospital_server(pki, pins={"insurer": pin(pki["insurer"])})
+    client = insurer_client(pki, pins={"hospital": pin(pki["hospital"])})
+    with trio.fail_after(TIMEOUT):
+        h, i = await connect(server, client)
+        assert not isinstance(h, BaseException) and not isinstance(i, BaseException)
+        assert h[0].peer_certificate.pin == pin(pki["insurer"]) and i[0].peer_certificate.pin == pin(pki["hospital"])
+        await h[0].aclose()
+        await i[0].aclose()
+
+
+async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_listener(
+    pki: dict[str, Files], tls_version: ssl.TLSVersion
+) -> None:
+    # the same CA issued another valid certificate for the insurer's identity
+    context = limited(pki["insurer_minted"].context(server_side=False), tls_version)
+    server = hospital_server(pki, pins={"insurer": pin(pki["insurer"])})
+    with trio.fail_after(TIMEOUT):
+        s, c = both_fail(*await connect(server, insurer_client(pki, ssl_context=context)))
+    assert isinstance(s, TLSError) and isinstance(c, TLSError)
+    fact = not_pinned("insurer", presented=pki["insurer_minted"], pinned=pki["insurer"])
+    assert str(s) == f"the peer {fact}"
+    assert str(c) == f"hospital refused the connection: hospital refuses: we {fact}"
+
+
+async def test_a_certificate_other_than_the_pinned_one_is_refused_by_the_dialer(pki: dict[str, Files]) -> None:
+    server = hospital_server(pki, ssl_context=pki["hospital_minted"].context(server_side=True))
+    client = insurer_client(pki, pins={"hospital": pin(pki["hospital"])})
+    with trio.fail_after(TIMEOUT):
+        s, c = both_fail(*await connect(server, client))
+    assert isinstance(s, TLSError) and isinstance(c, TLSError)
+    fact = not_pinned("hospital", presented=pki["hospital_minted"], pinned=pki["hospital"])
+    assert str(c) == f"hospital {fact}"
+    assert str(s) == f"insurer refused the connection: insurer refuses: we {fact}"
 
 
 async def test_a_client_without_a_certificate_is_refused(pki: dict[str, Files], tls_version: ssl.TLSVersion) -> None:

@@ -2,7 +2,8 @@
 
 Each organisation runs ``mpcactors party --config FILE`` on its own host. The file
 (:func:`load_party_config`) says who we are, where we listen, who our two peers are
-(address, the certificate identity we expect, and who dials whom), where our
+(address, the certificate identity we expect, optionally the certificate's pinned
+fingerprint, and who dials whom), where our
 certificate, key and CA are, where our input CSV is, and the public protocol
 parameters, which must be identical in all three files (the application hello
 compares a digest of them, so a difference fails at connect time, not at step 8).
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..actors.executor import POLICIES
-from ..certs import inspect_certificate, key_permission_problem
+from ..certs import inspect_certificate, key_permission_problem, parse_pin
 from ..codec import MAX_MESSAGE_BYTES
 from ..protocol.roster import TTP, Roster
 from ..config import DEFAULT_DEADLINES, RunConfig
@@ -67,6 +68,8 @@ class PeerConfig:
     identity: str
     dial: bool
     address: tuple[str, int] | None
+    #: ``sha256:<hex>`` the peer's certificate must have, if pinned
+    fingerprint: str | None = None
 
     @property
     def address_text(self) -> str:
@@ -108,6 +111,11 @@ class PartyConfig:
     def role_by_identity(self) -> dict[str, str]:
         return {peer.identity: peer.role for peer in self.peers.values()}
 
+    @property
+    def pins(self) -> dict[str, str]:
+        """Role -> the pinned fingerprint of its certificate, for the pinned peers."""
+        return {peer.role: peer.fingerprint for peer in self.peers.values() if peer.fingerprint is not None}
+
     def ssl_context(self, *, server_side: bool) -> ssl.SSLContext:
         """Build an mTLS context from the configured files (errors name the key and file)."""
         return _ssl_context(self.path, self.tls, server_side=server_side)
@@ -147,7 +155,7 @@ _SECTIONS: dict[str, set[str]] = {
     },
     "deadlines": {"connect", "handshake"} | {f"step_{step}" for step in DEFAULT_DEADLINES},
 }
-_PEER_KEYS = {"address", "identity", "dial"}
+_PEER_KEYS = {"address", "identity", "dial", "fingerprint"}
 
 
 class _Reader:
@@ -225,6 +233,15 @@ class _Reader:
             return _parse_address(text)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
+
+    def pin(self, key: str) -> str | None:
+        text = self.string(key)
+        if text is None:
+            return None
+        try:
+            return parse_pin(text)
+        except ValueError as exc:
+            raise self.error(key, f"{exc} (run: mpcactors certs inspect CERT; it prints the line to paste)") from None
 
 
 def _kind(value: Any) -> str:
@@ -326,7 +343,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         assert identity is not None
         dial = reader.boolean("dial", default=(role, other) in default_dials(roster))
         address = reader.address("address", required=dial)
-        peers[other] = PeerConfig(other, identity, dial, address)
+        peers[other] = PeerConfig(other, identity, dial, address, reader.pin("fingerprint"))
     identities = [p.identity.lower() for p in peers.values()]
     if len(set(identities)) != len(identities):
         raise ConfigError(f"{path}: [peers.{others[0]}] identity and [peers.{others[1]}] identity must differ")

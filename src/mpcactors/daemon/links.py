@@ -161,6 +161,7 @@ class _Establisher:
                 server_side=server_side,
                 server_hostname=None if server_side else peer.identity,  # type: ignore[union-attr]
                 role_by_identity=self.config.role_by_identity,
+                pins=self.config.pins,
                 session=self.session if self.purpose == "run" else None,
                 handshake_timeout=self.config.handshake_deadline,
                 max_frame_bytes=self.config.max_frame_bytes,

@@ -12,10 +12,15 @@ It does three things, all under one ``handshake_timeout``:
    (``CERT_REQUIRED`` both ways), TLS 1.2 at least and 1.3 when both support it
    (OpenSSL's default preference), and the client checks the server's certificate
    against the identity it expects (``check_hostname``).
-2. **Identity to role**: the peer certificate's subjectAltName entries are mapped to
-   a role through the configured ``role_by_identity`` allow-list. A certificate that
-   maps to no role, to several roles, or to a role other than the one expected on this
-   link is refused: "peer presented SAN X, expected role Y".
+2. **Identity to role**: the peer certificate's DNS-name and IP-address subjectAltName
+   entries are mapped to a role through the configured ``role_by_identity`` allow-list
+   (e-mail, URI, directory-name and other SANs never identify a party: a CA that also
+   serves other projects may put anything there). A certificate that maps to no role,
+   to several roles, or to a role other than the one expected on this link is refused:
+   "peer presented SAN X, expected role Y". If the configuration pins that role's
+   certificate (``pins``, from ``[peers.NAME] fingerprint``), the certificate's
+   SHA-256 must also be the pinned one: a CA that serves other projects too could
+   otherwise issue a certificate for a party's identity to someone else.
 3. **The application hello**: each side sends ``{role, protocol version, session id,
    purpose, parameter digest}`` and then a verdict (``ack`` or ``refuse`` with a short
    readable reason). This is not decoration. In TLS 1.3 the client's handshake
@@ -47,6 +52,7 @@ from typing import Any
 import structlog
 import trio
 
+from ..certs import pin_of
 from ..codec import MAX_MESSAGE_BYTES, Envelope
 from ..protocol.roster import Roster
 from ..errors import MpcactorsError, PeerProtocolError, StepTimeout, TLSError, TransportError
@@ -106,36 +112,57 @@ def make_ssl_context(*, certificate: str | os.PathLike[str], key: str | os.PathL
 class PeerCertificate:
     """What we learnt about the peer's certificate (public; safe to log)."""
 
-    #: subjectAltName values (DNS names, IP addresses, ...)
+    #: the subjectAltName DNS names and IP addresses: the SANs that identify a party
     sans: tuple[str, ...]
     #: SHA-256 of the DER certificate, hex with colons
     fingerprint: str
     not_after: str
     tls_version: str | None
+    #: the other subjectAltName entries as ``type:value`` (``email:...``, ``URI:...``); shown, never matched
+    other_sans: tuple[str, ...] = ()
+
+    @property
+    def pin(self) -> str:
+        """The certificate as ``[peers.NAME] fingerprint`` pins it (``sha256:<hex>``)."""
+        return pin_of(self.fingerprint)
 
 
-def identify_peer(sans: Collection[str], role_by_identity: Mapping[str, str]) -> str:
-    """The role whose configured identity appears among ``sans``.
+#: The subjectAltName types that may identify a party, as :meth:`ssl.SSLSocket.getpeercert` names them.
+_IDENTITY_SAN_TYPES = ("DNS", "IP Address")
 
-    DNS names compare case-insensitively. Raises :class:`TLSError` if no SAN is a
-    configured identity or if the SANs name more than one role (a certificate must not
-    be able to act as two parties).
+
+def identify_peer(sans: Collection[str], role_by_identity: Mapping[str, str], *, ignored: Collection[str] = ()) -> str:
+    """The role whose configured identity appears among ``sans`` (DNS names and IP addresses).
+
+    DNS names compare case-insensitively. ``ignored`` (SANs of other types) is only
+    shown in the refusal. Raises :class:`TLSError` if no SAN is a configured identity
+    or if the SANs name more than one role (a certificate must not be able to act as
+    two parties).
     """
     table = {identity.lower(): role for identity, role in role_by_identity.items()}
     roles = sorted({table[s.lower()] for s in sans if s.lower() in table})
-    shown = ", ".join(sans) or "(none)"
+    shown = ", ".join([*sans, *ignored]) or "(none)"
     if not roles:
         configured = ", ".join(f"{i} -> {r}" for i, r in sorted(role_by_identity.items()))
-        raise TLSError(f"peer presented SAN {shown}, which is not a configured identity (configured: {configured})")
+        hint = "; only DNS-name and IP-address SANs identify a party" if ignored else ""
+        raise TLSError(f"peer presented SAN {shown}, which is not a configured identity (configured: {configured}){hint}")
     if len(roles) > 1:
         raise TLSError(f"peer presented SAN {shown}, which names several roles ({', '.join(roles)}); refused")
     return roles[0]
 
 
-def _sans_of(cert: Mapping[str, Any] | None) -> tuple[str, ...]:
-    if not cert:
-        return ()
-    return tuple(str(value) for _kind, value in cert.get("subjectAltName", ()))
+def _sans_of(cert: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The certificate's identities (DNS-name and IP-address SANs), and its other SANs as ``type:value``."""
+    identities: list[str] = []
+    others: list[str] = []
+    for kind, value in cert.get("subjectAltName", ()) if cert else ():
+        if kind in _IDENTITY_SAN_TYPES:
+            identities.append(str(value))
+        elif isinstance(value, tuple):  # a directory name: RDNs of (attribute, value) pairs
+            others.append(f"{kind}:" + ", ".join(f"{name}={text}" for rdn in value for name, text in rdn))
+        else:
+            others.append(f"{kind}:{value}")
+    return tuple(identities), tuple(others)
 
 
 def _fingerprint(der: bytes | None) -> str:
@@ -146,20 +173,29 @@ def _fingerprint(der: bytes | None) -> str:
 
 def _peer_certificate(stream: trio.SSLStream[Any]) -> PeerCertificate:
     cert = stream.getpeercert()
+    sans, other_sans = _sans_of(cert)
     return PeerCertificate(
-        sans=_sans_of(cert),
+        sans=sans,
         fingerprint=_fingerprint(stream.getpeercert(binary_form=True)),
         not_after=str(cert.get("notAfter", "")) if cert else "",
         tls_version=stream.version(),
+        other_sans=other_sans,
     )
 
 
-def _role_on_link(sans: tuple[str, ...], role_by_identity: Mapping[str, str], expected: set[str], local_role: str) -> str:
-    """The peer's role if its certificate names one of ``expected`` (never our own); else TLSError."""
-    peer_role = identify_peer(sans, role_by_identity)
+def _role_on_link(
+    peer: PeerCertificate, role_by_identity: Mapping[str, str], pins: Mapping[str, str], expected: set[str], local_role: str
+) -> str:
+    """The peer's role if its certificate names one of ``expected`` (never our own) and
+    is the pinned one, if that role is pinned; else TLSError."""
+    peer_role = identify_peer(peer.sans, role_by_identity, ignored=peer.other_sans)
+    presented = f"peer presented SAN {', '.join(peer.sans)} (role {peer_role})"
     if peer_role not in expected or peer_role == local_role:
         wanted = " or ".join(sorted(expected - {local_role})) or "another party"
-        raise TLSError(f"peer presented SAN {', '.join(sans)} (role {peer_role}), expected role {wanted}")
+        raise TLSError(f"{presented}, expected role {wanted}")
+    pinned = pins.get(peer_role)
+    if pinned is not None and peer.pin != pinned:
+        raise TLSError(f"{presented} with fingerprint {peer.pin}, but [peers.{peer_role}] fingerprint pins {pinned}")
     return peer_role
 
 
@@ -362,6 +398,7 @@ async def open_tls_link(
     parameters: bytes | None = None,
     peer_address: str | None = None,
     recorder: Recorder | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> tuple[TLSChannel, bytes | None]:
     """Authenticate the peer on ``stream`` and agree on the session: a ready channel.
 
@@ -384,14 +421,18 @@ async def open_tls_link(
         parameters: digest of the public run parameters; a peer with another digest is
             refused (``None`` skips the comparison).
         peer_address: how to name the peer before it is identified ("10.0.0.2:4433").
+        pins: role -> the ``sha256:<hex>`` its certificate must have
+            (:func:`mpcactors.certs.parse_pin`); an unpinned role is checked by CA and
+            SAN only. Checked right after the handshake, before the hello.
 
     Returns:
         ``(channel, session)``: ``session`` is the agreed session id (``None`` for a
         check link).
 
     Raises:
-        TLSError: the handshake failed or the peer's identity is not the expected one
-            (on either side: the peer's refusal reaches us as its reason).
+        TLSError: the handshake failed, the peer's identity is not the expected one or
+            its certificate is not the pinned one (on either side: the peer's refusal
+            reaches us as its reason).
         PeerProtocolError: the hello failed (version, role, session or parameters).
         TransportError: the connection broke.
 
@@ -421,9 +462,9 @@ async def open_tls_link(
                     await _flush_alert_and_close(ssl_stream, _LINGER)
                     raise TLSError(describe_tls_failure(exc, who=who, identity=server_hostname)) from None
                 peer_certificate = _peer_certificate(ssl_stream)
-                # 2. identity -> role
+                # 2. identity -> role, and the pin
                 try:
-                    peer_role = _role_on_link(peer_certificate.sans, role_by_identity, expected, local_role)
+                    peer_role = _role_on_link(peer_certificate, role_by_identity, pins or {}, expected, local_role)
                 except TLSError as exc:
                     # our reason, and the same fact phrased for the peer's operator
                     mine = str(exc).replace("peer presented", f"{who} presented", 1)
