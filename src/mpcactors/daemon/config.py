@@ -456,8 +456,8 @@ def _columns(proto: _Reader, roster: Roster) -> tuple[dict[str, tuple[str, ...]]
     table = proto.data.get("columns")
     if table is not None and legacy:
         raise ConfigError(
-            f"{proto.path}: [protocol] {' and '.join(legacy)} and [protocol.columns] are two forms of the same thing; "
-            "use one ([protocol.columns] with one key per data party)"
+            f"{proto.path}: [protocol.columns] and [protocol] {', '.join(legacy)}: two forms of the parties' columns; "
+            "use one ([protocol.columns] has one key per data party)"
         )
     if table is None and set(roster.data_parties) == set(DEFAULT_DATA_PARTIES):
         keys = {name: f"{name}_columns" for name in roster.data_parties}
