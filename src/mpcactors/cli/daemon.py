@@ -24,13 +24,14 @@ import trio
 from ..actors.failures import first_cause
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging, describe_exception
-from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster, is_party_name, parse_parties
+from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster, parse_parties
 from ._options import KEY_BITS
 
 __all__ = ["certs", "check", "deploy_example", "party"]
 
 log = structlog.get_logger(__name__)
 
+ROLES = Roster().members
 
 
 def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
@@ -269,8 +270,8 @@ def certs_issue(name: str, identities: tuple[str, ...], ca_dir: Path | None, out
     from ..certs import default_identity, inspect_certificate, issue_certificate
 
     if not identities:
-        if not is_party_name(name):
-            _fail(ConfigError(f"give --identity for {name!r} (only a party name, like hospital or ttp, has a default)"))
+        if name not in ROLES:
+            _fail(ConfigError(f"give --identity for {name!r} (only the roles {', '.join(ROLES)} have a default)"))
         identities = (default_identity(name),)
     ca_dir = ca_dir or out
     try:
