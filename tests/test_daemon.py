@@ -401,6 +401,18 @@ async def establish_all(configs: dict[str, PartyConfig], *, delay: dict[str, flo
     return outcomes
 
 
+def assert_every_pair_linked(outcomes: dict[str, Any]) -> bytes:
+    """Every member has a run link to every other, all in the hospital's session; returns it."""
+    for role, outcome in outcomes.items():
+        assert not isinstance(outcome, Exception), (role, outcome)
+    hospital_session = outcomes["hospital"][1]
+    for role, ((links, session), _) in outcomes.items():
+        assert session == hospital_session
+        assert sorted(links) == sorted(r for r in outcomes if r != role)
+        assert all(link.session == hospital_session and link.purpose == "run" for link in links.values())
+    return hospital_session
+
+
 async def close_all(outcomes: dict[str, Any]) -> None:
     for outcome in outcomes.values():
         if isinstance(outcome, tuple):
@@ -414,14 +426,7 @@ async def test_three_parties_connect_in_any_order_and_learn_the_hospitals_sessio
         # the TTP starts last: the hospital's and the insurer's dials are retried until it listens
         outcomes = await establish_all(configs, delay={"ttp": 0.6})
         try:
-            for role in ROLES:
-                assert not isinstance(outcomes[role], Exception), outcomes[role]
-            hospital_session = outcomes["hospital"][1]
-            for role in ROLES:
-                (links, session), _ = outcomes[role]
-                assert session == hospital_session
-                assert sorted(links) == sorted(r for r in ROLES if r != role)
-                assert all(link.session == hospital_session and link.purpose == "run" for link in links.values())
+            hospital_session = assert_every_pair_linked(outcomes)
             # the links really connect the right pairs: an envelope goes through
             from mpcactors.codec import Envelope
 
@@ -461,18 +466,10 @@ async def test_k_parties_link_every_pair_and_learn_the_session_when_its_creator_
     configs = {role: load_party_config(path) for role, path in make_deployment(tmp_path / "dep", parties=parties).items()}
     if directions == "reversed":
         configs = rerouted(configs, {(listener, dialer) for dialer, listener in default_dials(configs["ttp"].run.roster)})
-    members = tuple(configs)
     with trio.fail_after(TIMEOUT):
         outcomes = await establish_all(configs, delay={"hospital": 0.5})
         try:
-            for role in members:
-                assert not isinstance(outcomes[role], Exception), (role, outcomes[role])
-            hospital_session = outcomes["hospital"][1]
-            for role in members:
-                (links, session), _ = outcomes[role]
-                assert session == hospital_session
-                assert sorted(links) == sorted(m for m in members if m != role)
-                assert all(link.session == hospital_session for link in links.values())
+            assert_every_pair_linked(outcomes)
         finally:
             await close_all(outcomes)
 
@@ -644,32 +641,44 @@ def fast_protocol(deployment: dict[str, Path], *, max_iter: int = 15, step_deadl
         set_deadlines(path, connect=30, **{f"step_{n}": step_deadline for n in range(1, 9)})
 
 
-@pytest.mark.slow
-async def test_three_party_processes_complete_the_protocol_and_agree(tmp_path: Path) -> None:
-    deployment = make_deployment(tmp_path / "dep", rows=40)
-    fast_protocol(deployment)
-    parties = {role: PartyProcess(role, path, tmp_path / f"{role}.json") for role, path in deployment.items()}
-    with trio.fail_after(120):
+async def run_to_the_end(deployment: dict[str, Path], results: Path, *, last: str | None = None, seconds: float = 120) -> dict[str, Any]:
+    """Run every member as a ``mpcactors party`` process (``last`` half a second after the
+    others); check that each succeeded with a link to every other member and that all agree.
+    Returns the result documents by role."""
+    parties = {role: PartyProcess(role, path, results / f"{role}.json") for role, path in deployment.items()}
+    with trio.fail_after(seconds):
         async with trio.open_nursery() as nursery:
-            for party in parties.values():
-                nursery.start_soon(party.run)
+            for role, party in parties.items():
+                if role != last:
+                    await nursery.start(party.run)
+            if last is not None:
+                await trio.sleep(0.5)
+                nursery.start_soon(parties[last].run)
     for party in parties.values():
         assert party.returncode == 0, (party.role, party.lines[-5:])
     documents = {role: json.loads(party.result.read_text()) for role, party in parties.items()}
-    reports = {role: json.loads((tmp_path / f"{role}.report.json").read_text()) for role in parties}
+    reports = {role: json.loads((results / f"{role}.report.json").read_text()) for role in parties}
     sizes = {doc["intersection_size"] for doc in documents.values()}
     sessions = {doc["session"] for doc in documents.values()}
     assert len(sizes) == 1 and sizes.pop() >= 10
     assert len(sessions) == 1
-    revealed = [doc["result"] for doc in documents.values() if doc["result"] is not None]
-    assert revealed and all(r == revealed[0] for r in revealed)  # the same revealed numbers, bit for bit
-    assert revealed[0]["iterations"] == 15
+    revealed = [doc["result"] for doc in documents.values()]
+    assert revealed[0] is not None and all(r == revealed[0] for r in revealed)  # the same revealed numbers, bit for bit
     for role, report in reports.items():
         assert report["outcome"] == "ok" and report["exit_code"] == 0
         assert report["session"] == documents[role]["session"]
-        assert sorted(report["links"]) == sorted(r for r in ROLES if r != role)
+        assert sorted(report["links"]) == sorted(r for r in parties if r != role)
         for link in report["links"].values():
             assert link["tls_version"] == "TLSv1.3" and link["sent"]["bytes"] > 0
+    return documents
+
+
+@pytest.mark.slow
+async def test_three_party_processes_complete_the_protocol_and_agree(tmp_path: Path) -> None:
+    deployment = make_deployment(tmp_path / "dep", rows=40)
+    fast_protocol(deployment)
+    documents = await run_to_the_end(deployment, tmp_path)
+    assert documents["hospital"]["result"]["iterations"] == 15
 
 
 @pytest.mark.slow
@@ -679,25 +688,10 @@ async def test_k_party_processes_complete_the_protocol_and_agree_with_a_simulati
 
     deployment = make_deployment(tmp_path / "dep", rows=60, parties=parties)
     fast_protocol(deployment, max_iter=30)
-    processes = {role: PartyProcess(role, path, tmp_path / f"{role}.json") for role, path in deployment.items()}
-    with trio.fail_after(180):
-        async with trio.open_nursery() as nursery:
-            for role, process in processes.items():
-                if role != "hospital":
-                    await nursery.start(process.run)
-            await trio.sleep(0.5)  # the session's creator last: the others wait to learn the session
-            nursery.start_soon(processes["hospital"].run)
-    for process in processes.values():
-        assert process.returncode == 0, (process.role, process.lines[-5:])
-    documents = {role: json.loads(process.result.read_text()) for role, process in processes.items()}
-    assert len({doc["session"] for doc in documents.values()}) == 1
-    assert len({doc["intersection_size"] for doc in documents.values()}) == 1
-    results = [doc["result"] for doc in documents.values()]
-    assert results[0] is not None and all(r == results[0] for r in results)  # every member: the same numbers, bit for bit
-    assert set(results[0]["owners"].values()) == set(default_names(parties))
-    for role in processes:
-        report = json.loads((tmp_path / f"{role}.report.json").read_text())
-        assert report["outcome"] == "ok" and sorted(report["links"]) == sorted(r for r in processes if r != role)
+    # the session's creator last: the others wait to learn the session before dialing each other
+    documents = await run_to_the_end(deployment, tmp_path, last="hospital", seconds=180)
+    result = documents["cbs"]["result"]
+    assert set(result["owners"].values()) == set(default_names(parties))
     # the model of a simulation on the same inputs and parameters (the lasso rounds at random,
     # so within the project's tolerance: 1e-3 of the largest coefficient)
     configs = {role: load_party_config(path) for role, path in deployment.items()}
@@ -705,10 +699,10 @@ async def test_k_party_processes_complete_the_protocol_and_agree_with_a_simulati
     simulation = await simulate({party: load_input(configs[party]) for party in run.roster.data_parties}, run)
     expected = simulation.parties["ttp"].result_document()
     assert documents["ttp"]["intersection_size"] == simulation.intersection_size >= 10
-    assert expected is not None and expected["coefficients"].keys() == results[0]["coefficients"].keys()
+    assert expected is not None and expected["coefficients"].keys() == result["coefficients"].keys()
     largest = max(abs(c) for c in expected["coefficients"].values())
-    differences = [abs(results[0]["coefficients"][name] - c) for name, c in expected["coefficients"].items()]
-    assert max(differences + [abs(results[0]["intercept"] - expected["intercept"])]) <= 1e-3 * largest
+    differences = [abs(result["coefficients"][name] - c) for name, c in expected["coefficients"].items()]
+    assert max(differences + [abs(result["intercept"] - expected["intercept"])]) <= 1e-3 * largest
 
 
 @pytest.mark.slow
