@@ -179,6 +179,18 @@ CASES = [
     Case("unknown-id-fold", "[protocol] id_fold is not a known case folding", "party",
          "hospital.toml: [protocol] id fold must be one of 'casefold', 'none', got 'lower'", 2,
          edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\nid_fold = "lower"')),
+    Case("two-column-forms", "[protocol] has both hospital_columns/insurer_columns and a [protocol.columns] table",
+         "party", "hospital.toml: [protocol.columns] and [protocol] hospital_columns, insurer_columns: two forms of the "
+         "parties' columns; use one ([protocol.columns] has one key per data party)", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\n\n[protocol.columns]\nhospital = ["age"]\n'
+                                                          'insurer = ["hospital_days"]')),
+    Case("party-without-peer", "[protocol] parties adds a data party that has no [peers.<name>] table", "party",
+         "hospital.toml: [peers.cbs] is missing (it needs at least identity, and address if we dial it)", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\nparties = ["hospital", "insurer", "cbs"]')),
+    Case("compute-not-a-party", "[protocol] compute names a party that is not in [protocol] parties", "party",
+         "hospital.toml: [protocol] compute: compute parties must be two distinct data parties of ['hospital', "
+         "'insurer'], got ['hospital', 'cbs']", 2,
+         edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\ncompute = ["hospital", "cbs"]')),
     Case("unknown-column", "[protocol] names a column that the party's CSV does not have", "party",
          "hospital: data/hospital.csv, row 1, column 'bmi': the column 'bmi' is not in the header; the header has: "
          "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp'", 3,

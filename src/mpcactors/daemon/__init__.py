@@ -1,12 +1,12 @@
-"""One deployed party: its TOML configuration (:mod:`.config`), its connections to the
-two peers (:mod:`.links`), and its run (:mod:`.run`).
+"""One deployed party: its TOML configuration (:mod:`.config`), its connections to
+every peer (:mod:`.links`), and its run (:mod:`.run`).
 
 The names below are the package's interface; import them from ``mpcactors.daemon``.
 """
 
 from __future__ import annotations
 
-from .config import DEFAULT_DIALS, InputConfig, PartyConfig, PeerConfig, TLSFiles, load_party_config, parameters_digest
+from .config import DEFAULT_DIALS, InputConfig, PartyConfig, PeerConfig, TLSFiles, default_dials, load_party_config, parameters_digest
 from .links import CheckReport, check_peers, establish_links
 from .run import RunReport, load_input, run_configured_party
 
@@ -19,6 +19,7 @@ __all__ = [
     "RunReport",
     "TLSFiles",
     "check_peers",
+    "default_dials",
     "establish_links",
     "load_input",
     "load_party_config",

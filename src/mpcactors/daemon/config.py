@@ -1,12 +1,16 @@
 """A party's TOML configuration, read and validated before anything touches the network.
 
 Each organisation runs ``mpcactors party --config FILE`` on its own host. The file
-(:func:`load_party_config`) says who we are, where we listen, who our two peers are
-(address, the certificate identity we expect, optionally the certificate's pinned
-fingerprint, and who dials whom), where our
-certificate, key and CA are, where our input CSV is, and the public protocol
-parameters, which must be identical in all three files (the application hello
-compares a digest of them, so a difference fails at connect time, not at step 8).
+(:func:`load_party_config`) says who we are, where we listen, who our peers are (every
+other member of the roster: address, the certificate identity we expect, optionally the
+certificate's pinned fingerprint, and who dials whom), where our certificate, key and CA
+are, where our input CSV is, and the public protocol parameters, which must be identical
+in every member's file (the application hello compares a digest of them, so a difference
+fails at connect time, not at step 8).
+
+The roster is ``[protocol] parties`` (the data parties in order; default hospital and
+insurer) and ``compute``; each party's columns are in ``[protocol.columns]``, or, for
+the default two parties, in ``hospital_columns`` and ``insurer_columns``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from ..actors.executor import POLICIES
 from ..certs import inspect_certificate, key_permission_problem, parse_pin
 from ..codec import MAX_MESSAGE_BYTES
-from ..protocol.roster import TTP, Roster
+from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
 from ..config import DEFAULT_DEADLINES, RunConfig
 from ..crypto.fixedpoint import Params
 from ..errors import ConfigError
@@ -37,6 +41,7 @@ __all__ = [
     "PartyConfig",
     "PeerConfig",
     "TLSFiles",
+    "default_dials",
     "load_party_config",
     "parameters_digest",
 ]
@@ -122,12 +127,14 @@ class PartyConfig:
 
 
 def parameters_digest(run: RunConfig) -> bytes:
-    """SHA-256 of the public parameters all three parties must share.
+    """SHA-256 of the public parameters every member must share.
 
-    Deadlines are local and left out; everything that changes the computation is in.
+    Deadlines are local and left out; everything that changes the computation is in,
+    the roster's order too (``columns`` is hashed as a mapping, which loses it).
     """
     params = {f.name: getattr(run.params, f.name) for f in fields(run.params)}
     document = {
+        "parties": list(run.roster.data_parties),
         "columns": {party: list(columns) for party, columns in run.columns.items()},
         "compute": list(run.compute or ()),
         "target": run.target,
@@ -148,6 +155,7 @@ _SECTIONS: dict[str, set[str]] = {
     "tls": {"certificate", "key", "ca"},
     "input": {"csv", "id_column", "columns"},
     "protocol": {
+        "parties", "compute", "columns",
         "hospital_columns", "insurer_columns", "target", "key_bits", "min_intersection", "chunk_rows",
         "alpha", "max_iter", "lasso", "insecure_test_key_bits", "insecure_test_sigma", "frac_bits", "int_bits", "sigma",
         "max_rows", "id_fold",
@@ -208,14 +216,14 @@ class _Reader:
             raise self.error(key, f"must be true or false, got {_kind(value)}")
         return value
 
-    def strings(self, key: str, *, required: bool = False) -> tuple[str, ...] | None:
+    def strings(self, key: str, *, required: bool = False, item: str = "a column") -> tuple[str, ...] | None:
         value = self._get(key, required)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(key, f"must be a list of non-empty strings, got {_kind(value)}")
         if len(set(value)) != len(value):
-            raise self.error(key, "lists a column twice")
+            raise self.error(key, f"lists {item} twice")
         return tuple(value)
 
     def path_value(self, key: str, *, required: bool = True) -> Path | None:
@@ -312,8 +320,8 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     party = _Reader(path, "party", data.get("party", {}))
     role = party.string("role", required=True)
     assert role is not None
-    # the configuration file names the default roster's data parties (hospital_columns, insurer_columns)
-    roster = Roster()
+    proto = _Reader(path, "protocol", data.get("protocol", {}))
+    roster = _roster(proto)
     members = roster.members
     if role not in members:
         raise party.error("role", f"must be one of {', '.join(members)}, got {role!r}")
@@ -330,7 +338,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     others = list(roster.peers(role))
     for name, value in peers_data.items():
         if name not in others:
-            raise ConfigError(f"{path}: unknown table [peers.{name}]: the peers of the {role} are {' and '.join(others)}")
+            raise ConfigError(f"{path}: unknown table [peers.{name}]: the peers of the {role} are {_and(others)}")
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: peers.{name} must be a table ([peers.{name}])")
         _check_unknown(path, f"peers.{name}", value, _PEER_KEYS)
@@ -344,12 +352,13 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         dial = reader.boolean("dial", default=(role, other) in default_dials(roster))
         address = reader.address("address", required=dial)
         peers[other] = PeerConfig(other, identity, dial, address, reader.pin("fingerprint"))
-    identities = [p.identity.lower() for p in peers.values()]
-    if len(set(identities)) != len(identities):
-        raise ConfigError(f"{path}: [peers.{others[0]}] identity and [peers.{others[1]}] identity must differ")
+    by_identity: dict[str, str] = {}
+    for other, peer in peers.items():
+        if (first := by_identity.setdefault(peer.identity.lower(), other)) != other:
+            raise ConfigError(f"{path}: [peers.{first}] identity and [peers.{other}] identity must differ")
     if any(not p.dial for p in peers.values()) and listen is None:
         waiting = [p.role for p in peers.values() if not p.dial]
-        raise ConfigError(f"{path}: [party] listen is required, since {' and '.join(waiting)} dial(s) us")
+        raise ConfigError(f"{path}: [party] listen is required, since {_and(waiting)} dial(s) us")
 
     # tls
     tls_reader = _Reader(path, "tls", data.get("tls", {}))
@@ -361,9 +370,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     _check_tls_files(path, tls)
 
     # protocol
-    proto = _Reader(path, "protocol", data.get("protocol", {}))
-    hospital_columns = proto.strings("hospital_columns", required=True)
-    insurer_columns = proto.strings("insurer_columns", required=True)
+    party_columns, columns_keys = _columns(proto, roster)
     params_changes: dict[str, Any] = {
         name: value for name in ("frac_bits", "int_bits", "sigma", "max_rows") if (value := proto.integer(name)) is not None
     }
@@ -382,7 +389,8 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
     try:
         params = Params(**params_changes)
         run = RunConfig(
-            dict(zip(roster.data_parties, (hospital_columns, insurer_columns), strict=True)),  # type: ignore[arg-type]
+            party_columns,
+            compute=roster.compute,
             target=proto.string("target", default="hospital_days"),  # type: ignore[arg-type]
             key_bits=proto.integer("key_bits", default=3072),  # type: ignore[arg-type]
             params=params,
@@ -415,7 +423,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         mine = run.columns_of(role)
         if columns is not None and columns != mine:
             raise reader.error(
-                "columns", f"{list(columns)} differs from [protocol] {role}_columns {list(mine)}; they must be the same, in order"
+                "columns", f"{list(columns)} differs from {columns_keys[role]} {list(mine)}; they must be the same, in order"
             )
         input_config = InputConfig(csv, reader.string("id_column", default="id"), columns or mine)  # type: ignore[arg-type]
 
@@ -432,6 +440,67 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         executor=executor,  # type: ignore[arg-type]
         workers=workers,
         max_frame_bytes=max_message_bytes,
+    )
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _roster(proto: _Reader) -> Roster:
+    """The session's members: ``[protocol] parties`` (default hospital, insurer) and ``compute``."""
+    parties = proto.strings("parties", item="a party")
+    names = DEFAULT_DATA_PARTIES if parties is None else parties
+    try:
+        Roster(names)
+    except ConfigError as exc:
+        raise proto.error("parties", str(exc)) from None
+    compute = proto.strings("compute", item="a party")
+    try:
+        return Roster(names, compute)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise proto.error("compute", str(exc)) from None
+
+
+def _columns(proto: _Reader, roster: Roster) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Each data party's columns in roster order, and the key that gave them (for messages).
+
+    ``[protocol.columns]`` has one key per data party; the older form,
+    ``hospital_columns`` and ``insurer_columns``, serves a roster of those two only.
+    """
+    legacy = [f"{name}_columns" for name in DEFAULT_DATA_PARTIES if f"{name}_columns" in proto.data]
+    table = proto.data.get("columns")
+    if table is not None and legacy:
+        raise ConfigError(
+            f"{proto.path}: [protocol.columns] and [protocol] {', '.join(legacy)}: two forms of the parties' columns; "
+            "use one ([protocol.columns] has one key per data party)"
+        )
+    if table is None and set(roster.data_parties) == set(DEFAULT_DATA_PARTIES):
+        keys = {name: f"{name}_columns" for name in roster.data_parties}
+        return (
+            {name: proto.strings(key, required=True) for name, key in keys.items()},  # type: ignore[misc]
+            {name: f"[protocol] {key}" for name, key in keys.items()},
+        )
+    if legacy:
+        raise proto.error(
+            legacy[0], f"serves only the parties hospital and insurer; with [protocol] parties = "
+            f"{list(roster.data_parties)}, give every party's columns in [protocol.columns]"
+        )
+    if table is None:
+        raise ConfigError(f"{proto.path}: [protocol.columns] is required: one key per data party ({', '.join(roster.data_parties)})")
+    if not isinstance(table, dict):
+        raise proto.error("columns", f"must be a table ([protocol.columns]), got {_kind(table)}")
+    for name in table:
+        if name not in roster.data_parties:
+            raise ConfigError(
+                f"{proto.path}: [protocol.columns] {name}: not a data party; the data parties ([protocol] parties) "
+                f"are {_and(list(roster.data_parties))}"
+            )
+    reader = _Reader(proto.path, "protocol.columns", table)
+    return (
+        {name: reader.strings(name, required=True) for name in roster.data_parties},  # type: ignore[misc]
+        {name: f"[protocol.columns] {name}" for name in roster.data_parties},
     )
 
 

@@ -1,4 +1,4 @@
-"""Connections to the two peers: dial, accept, retry, and ``mpcactors check``.
+"""Connections to every peer: dial, accept, retry, and ``mpcactors check``.
 
 Connection establishment (:func:`establish_links`) dials the peers we dial and accepts
 the peers that dial us, concurrently, all within the ``[deadlines] connect`` budget:
@@ -9,11 +9,16 @@ the peers that dial us, concurrently, all within the ``[deadlines] connect`` bud
 * a failed incoming connection (a port scanner, a peer with the wrong CA) is logged
   and remembered, and the listener keeps listening; if the budget runs out, the error
   names the peers still missing and the last failure seen;
-* the session id is the hospital's: the hospital creates it, the others learn it in
-  the hello from the hospital or from a party that already learnt it; so a party
-  that does not know the session yet dials its other peers only once it does, and
-  hellos are run one at a time so the session adopted by one link is the one checked
-  on the next;
+* the session id is the session creator's (``RunConfig.session_creator``, the first
+  data party): it creates it, the others learn it in the hello from the creator or
+  from a party that already learnt it; so a party that does not know the session yet
+  dials its other peers only once it does, and hellos are run one at a time so the
+  session adopted by one link is the one checked on the next;
+* this cannot deadlock, whatever the number of parties and the dial directions: every
+  member has a link with the creator, which never waits (it dials at once and answers
+  every hello); a party that does not know the session dials nobody but the creator,
+  so each hello it runs under its lock is with the creator or with a party that knows
+  the session, and neither waits on it;
 * a link whose other side is running ``mpcactors check`` is answered and closed, and
   establishment carries on (a dial is retried).
 """
@@ -146,7 +151,7 @@ class _Establisher:
     async def _hello(self, stream: trio.abc.Stream, *, server_side: bool, expected: Any, peer: PeerConfig | None, address: str) -> tuple[TLSChannel, bytes | None]:
         # Only a party that has yet to learn the session runs its hellos one at a time
         # (so the session the first link brings is the one the next link is checked
-        # against). The hospital never waits here, so no cycle of dials can deadlock.
+        # against). The session creator never waits here, so no cycle of dials can deadlock.
         if self.purpose == "check" or self.session is not None:
             return await self._open(stream, server_side=server_side, expected=expected, peer=peer, address=address)
         async with self.hello_lock:
@@ -338,10 +343,10 @@ async def establish_links(
     purpose: str = "run",
     open_stream: Callable[[str, int], Any] = _open_tcp,
 ) -> tuple[dict[str, TLSChannel], bytes | None]:
-    """Connect to both peers (dialing or accepting per the config) within the connect deadline.
+    """Connect to every peer (dialing or accepting per the config) within the connect deadline.
 
     Args:
-        session: the session id if we have it (the hospital's own), else ``None``.
+        session: the session id if we have it (the session creator's own), else ``None``.
         purpose: ``"run"``.
 
     Returns:

@@ -54,7 +54,6 @@ import trio
 
 from ..certs import pin_of
 from ..codec import MAX_MESSAGE_BYTES, Envelope
-from ..protocol.roster import Roster
 from ..errors import MpcactorsError, PeerProtocolError, StepTimeout, TLSError, TransportError
 from ._tls_errors import describe_tls_failure, why_broken
 from .base import EnvelopeChannel, Recorder
@@ -412,7 +411,7 @@ async def open_tls_link(
             by OpenSSL's hostname check); ``None`` on the server.
         role_by_identity: certificate identity (SAN) -> role, for every peer.
         session: our session id, or ``None`` if we have yet to learn it (the peer must
-            then know it). The hospital always passes its own.
+            then know it). The session creator (the first data party) always passes its own.
         handshake_timeout: seconds for the TLS handshake and the hello together.
         read_timeout: optional idle limit on each later read (``None``: the actors'
             step deadlines apply instead, since steps may compute for minutes).
@@ -442,10 +441,10 @@ async def open_tls_link(
     """
     ours = Hello(local_role, session, purpose, parameters)
     expected = {expected_peer_role} if isinstance(expected_peer_role, str) else set(expected_peer_role)
-    ROLES = Roster().members
-    unknown = expected - set(ROLES)
+    roles = sorted(set(role_by_identity.values()))  # the configured peers, whatever the roster
+    unknown = expected - set(roles)
     if unknown or not expected:
-        raise ValueError(f"expected_peer_role must name roles among {ROLES}, got {sorted(unknown) or 'nothing'}")
+        raise ValueError(f"expected_peer_role must name roles among {roles}, got {sorted(unknown) or 'nothing'}")
     who = f"the peer at {peer_address}" if peer_address else "the peer"
     if not server_side and len(expected) == 1:
         who = f"{next(iter(expected))} at {peer_address}" if peer_address else next(iter(expected))
