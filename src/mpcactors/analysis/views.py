@@ -434,6 +434,9 @@ def _tables_and_config(args: Sequence[Any]) -> tuple[dict[str, PartyTable], RunC
         raise TypeError("give the tables (by name, or in roster order) and then the RunConfig")
     *tables, config = args
     given = tables[0] if len(tables) == 1 else tables
+    names = config.roster.data_parties
+    if not isinstance(given, Mapping) and len(given) != len(names):
+        raise ValueError(f"{len(given)} table(s) given, the roster has {len(names)} data parties: {list(names)}")
     return tables_by_party(given, config), config
 
 
