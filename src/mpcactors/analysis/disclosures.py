@@ -88,13 +88,13 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
     ))
     announced = t.select(step=4, kind="intersection")
     m = int(announced[0].body["size"]) if announced else run.intersection_size
-    shares = " and ".join(f"{m / n:.1%} of the {role}'s rows" for role, n in sizes.items() if n)
-    first = data[0]
-    every = "both tables" if len(data) == 2 else f"all {len(data)} tables"
+    shares = ", ".join(f"{m / n:.1%} of the {role}'s rows" for role, n in sizes.items() if n)
+    first, two = data[0], len(data) == 2
     out.append(Disclosure(
         "intersection size m", everyone, m,
-        f"All {len(everyone)} parties learn that {m} persons are in {every}: {shares}. For a given own patient, the {first}'s "
-        f"best guess that the person is also in {'the other table' if len(data) == 2 else 'every other table'} is right with probability {m / max(sizes[first], 1):.3f} "
+        f"All {len(everyone)} parties learn that {m} persons are in {'both tables' if two else f'all {len(data)} tables'}: "
+        f"{shares}. For a given own patient, the {first}'s best guess that the person is also in "
+        f"{'the other table' if two else 'every other table'} is right with probability {m / max(sizes[first], 1):.3f} "
         "(the same for every patient: m says nothing about who). Repeated runs on inputs that differ in one person "
         "would turn m into a membership test for that person, so re-runs must be controlled organisationally.",
     ))
