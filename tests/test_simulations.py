@@ -25,6 +25,11 @@ EXPECTED = {
     "ttp_side_channels": ["== protocol as specified", "-> no advantage"],
     "coalitions": ["hospital alone during step 7: 0% of the entries", "ttp alone during step 7: 0% of the entries"],
     "disclosure": ["intersection size m (learnt by hospital, insurer, ttp)", "table sizes (learnt by ttp)"],
+    "k_parties": [
+        "compute parties: hospital, insurer, ttp", "masked_value_linking         cbs", "-> no advantage",
+        "== cbs outside the computation", "step 7: holds additive_shares", "receives output from hospital",
+        "hospital+insurer                  n/a           100%", "cbs+ttp                          100%             0%",
+    ],
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .views import HOSPITAL, INSURER, TTP
+from ..protocol.roster import TTP
 from .stats import subsample
 from .views import RecordedRun
 
@@ -75,30 +75,32 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
     """
     rng = random.Random(seed if seed is not None else secrets.randbits(64))
     t = run.transcript
+    data, everyone = run.data_parties, run.roster.members
     out: list[Disclosure] = []
     sizes = {}
-    for role in (HOSPITAL, INSURER):
+    for role in data:
         end = t.select(step=4, sender=role, receiver=TTP, kind="rows_end")
         sizes[role] = int(end[-1].body["rows"]) if end else len(run.tables[role])
     out.append(Disclosure(
         "table sizes", (TTP,), sizes,
-        "The TTP learns how many usable rows each party has (after rows with missing values were dropped). "
+        "The TTP learns how many usable rows each data party has (after rows with missing values were dropped). "
         "The data parties do not learn each other's size from the protocol.",
     ))
     announced = t.select(step=4, kind="intersection")
     m = int(announced[0].body["size"]) if announced else run.intersection_size
-    n_h, n_i = sizes[HOSPITAL], sizes[INSURER]
+    shares = ", ".join(f"{m / n:.1%} of the {role}'s rows" for role, n in sizes.items() if n)
+    first, two = data[0], len(data) == 2
     out.append(Disclosure(
-        "intersection size m", (HOSPITAL, INSURER, TTP), m,
-        f"All three learn that {m} persons are in both tables: {m / n_h:.1%} of the hospital's rows and "
-        f"{m / n_i:.1%} of the insurer's. For a given own patient, the hospital's best guess that the person is "
-        f"also in the insurer's table is right with probability {m / n_h:.3f} (the same for every patient: m says "
-        "nothing about who). Repeated runs on inputs that differ in one person would turn m into a membership "
-        "test for that person, so re-runs must be controlled organisationally.",
+        "intersection size m", everyone, m,
+        f"All {len(everyone)} parties learn that {m} persons are in {'both tables' if two else f'all {len(data)} tables'}: "
+        f"{shares}. For a given own patient, the {first}'s best guess that the person is also in "
+        f"{'the other table' if two else 'every other table'} is right with probability {m / max(sizes[first], 1):.3f} "
+        "(the same for every patient: m says nothing about who). Repeated runs on inputs that differ in one person "
+        "would turn m into a membership test for that person, so re-runs must be controlled organisationally.",
     ))
     columns = {e.sender: int(e.body["columns"]) for e in t.select(step=3, kind="public_key")}
     out.append(Disclosure(
-        "column counts and names", (HOSPITAL, INSURER, TTP),
+        "column counts and names", everyone,
         {**{party: len(columns) for party, columns in run.config.columns.items()},
          "announced_in_step_3": columns},
         "Column names and counts are public metadata agreed in the run configuration; they describe the data set, "
@@ -112,17 +114,21 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
         }
         sensitivity = _leave_one_out(run, leave_one_out, rng)
         opened: dict[str, int] = {}
-        for label, count in getattr(run.simulation.parties[HOSPITAL], "revealed", []):
+        for label, count in getattr(run.simulation.parties[run.roster.compute_parties[0]], "revealed", []):
             opened[label] = opened.get(label, 0) + int(count)
         model["opened_in_clear"] = opened
         opened_text = (
-            "During step 8 the parties opened in clear only: "
+            "During step 8 the compute parties opened in clear only: "
             + ", ".join(f"{count} value(s) labelled '{label}'" for label, count in opened.items())
             + " (the convergence checks are the iteration count; the rest is the output). "
         ) if opened else ""
+        sent = (
+            f"The compute parties send the opened model to {', '.join(run.outside)} (outside the computation) in "
+            "step 8. " if run.outside else ""
+        )
         out.append(Disclosure(
-            "the lasso model", (HOSPITAL, INSURER, TTP), model,
-            opened_text
+            "the lasso model", everyone, model,
+            opened_text + sent
             + f"The published output: one coefficient per feature, the intercept, R^2 and the number of iterations. "
             f"These are aggregates over all {m} joined persons. Leaving one person out of the data (tried for "
             f"{sensitivity['rows_tried']} persons) changes a coefficient by at most {sensitivity['max_change']:.3g} "

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from itertools import combinations
+
+from ..protocol.roster import TTP
 from ..protocol.steps import STEP_NAMES
-from .views import CONFIRM, HOSPITAL, INSURER, ROLES, TTP
 from .attacks import ALPHA, AFTER_RUN, AttackResult, Disclosure
-from .views import KEY_DESCRIPTIONS, STEPS, RecordedRun, describe, party_view
+from .views import CONFIRM, KEY_DESCRIPTIONS, STEPS, RecordedRun, describe, party_view
 
 __all__ = ["attack_id", "build_report", "render_html", "render_markdown", "write_report"]
 
@@ -34,7 +36,14 @@ QUESTION_TEXT = {
     "link": "Can it link records of the same person (e.g. a hashed id to a name, a masked row to an input row)?",
     "infer": "Can it deduce an attribute of such a person, or whether the person is in the other party's data?",
 }
-NAMES = {HOSPITAL: "hospital", INSURER: "insurer", TTP: "TTP"}
+#: What each party is, by kind (:func:`~mpcactors.analysis.views.kind_of`).
+KIND_TEXT = {
+    "data": "a data party that computes with the TTP in steps 7 and 8 (it holds a Shamir share of the joined table)",
+    "outside": "a data party outside the computation: in step 7 it deals its additive share to the compute parties "
+               "as Shamir shares and then holds nothing of the joined table; in step 8 it receives the model",
+    "ttp": "the trusted third party: it matches hashed ids (step 4), masks and forwards (steps 5-6), and holds a "
+           "Shamir share of the joined table in steps 7 and 8",
+}
 
 
 def attack_id(result: AttackResult) -> str:
@@ -78,12 +87,19 @@ def _from_attacks(evidence: list[AttackResult], protected: str, broken: str) -> 
     return _answer("no", f"{protected} ({figures})", evidence)
 
 
+def _the(names: Sequence[str]) -> str:
+    """``"the insurer"``, ``"the insurer and the cbs"``, ``"the a, the b and the c"``."""
+    named = [f"the {n}" for n in names]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+
+
 def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, str], list[AttackResult]],
                view_names: set[str], received_kinds: list[str]) -> dict[str, dict[str, Any]]:
     def one(name: str, who: str) -> list[AttackResult]:
         return [r for r in index.get((name, who), []) if not r.details.get("retained")] or index.get((name, who), [])
 
-    other = INSURER if role == HOSPITAL else HOSPITAL
+    others = [p for p in run.data_parties if p != role]
+    several = len(others) > 1
     if step == CONFIRM and not view_names & {"additive_shares", "shamir_shares"}:
         nothing = _answer("no", "every share and key was deleted before step 9; it receives only its peers' "
                                 "SHA-256 digests of the outcome it already holds")
@@ -104,8 +120,8 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
         if step == 4:
             link = _from_attacks(
                 dictionary,
-                "it links the two tables' records of the same person by their hashed ids (that is its job), "
-                "but cannot tie a hashed id to an identity: the dictionary attack named nobody",
+                f"it links the {len(run.data_parties)} tables' records of the same person by their hashed ids (that is "
+                "its job), but cannot tie a hashed id to an identity: the dictionary attack named nobody",
                 "the dictionary attack tied hashed ids to identities",
             )
             single = _from_attacks(
@@ -113,7 +129,7 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
                 "it can isolate pseudonymous records (a hashed id with ciphertexts) but cannot attach one to a person",
                 "the dictionary attack tied hashed ids to identities",
             )
-            infer["why"] += "; it learns the table sizes and m (see disclosures)"
+            infer["why"] += "; it learns the table sizes, m and which hashed ids are equal (see disclosures)"
             return {"single out": single, "link": link, "infer": infer}
         if step in (5, 6):
             why = ("the hashed ids were deleted after matching in step 4; it holds ciphertext rows in a random order "
@@ -122,26 +138,33 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
             return {"single out": answer, "link": answer, "infer": infer}
         return _share_questions(role, step, index, view_names)
 
-    # hospital or insurer
+    # a data party
     if step in (1, 2, 3):
         why = {
             1: "it has received nothing; it only prepares (and shuffles) its own table",
-            2: f"it has received only the {other}'s 256-bit key contribution: a random number that depends on no person",
-            3: f"it has received only the {other}'s Paillier public key and column count: public values that depend on no person",
+            2: (f"it has received only the 256-bit key contributions of {_the(others)}: random numbers that depend on "
+                "no person" if several else
+                f"it has received only {_the(others)}'s 256-bit key contribution: a random number that depends on no person"),
+            3: (f"it has received only the Paillier public keys and column counts of {_the(others)}: public values "
+                "that depend on no person" if several else
+                f"it has received only {_the(others)}'s Paillier public key and column count: public values that "
+                "depend on no person"),
         }[step]
         answer = _answer("no", why)
         return {q: answer for q in QUESTIONS}
     if step in (4, 5):
-        why = ("it has received only m, the number of shared persons (an aggregate, see disclosures)"
-               if step == 4 else f"it receives nothing in step 5 (it sends masks encrypted under the {other}'s key)")
+        keys = f"{_the(others)}'s key" if not several else "the other data parties' keys"
+        why = ("it has received only m, the number of persons in every table (an aggregate, see disclosures)"
+               if step == 4 else f"it receives nothing in step 5 (it sends masks encrypted under {keys})")
         answer = _answer("no", why)
-        infer = _answer("aggregate only", "it learns m: the share of its own rows that are also in the other table, "
+        infer = _answer("aggregate only", "it learns m: the share of its own rows that are also in every other table, "
                         "the same for every person (see disclosures)") if step == 4 else answer
         return {"single out": answer, "link": answer, "infer": infer}
     if step == 6:
         linking = one("masked_value_linking", role)
         membership = one("membership_inference", role)
-        link = _from_attacks(linking, "the values it decrypts are masked by the other party's random numbers and "
+        masks = "the other data parties' random numbers" if several else "the other party's random numbers"
+        link = _from_attacks(linking, f"the values it decrypts are masked by {masks} and "
                              "re-randomised: it cannot tell which of its rows each one came from",
                              "it tied decrypted rows to its own input rows")
         infer = _from_attacks(membership, "it cannot tell which of its own rows are in the intersection",
@@ -149,16 +172,39 @@ def _questions(run: RecordedRun, role: str, step: int, index: dict[tuple[str, st
         single = _from_attacks(linking + membership, "no decrypted row can be tied to a person",
                                "decrypted rows were tied to persons")
         return {"single out": single, "link": link, "infer": infer}
+    if run.kind_of(role) == "outside":
+        return _outside_questions(role, step, index, view_names)
     return _share_questions(role, step, index, view_names)
+
+
+def _outside_questions(role: str, step: int, index: dict[tuple[str, str], list[AttackResult]],
+                       view_names: set[str]) -> dict[str, dict[str, Any]]:
+    """Steps 7 and 8 of a data party outside the computation: it deals, then only receives the output."""
+    alone = [r for r in index.get(("coalition_reconstruction", role), []) if r.step == 7]
+    if step == 7:
+        answer = _from_attacks(
+            alone, "its additive share is its own columns minus every other party's masks, and its own masks for "
+            "the others' columns: reading it as the table matched no entry. It deals it to the three compute parties "
+            "as Shamir shares (each uniformly random) and deletes it; it receives nothing in step 7",
+            "its additive share revealed entries of the joined table",
+        )
+        return {q: answer for q in QUESTIONS}
+    answer = _answer("no", "it holds no share of the joined table and no MPC state after step 7; in step 8 it "
+                           "receives only the opened model, the same from each compute party", alone)
+    if "result" in view_names:
+        infer = _answer("aggregate only", "it learns the published model (coefficients, intercept, R^2, iterations): "
+                        "aggregates over all m persons (see disclosures)", alone)
+        return {"single out": answer, "link": answer, "infer": infer}
+    return {q: answer for q in QUESTIONS}
 
 
 def _share_questions(role: str, step: int, index: dict[tuple[str, str], list[AttackResult]],
                      view_names: set[str]) -> dict[str, dict[str, Any]]:
-    """Steps 7 and 8: one Shamir share per party (and, in step 8, the output)."""
+    """Steps 7 and 8 of a compute party: one Shamir share each (and, in step 8, the output)."""
     alone = [r for r in index.get(("coalition_reconstruction", role), []) if r.step == 7]
     answer = _from_attacks(
         alone, "its Shamir share alone is a uniformly random field element: reading it as the value matched no entry; "
-        "only two parties together can interpolate (see the coalition table)",
+        "only two compute parties together can interpolate (see the coalition table)",
         "its own share revealed entries of the joined table",
     )
     if step == 8 and "result" in view_names and answer["answer"] == "no":
@@ -168,19 +214,24 @@ def _share_questions(role: str, step: int, index: dict[tuple[str, str], list[Att
     return {q: answer for q in QUESTIONS}
 
 
-def _coalitions(results: Sequence[AttackResult]) -> list[dict[str, Any]]:
+_PHASES = [
+    ("during steps 4-6: membership of the data party's rows", "coalition_membership", None, False),
+    ("during step 4: names behind the hashed ids (if the data party kept its step-2 messages)",
+     "ttp_dictionary_attack", None, True),
+    ("during step 7: the joined table from what they hold", "coalition_reconstruction", 7, False),
+    ("after the run, shares deleted as the protocol requires", "coalition_reconstruction", AFTER_RUN, False),
+    ("after the run, if the parties kept copies of their shares", "coalition_reconstruction", AFTER_RUN, True),
+]
+
+
+def _coalitions(run: RecordedRun, results: Sequence[AttackResult]) -> list[dict[str, Any]]:
+    """One row per coalition of two (every pair of members) and phase, then the larger coalitions measured."""
     rows = []
-    phases = [
-        ("during steps 4-6: membership of the data party's rows", "coalition_membership", None, False),
-        ("during step 4: names behind the hashed ids (if the data party kept its step-2 messages)",
-         "ttp_dictionary_attack", None, True),
-        ("during step 7: the joined table from two shares", "coalition_reconstruction", 7, False),
-        ("after the run, shares deleted as the protocol requires", "coalition_reconstruction", AFTER_RUN, False),
-        ("after the run, if the parties kept copies of their shares", "coalition_reconstruction", AFTER_RUN, True),
-    ]
-    for pair in ((HOSPITAL, INSURER), (HOSPITAL, TTP), (INSURER, TTP)):
-        who = "+".join(pair)
-        for label, name, step, kept in phases:
+    pairs = list(combinations(run.roster.members, 2))
+    larger = sorted({r.party_or_coalition for r in results
+                     if r.name == "coalition_reconstruction" and r.party_or_coalition.count("+") > 1})
+    for who in ["+".join(pair) for pair in pairs] + larger:
+        for label, name, step, kept in _PHASES:
             match = [
                 r for r in results
                 if r.name == name and r.party_or_coalition == who and (step is None or r.step == step)
@@ -189,15 +240,53 @@ def _coalitions(results: Sequence[AttackResult]) -> list[dict[str, Any]]:
             if name == "ttp_dictionary_attack":
                 match = [r for r in results if r.name == name and r.party_or_coalition == who]
             if not match:
-                if pair == (HOSPITAL, INSURER) and name in ("coalition_membership", "ttp_dictionary_attack"):
+                if TTP not in who.split("+") and who.count("+") == 1 and name in ("coalition_membership", "ttp_dictionary_attack"):
                     rows.append({"coalition": who, "phase": label, "success_rate": None, "evidence": None,
-                                 "finding": "not applicable: the hospital and the insurer own both inputs anyway; "
-                                            "two controllers who collude need no protocol to share their files"})
+                                 "finding": "not applicable: two data parties own their inputs anyway; two "
+                                            "controllers who collude need no protocol to share their files"})
                 continue
             r = match[0]
             rows.append({"coalition": who, "phase": label, "success_rate": r.success_rate, "evidence": attack_id(r),
                          "finding": r.explanation})
     return rows
+
+
+def _rate(results: Sequence[AttackResult]) -> str:
+    return ", ".join(f"{r.party_or_coalition}: {_pct(r.success_rate)}" for r in results)
+
+
+def _larger_coalitions(run: RecordedRun, results: Sequence[AttackResult]) -> list[str]:
+    """What coalitions of more than two members give, in words, with the measured figures that back it."""
+    computes = run.roster.compute_parties
+    during = [r for r in results if r.name == "coalition_reconstruction" and r.step == 7 and "+" in r.party_or_coalition]
+    two = [r for r in during if sum(p in computes for p in r.party_or_coalition.split("+")) >= 2]
+    fewer = [r for r in during if r not in two]
+    lines = [
+        f"The threshold is 2 of the 3 compute parties ({', '.join(computes)}): any coalition, of any size, that "
+        "contains two of them holds two Shamir shares during steps 7 and 8 and rebuilds the whole joined table"
+        + (f" (measured for the pairs: {_rate(two)})." if two else "."),
+    ]
+    if run.outside:
+        lines.append(
+            f"A coalition of data parties outside the computation ({', '.join(run.outside)}) with one compute party "
+            "cannot: it holds one Shamir share and additive shares that do not add up (the missing compute data "
+            "party's share masks every entry)"
+            + (f" (measured: {_rate(fewer)})." if fewer else ".")
+            + " Only all data parties together, while they still hold their additive shares (steps 6 and 7), add "
+            "them up to the table, and that coalition contains two compute parties anyway."
+        )
+    lines.append(
+        "A coalition with the TTP during step 4 sees the hashed ids of its members next to every other data party's: "
+        "it learns, for each of its members' rows, whether that person is in each other table (coalition_membership); "
+        "adding more data parties to it only adds their own rows. If any one data party in it kept its step-2 "
+        "messages (each data party sends its key contribution to, and receives one from, every other), the coalition "
+        "rebuilds the hashing key and names the person behind every hashed id (ttp_dictionary_attack)."
+    )
+    lines.append(
+        "After the run every share is deleted: no coalition of any size rebuilds an entry, unless two compute parties "
+        "kept their Shamir shares, or all data parties kept their additive shares (or masks and decrypted values)."
+    )
+    return lines
 
 
 def build_report(
@@ -214,7 +303,7 @@ def build_report(
     steps: list[dict[str, Any]] = []
     last = run.last_step
     for step in STEPS:
-        for role in ROLES:
+        for role in run.roster.members:
             reached = run.reached(step)
             view = party_view(run, role, step)
             names = set(view.holds[role])
@@ -226,7 +315,7 @@ def build_report(
                 "name": STEP_NAMES[step],
                 "party": role,
                 "reached": bool(reached),
-                "holds": [{"item": n, "description": describe(role, n)} for n in sorted(names)],
+                "holds": [{"item": n, "description": describe(role, n, run.kind_of(role))} for n in sorted(names)],
                 "keys": [{"key": k, "description": KEY_DESCRIPTIONS.get(k, k)} for k in view.keys[role]],
                 "received": [
                     {"from": e["from"], "kind": e["kind"], "messages": e["messages"], "bytes": e["bytes"]}
@@ -268,6 +357,9 @@ def build_report(
             "error": None if run.error is None else f"{type(run.error).__name__}: {run.error}",
             "last_step": last,
             "rows": run.rows,
+            "data_parties": list(run.data_parties),
+            "compute_parties": list(run.roster.compute_parties),
+            "outside": list(run.outside),
             "intersection_size": run.intersection_size,
             "columns": {party: list(columns) for party, columns in run.config.columns.items()},
             "target": run.config.target,
@@ -280,10 +372,12 @@ def build_report(
             "alpha": ALPHA,
         },
         "summary": summary,
+        "parties": _parties(run, steps, results, disclosures),
         "steps": steps,
         "attacks": [{"id": attack_id(r), **r.document()} for r in results],
         "controls": control_rows,
-        "coalitions": _coalitions(results),
+        "coalitions": _coalitions(run, results),
+        "larger_coalitions": _larger_coalitions(run, results),
         "disclosures": [d.document() for d in disclosures],
         "bytes": {
             "by_step": {str(k): v for k, v in transcript.bytes_by_step().items()},
@@ -296,10 +390,40 @@ def build_report(
     }
 
 
+def _parties(run: RecordedRun, steps: Sequence[dict[str, Any]], results: Sequence[AttackResult],
+             disclosures: Sequence[Disclosure]) -> list[dict[str, Any]]:
+    """Per member: what it is, what it learns by design, what it keeps, and its steps in one line each."""
+    out = []
+    for role in run.roster.members:
+        kind = run.kind_of(role)
+        own = [r for r in results if r.party_or_coalition == role]
+        broken = [attack_id(r) for r in own if r.succeeded]
+        kept = sorted(name for name in run.god_view.held.get(role, {}) if run.last_step_of(role, name) is None)
+        lines = []
+        for e in (e for e in steps if e["party"] == role and e["reached"]):
+            received = ", ".join(dict.fromkeys(f"{r['kind']} from {r['from']}" for r in e["received"]
+                                               if not r["kind"].endswith("_end"))) or "nothing"
+            holds = ", ".join(h["item"] for h in e["holds"]) or "nothing"
+            answers = "; ".join(f"{q}: {e['questions'][q]['answer']}" for q in QUESTIONS)
+            lines.append(f"step {e['step']} ({e['name']}): receives {received}; holds {holds} ({answers})")
+        out.append({
+            "party": role,
+            "kind": kind,
+            "is": KIND_TEXT[kind],
+            "learns_by_design": [d.item for d in disclosures if role in d.learned_by],
+            "keeps_after_the_run": [describe(role, name, kind) for name in kept],
+            "own_attacks": len(own),
+            "own_attacks_that_succeeded": broken,
+            "steps": lines,
+        })
+    return out
+
+
 def _summary(run: RecordedRun, results: Sequence[AttackResult], disclosures: Sequence[Disclosure],
              controls: Sequence[dict[str, Any]]) -> list[str]:
     alone = [r for r in results if "+" not in r.party_or_coalition]
     broken = [r for r in alone if r.succeeded]
+    computes = run.roster.compute_parties
     lines = []
     if not broken:
         lines.append(
@@ -313,11 +437,18 @@ def _summary(run: RecordedRun, results: Sequence[AttackResult], disclosures: Seq
             + "."
         )
     during7 = [r for r in results if r.name == "coalition_reconstruction" and r.step == 7 and "+" in r.party_or_coalition]
-    if during7:
+    two = [r for r in during7 if sum(p in computes for p in r.party_or_coalition.split("+")) >= 2]
+    fewer = [r for r in during7 if r not in two]
+    if two:
         lines.append(
-            "Any two parties that pool their Shamir shares during step 7 rebuild the joined table "
-            f"({', '.join(f'{r.party_or_coalition}: {_pct(r.success_rate)}' for r in during7)}): the threshold is 2 "
-            "by design, so the protection rests on the parties not colluding."
+            f"Any two compute parties ({', '.join(computes)}) that pool their Shamir shares during step 7 rebuild the "
+            f"joined table ({_rate(two)}): the threshold is 2 of 3 by design, so the protection rests on the parties "
+            "not colluding."
+        )
+    if fewer:
+        lines.append(
+            f"A data party outside the computation with one compute party rebuilds "
+            f"{_pct(max(r.success_rate for r in fewer))} of it at best ({_rate(fewer)})."
         )
     after = [r for r in results if r.name == "coalition_reconstruction" and r.step == AFTER_RUN and not r.details.get("retained")]
     kept = [r for r in results if r.name == "coalition_reconstruction" and r.step == AFTER_RUN and r.details.get("retained")]
@@ -332,8 +463,15 @@ def _summary(run: RecordedRun, results: Sequence[AttackResult], disclosures: Seq
     if membership:
         lines.append(
             "A data party colluding with the TTP learns which of its rows are shared "
-            f"({', '.join(f'{r.party_or_coalition}: {_pct(r.success_rate)}' for r in membership)}); if it also kept "
-            "its step-2 messages, the pair can name every person behind the other party's hashed ids."
+            f"({_rate(membership)}); if it also kept its step-2 messages, the pair can name every person behind the "
+            "other parties' hashed ids."
+        )
+    for role in run.outside:
+        received = sorted({e.sender for e in run.transcript.select(step=8, receiver=role, kind="output")})
+        lines.append(
+            f"The {role} is outside the computation: it dealt its additive share to the compute parties in step 7 "
+            "and holds nothing of the joined table after that"
+            + (f"; in step 8 it received only the model (from {', '.join(received)})." if received else ".")
         )
     m = run.intersection_size
     lines.append(
@@ -355,7 +493,7 @@ _INTRO = [
     "This report follows the protocol step by step and asks, for each party, the three questions of the EU "
     "Article 29 Working Party (Opinion 05/2014 on anonymisation): can the party **single out** a person, "
     "**link** records about a person, or **infer** information about a person? The persons in question are those "
-    "whose data the party is *not* meant to see: the other data party's patients or clients, and everybody in "
+    "whose data the party is *not* meant to see: the other data parties' patients or clients, and everybody in "
     "the joined data set. (A hospital can of course single out its own patients in its own table.)",
     "Each answer is backed by an attack that was run on this very simulation: the attacker is given exactly what "
     "that party holds and receives, makes its best guesses, and is scored against the truth (which only the "
@@ -363,7 +501,8 @@ _INTRO = [
     f"blind guessing reaches except with probability {ALPHA:g}. A success rate at or below the bound means the "
     "party learnt nothing beyond guessing.",
     "The protocol assumes semi-honest parties (each follows the protocol) that do not collude; "
-    "the coalition table shows what two colluding parties could do. See docs/threat-model.md.",
+    "the coalition table shows what two colluding parties could do, and the paragraphs after it what larger "
+    "coalitions could. See docs/threat-model.md.",
 ]
 
 
@@ -380,16 +519,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     out += ["## Summary", ""] + [f"- {line}" for line in report["summary"]] + [""]
     out += ["## The run", ""]
     out += [
-        f"- Rows: hospital {run['rows']['hospital']}, insurer {run['rows']['insurer']}; "
-        f"persons in both (m): {run['intersection_size']}",
-        f"- Columns: hospital {', '.join(run['columns']['hospital'])}; insurer {', '.join(run['columns']['insurer'])} "
-        f"(target: {run['target']})",
+        f"- {_roster_text(run)}",
+        f"- Rows: {_rows_text(run)}; persons in every table (m): {run['intersection_size']}",
+        f"- Columns: {_columns_text(run)} (target: {run['target']})",
         f"- Paillier keys: {run['key_bits']} bits; masks: {run['mask_bits']} bits (sigma = {run['sigma']})",
         f"- Dictionary searched by the hashed-id attacks: {run['dictionary_searched']}",
         f"- Completed: {'yes' if run['completed'] else 'no'} (last step reached: {run['last_step']})"
         + (f"; stopped by {run['error']}" if run["error"] else ""),
         "",
     ]
+    out += ["## What each party learns", ""]
+    for party in report["parties"]:
+        out += [f"### {party['party']}", "", f"The {party['party']} is {party['is']}.", ""]
+        out.append(f"- Learns by design: {', '.join(party['learns_by_design']) or 'nothing'} (see 'Disclosed on purpose').")
+        out.append(f"- Keeps after the run: {'; '.join(party['keeps_after_the_run']) or 'nothing'}.")
+        out.append(f"- Attacks by this party alone: {party['own_attacks']}, "
+                   + (f"succeeded: {', '.join(party['own_attacks_that_succeeded'])}." if party["own_attacks_that_succeeded"]
+                      else "none beat guessing."))
+        out += [f"- {_md_escape(line)}" for line in party["steps"]] + [""]
     out += ["## Step by step", ""]
     for step in STEPS:
         entries = [e for e in report["steps"] if e["step"] == step]
@@ -428,11 +575,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                 c["variant"], c["breaks"], c["attack"], _pct(c["success_rate"]), honest,
                 "yes" if c["caught"] else "NO"]) + " |")
         out.append("")
-    out += ["## Coalitions: two parties pooling what they have", "",
+    out += [f"## {_COALITIONS}", "",
             "| coalition | when | success | finding |", "|---|---|---|---|"]
     for c in report["coalitions"]:
         rate = "-" if c["success_rate"] is None else _pct(c["success_rate"])
         out.append("| " + " | ".join(_md_escape(x) for x in [c["coalition"], c["phase"], rate, c["finding"]]) + " |")
+    out += ["", "Larger coalitions:", ""] + [f"- {line}" for line in report["larger_coalitions"]]
     out.append("")
     out += ["## Disclosed on purpose", "", "| what | learnt by | value | what it discloses |", "|---|---|---|---|"]
     for d in report["disclosures"]:
@@ -449,6 +597,25 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append(f"| {t['step']} | {t['sender']} | {t['receiver']} | {t['kind']} | {t['messages']:,} | {t['bytes']:,} |")
     out.append("")
     return "\n".join(out)
+
+
+_COALITIONS = "Coalitions: parties pooling what they have"
+
+
+def _roster_text(run: dict[str, Any]) -> str:
+    text = (f"Data parties: {', '.join(run['data_parties'])}; compute parties of steps 7 and 8: "
+            f"{', '.join(run['compute_parties'])}")
+    if run["outside"]:
+        text += f"; outside the computation (deal in step 7, receive the model in step 8): {', '.join(run['outside'])}"
+    return text
+
+
+def _rows_text(run: dict[str, Any]) -> str:
+    return ", ".join(f"{party} {rows}" for party, rows in run["rows"].items())
+
+
+def _columns_text(run: dict[str, Any]) -> str:
+    return "; ".join(f"{party} {', '.join(columns)}" for party, columns in run["columns"].items())
 
 
 def _value_text(value: Any) -> str:
@@ -507,14 +674,24 @@ def render_html(report: dict[str, Any]) -> str:
         p.append(f"<p>{text}</p>")
     p.append('<h2>Summary</h2><ul class="summary">' + "".join(f"<li>{_h(s)}</li>" for s in report["summary"]) + "</ul>")
     p.append("<h2>The run</h2><ul>")
-    p.append(f"<li>Rows: hospital {run['rows']['hospital']}, insurer {run['rows']['insurer']}; persons in both (m): "
-             f"<b>{run['intersection_size']}</b></li>")
-    p.append(f"<li>Columns: hospital {_h(', '.join(run['columns']['hospital']))}; insurer "
-             f"{_h(', '.join(run['columns']['insurer']))} (target: {_h(run['target'])})</li>")
+    p.append(f"<li>{_h(_roster_text(run))}</li>")
+    p.append(f"<li>Rows: {_h(_rows_text(run))}; persons in every table (m): <b>{run['intersection_size']}</b></li>")
+    p.append(f"<li>Columns: {_h(_columns_text(run))} (target: {_h(run['target'])})</li>")
     p.append(f"<li>Paillier keys: {run['key_bits']} bits; masks: {run['mask_bits']} bits (sigma = {run['sigma']})</li>")
     p.append(f"<li>Dictionary searched by the hashed-id attacks: {_h(run['dictionary_searched'])}</li>")
     p.append(f"<li>Completed: {'yes' if run['completed'] else 'no'} (last step reached: {run['last_step']})"
              + (f"; stopped by {_h(run['error'])}" if run["error"] else "") + "</li></ul>")
+    p.append("<h2>What each party learns</h2>")
+    for party in report["parties"]:
+        succeeded = party["own_attacks_that_succeeded"]
+        p.append(f"<h3>{_h(party['party'])}</h3><p>The {_h(party['party'])} is {_h(party['is'])}.</p><ul>"
+                 f"<li>Learns by design: {_h(', '.join(party['learns_by_design']) or 'nothing')} "
+                 "(see 'Disclosed on purpose').</li>"
+                 f"<li>Keeps after the run: {_h('; '.join(party['keeps_after_the_run']) or 'nothing')}.</li>"
+                 f"<li>Attacks by this party alone: {party['own_attacks']}, "
+                 + (f"<span class=\"yes\">succeeded: {_h(', '.join(succeeded))}</span>" if succeeded
+                    else "none beat guessing") + ".</li>"
+                 + "".join(f"<li>{_h(line)}</li>" for line in party["steps"]) + "</ul>")
     p.append("<h2>Step by step</h2>")
     for step in STEPS:
         entries = [e for e in report["steps"] if e["step"] == step]
@@ -556,13 +733,14 @@ def render_html(report: dict[str, Any]) -> str:
                      f"<td class=\"num\">{_pct(c['success_rate'])}</td><td class=\"num\">{honest}</td>"
                      f"<td class=\"{'no' if c['caught'] else 'yes'}\">{'yes' if c['caught'] else 'NO'}</td></tr>")
         p.append("</table>")
-    p.append("<h2>Coalitions: two parties pooling what they have</h2><table><tr><th>coalition</th><th>when</th>"
+    p.append(f"<h2>{_COALITIONS}</h2><table><tr><th>coalition</th><th>when</th>"
              "<th>success</th><th>finding</th></tr>")
     for c in report["coalitions"]:
         rate = "-" if c["success_rate"] is None else _pct(c["success_rate"])
         p.append(f"<tr><td>{_h(c['coalition'])}</td><td>{_h(c['phase'])}</td><td class=\"num\">{rate}</td>"
                  f"<td>{_h(c['finding'])}</td></tr>")
-    p.append("</table>")
+    p.append("</table><p>Larger coalitions:</p><ul>" + "".join(f"<li>{_h(line)}</li>" for line in report["larger_coalitions"])
+             + "</ul>")
     p.append("<h2>Disclosed on purpose</h2><table><tr><th>what</th><th>learnt by</th><th>value</th>"
              "<th>what it discloses</th></tr>")
     for d in report["disclosures"]:

@@ -2,17 +2,21 @@
 
 A :class:`RecordedRun` is one simulation run with everything the leak analysis needs:
 
+* the run's **roster** (``config.roster``): k >= 2 named data parties and the TTP; the
+  first two data parties (or the configured ones) compute with the TTP in steps 7 and 8,
+  every other data party is *outside the computation* (it deals its additive share in
+  step 7, then holds nothing, and receives the output in step 8);
 * the **transcript** of every message (:class:`~mpcactors.analysis.transcript.Transcript`);
 * the **god view**: a copy of what each party held, and when (an
   :class:`AnalysisObserver`, a :class:`~mpcactors.sim.GodView`);
-* the **ground truth** only the simulation knows: both input tables, which hashed id
+* the **ground truth** only the simulation knows: every input table, which hashed id
   belongs to which person, and which input rows the TTP joined into which row.
 
 From those, :func:`party_view` answers "what does party X have during step N": the
 items it holds (its own input, hashed ids, ciphertexts, masked values, shares, the
 result), the secret keys alive in it, and the messages it received. A
-:func:`coalition_view` is the union of two parties' views: what they would have if
-they pooled everything.
+:func:`coalition_view` is the union of the views of any set of members: what they
+would have if they pooled everything.
 
 Two readings of "has", because the protocol's last line of defence is deletion:
 
@@ -34,7 +38,7 @@ weak reference to the key, like the god view it extends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +49,9 @@ from ..actors import DEFAULT_HOOKS, Executor, Held
 from ..config import RunConfig
 from ..data import PartyTable
 from ..errors import MpcactorsError
-from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
+from ..protocol.roster import TTP, Roster
 from ..protocol.steps import SECRETS, Group, Step
-from ..sim import GodView, Simulation, simulate
+from ..sim import GodView, Simulation, simulate, tables_by_party
 from .transcript import Entry, Transcript
 
 __all__ = [
@@ -59,70 +63,97 @@ __all__ = [
     "RecordedRun",
     "coalition_view",
     "describe",
+    "kind_of",
     "party_view",
     "record",
     "record_run",
 ]
 
-# The analysis covers the default roster: two data parties and the TTP.
-DATA_PARTIES = DEFAULT_DATA_PARTIES
-HOSPITAL, INSURER = DATA_PARTIES
-ROLES = Roster(DATA_PARTIES).members
+# Every party is named by the run's roster (:attr:`RecordedRun.roster`), never here.
 CONFIRM = int(Step.CONFIRM)
 #: The protocol's steps and the end-of-run confirmation (step 9).
 STEPS = tuple(int(s) for s in Step if s != Step.DONE)
 
-#: The last step during which a data party / the TTP still has each item when every
+#: What an observer is told a data party holds (:class:`~mpcactors.actors.Held`), and the
+#: last step during which it still has it (``None``: kept for good).
+_DATA_ITEMS: dict[str, int | None] = {
+    Held.INPUT: None,
+    Held.HASHED_IDS: 4,  # sent to the TTP in step 4, then dropped
+    Held.PUBLIC_KEYS: None,
+    Held.OWN_CIPHERTEXTS: 4,
+    Held.INTERSECTION_SIZE: None,
+    Held.MASKS: 6,  # become the party's additive share of the other parties' columns
+    Held.MASKED_VALUES: 6,  # become the party's additive share of its own columns
+    Held.RESULT: None,
+}
+
+
+def _secrets_of(*groups: Group) -> dict[str, int | None]:
+    return {s.name: s.last_step for s in SECRETS if s.holders in groups}
+
+
+#: The last step during which a party of each kind still has each item when every
 #: party follows the protocol (``None``: kept for good: own input, public values,
-#: the output). Reported deletions override these.
-#: Secrets' lifetimes come from the protocol's table (:data:`~mpcactors.protocol.steps.SECRETS`);
-#: the rest are the items an observer is told about (:class:`~mpcactors.actors.Held`).
+#: the output). Reported deletions override these. The kinds (:func:`kind_of`):
+#: ``"data"``, a data party that computes in steps 7 and 8; ``"outside"``, a data party
+#: outside the computation (no Shamir shares, no MPC state: its additive shares die in
+#: step 7 when it deals them, and it receives the output in step 8); ``"ttp"``.
+#: Secrets' lifetimes come from the protocol's table (:data:`~mpcactors.protocol.steps.SECRETS`).
 LIFETIMES: dict[str, dict[str, int | None]] = {
-    "data": {
-        Held.INPUT: None,
-        Held.HASHED_IDS: 4,  # sent to the TTP in step 4, then dropped
-        Held.PUBLIC_KEYS: None,
-        Held.OWN_CIPHERTEXTS: 4,
-        Held.INTERSECTION_SIZE: None,
-        Held.MASKS: 6,  # become the party's additive share of the other's columns
-        Held.MASKED_VALUES: 6,  # become the party's additive share of its own columns
-        Held.RESULT: None,
-        **{s.name: s.last_step for s in SECRETS if s.holders in (Group.DATA, Group.COMPUTE)},
-    },
+    "data": {**_DATA_ITEMS, **_secrets_of(Group.DATA, Group.COMPUTE)},
+    "outside": {**_DATA_ITEMS, **_secrets_of(Group.DATA, Group.OUTSIDE)},
     "ttp": {
         Held.ROW_PAIRS: 6,  # the TTP's state is cleared when step 6 ends
         Held.INTERSECTION_SIZE: None,
         Held.RESULT: None,
-        **{s.name: s.last_step for s in SECRETS if s.holders in (Group.TTP, Group.COMPUTE)},
+        **_secrets_of(Group.TTP, Group.COMPUTE),
     },
 }
+
+
+def kind_of(roster: Roster, role: str) -> str:
+    """``"ttp"``, ``"data"`` (a compute data party) or ``"outside"`` (see :data:`LIFETIMES`)."""
+    if role == TTP:
+        return "ttp"
+    return "data" if role in roster.compute_parties else "outside"
+
 
 #: Plain-language descriptions of held items, for the report.
 DESCRIPTIONS: dict[str, str] = {
     "input": "its own input table (ids and attribute values of its own patients or clients)",
     "hashed_ids": "keyed hashes (HMAC-SHA256) of its own ids",
-    "public_keys": "the two Paillier public keys",
+    "public_keys": "every data party's Paillier public key (its own and the others')",
     "own_ciphertexts": "its own attribute values, Paillier-encrypted under its own key",
-    "intersection_size": "m, the number of persons in both tables",
-    "masks": "the random masks it drew for the other party's columns (its additive share of those columns)",
-    "masked_values": "its own columns of the joined rows minus the other party's masks (x - r), decrypted",
+    "intersection_size": "m, the number of persons in every table",
+    "masks": "the random masks it drew for the other parties' columns (its additive share of those columns)",
+    "masked_values": "its own columns of the joined rows minus the other parties' masks (x - r), decrypted",
     "additive_shares": "its additive share of the joined table",
     "shamir_shares": "its Shamir share of the joined table (threshold 2 of 3)",
-    "row_pairs": "which arriving hospital row was joined with which insurer row, in the joined table's random order",
+    "row_pairs": "which arriving row of each data party was joined with which, in the joined table's random order",
     "result": "the lasso output: coefficients, intercept, R^2 and the iteration count",
 }
 
 #: Descriptions that differ for the TTP.
 TTP_DESCRIPTIONS: dict[str, str] = {
-    "hashed_ids": "both parties' hashed ids (keyed HMAC-SHA256; it never has the key)",
+    "hashed_ids": "every data party's hashed ids (keyed HMAC-SHA256; it never has the key)",
     "shamir_shares": "its Shamir share of the joined table (threshold 2 of 3; pseudo-random on its own)",
 }
 
 
-def describe(role: str, name: str) -> str:
-    """A plain-language description of item ``name`` as held by ``role``."""
+#: Descriptions that differ for a data party outside the computation.
+OUTSIDE_DESCRIPTIONS: dict[str, str] = {
+    "additive_shares": "its additive share of the joined table, until it deals it to the compute parties as "
+                       "Shamir shares (step 7) and deletes it",
+    "result": "the lasso output the compute parties sent it: coefficients, intercept, R^2 and the iteration count",
+}
+
+
+def describe(role: str, name: str, kind: str | None = None) -> str:
+    """A plain-language description of item ``name`` as held by ``role`` (of ``kind``, see :func:`kind_of`)."""
     if role == TTP and name in TTP_DESCRIPTIONS:
         return TTP_DESCRIPTIONS[name]
+    if kind == "outside" and name in OUTSIDE_DESCRIPTIONS:
+        return OUTSIDE_DESCRIPTIONS[name]
     return DESCRIPTIONS.get(name, name)
 
 
@@ -141,10 +172,10 @@ class AnalysisObserver(GodView):
     keeps only a weak reference to the key object, so deletion is unaffected.
     """
 
-    def __init__(self, tables: dict[str, PartyTable]) -> None:
+    def __init__(self, tables: Mapping[str, PartyTable]) -> None:
         super().__init__()
-        self._tables = tables
-        self.digest_to_id: dict[str, dict[bytes, str]] = {HOSPITAL: {}, INSURER: {}}
+        self._tables = dict(tables)
+        self.digest_to_id: dict[str, dict[bytes, str]] = {role: {} for role in self._tables}
 
     def key_created(self, role: str, name: str, key: Any) -> None:
         super().key_created(role, name, key)
@@ -158,8 +189,8 @@ class RecordedRun:
     """One simulated run with its transcript, god view and ground truth.
 
     Attributes:
-        config: the run's public parameters.
-        tables: ``{"hospital": PartyTable, "insurer": PartyTable}`` (ground truth).
+        config: the run's public parameters (:attr:`roster` is ``config.roster``).
+        tables: every data party's input table by name, in roster order (ground truth).
         transcript: every message of the run.
         god_view: what each party held and when, plus the hash oracle.
         simulation: the finished :class:`~mpcactors.sim.Simulation`, or ``None`` if
@@ -170,7 +201,7 @@ class RecordedRun:
         id_space: the public id space, if known: synthetic ids are 9-digit strings
             drawn from ``range(id_space)``.
         handed: items a broken variant handed to a party outside the protocol
-            (``{role: {name: value}}``), e.g. a leaked hashing key.
+            (``{role: {name: value}}``, every member), e.g. a leaked hashing key.
     """
 
     config: RunConfig
@@ -181,9 +212,30 @@ class RecordedRun:
     error: BaseException | None = None
     variant: Any = None
     id_space: int | None = None
-    handed: dict[str, dict[str, Any]] = field(default_factory=lambda: {role: {} for role in ROLES})
+    handed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for role in self.roster.members:
+            self.handed.setdefault(role, {})
 
     # ---- run facts ----------------------------------------------------------------
+    @property
+    def roster(self) -> Roster:
+        return self.config.roster
+
+    @property
+    def data_parties(self) -> tuple[str, ...]:
+        return self.roster.data_parties
+
+    @property
+    def outside(self) -> tuple[str, ...]:
+        """The data parties outside the computation (none with two data parties)."""
+        return Group.OUTSIDE.members(self.roster)
+
+    def kind_of(self, role: str) -> str:
+        """``"data"``, ``"outside"`` or ``"ttp"`` (:func:`kind_of`)."""
+        return kind_of(self.roster, role)
+
     @property
     def variant_name(self) -> str:
         return "protocol as specified" if self.variant is None else self.variant.name
@@ -215,7 +267,7 @@ class RecordedRun:
 
     @property
     def rows(self) -> dict[str, int]:
-        return {role: len(self.tables[role]) for role in DATA_PARTIES}
+        return {role: len(self.tables[role]) for role in self.data_parties}
 
     def deleted_at(self, role: str) -> dict[str, int]:
         """``{item or key name: step}`` for each deletion ``role`` reported."""
@@ -232,7 +284,7 @@ class RecordedRun:
         reported = self.deleted_at(role)
         if name in reported:
             return reported[name]
-        last = LIFETIMES["ttp" if role == TTP else "data"].get(name)
+        last = LIFETIMES[self.kind_of(role)].get(name)
         if last == 8:  # lives to the end of the run, which is step 7 without the lasso
             return self.config_last_step
         return last
@@ -256,25 +308,25 @@ class RecordedRun:
         row = self.row_of(role)
         return [row[id_] for id_ in self.send_order(role)]
 
-    def joined_rows(self) -> list[tuple[int, int]]:
-        """For each row of the joined table, in the TTP's random order:
-        ``(hospital input row, insurer input row)``."""
+    def joined_rows(self) -> list[tuple[int, ...]]:
+        """For each row of the joined table, in the TTP's random order: the input-table
+        row of each data party, in roster order (``(hospital row, insurer row)`` for two)."""
         pairs = self.god_view.held[TTP]["row_pairs"]
-        h_rows, i_rows = self.arrival_rows(HOSPITAL), self.arrival_rows(INSURER)
-        return [(h_rows[h], i_rows[i]) for h, i in pairs]
+        arrivals = [self.arrival_rows(role) for role in self.data_parties]
+        return [tuple(rows[k] for rows, k in zip(arrivals, pair, strict=True)) for pair in pairs]
 
     def joined_values(self) -> np.ndarray:
-        """The joined table (encoded ints, hospital columns then insurer's), in the TTP's order."""
+        """The joined table (encoded ints, each data party's columns in roster order), in the TTP's order."""
         pairs = self.joined_rows()
         width = len(self.config.joined_columns)
         if not pairs:
             return np.zeros((0, width), dtype=np.int64)
-        h = self.tables[HOSPITAL].values[[p[0] for p in pairs]]
-        i = self.tables[INSURER].values[[p[1] for p in pairs]]
-        return np.concatenate([h, i], axis=1)
+        parts = [self.tables[role].values[[p[k] for p in pairs]] for k, role in enumerate(self.data_parties)]
+        return np.concatenate(parts, axis=1)
 
     def intersection_ids(self) -> set[str]:
-        return set(self.tables[HOSPITAL].ids) & set(self.tables[INSURER].ids)
+        """The ids in every data party's table (the persons the TTP joins)."""
+        return set.intersection(*(set(self.tables[role].ids) for role in self.data_parties))
 
 
 @dataclass(frozen=True)
@@ -282,8 +334,8 @@ class PartyView:
     """What one party (or a coalition) has during one step.
 
     Attributes:
-        parties: the role, or the two roles of a coalition.
-        step: the protocol step (1 to 8).
+        parties: the role, or the roles of a coalition.
+        step: the protocol step (1 to 9).
         retained: whether deleted items and old messages are kept (see module doc).
         holds: ``{role: {item name: value}}``: items each member has during the step.
         keys: ``{role: [key name]}``: secret keys alive in each member during the step.
@@ -340,10 +392,12 @@ def party_view(run: RecordedRun, role: str, step: int, *, retained: bool = False
 
 
 def coalition_view(run: RecordedRun, parties: Iterable[str], step: int, *, retained: bool = False) -> PartyView:
-    """The union of the views of ``parties`` during ``step``: what they have if they pool."""
+    """The union of the views of ``parties`` (any set of the run's members) during ``step``:
+    what they have if they pool."""
     members = tuple(parties)
-    if not members or any(p not in ROLES for p in members) or len(set(members)) != len(members):
-        raise ValueError(f"parties must be distinct roles from {ROLES}, got {members!r}")
+    roles = run.roster.members
+    if not members or any(p not in roles for p in members) or len(set(members)) != len(members):
+        raise ValueError(f"parties must be distinct members of {roles}, got {members!r}")
     if step not in STEPS:
         raise ValueError(f"step must be 1 to {CONFIRM}, got {step!r}")
     holds: dict[str, dict[str, Any]] = {}
@@ -374,17 +428,30 @@ def coalition_view(run: RecordedRun, parties: Iterable[str], step: int, *, retai
 # ---- running ----------------------------------------------------------------------------
 
 
+def _tables_and_config(args: Sequence[Any]) -> tuple[dict[str, PartyTable], RunConfig]:
+    """``(tables, config)`` or ``(table, table, ..., config)``: the tables by name, in roster order."""
+    if len(args) < 2 or not isinstance(args[-1], RunConfig):
+        raise TypeError("give the tables (by name, or in roster order) and then the RunConfig")
+    *tables, config = args
+    given = tables[0] if len(tables) == 1 else tables
+    names = config.roster.data_parties
+    if not isinstance(given, Mapping) and len(given) != len(names):
+        raise ValueError(f"{len(given)} table(s) given, the roster has {len(names)} data parties: {list(names)}")
+    return tables_by_party(given, config), config
+
+
 async def record(
-    hospital: PartyTable,
-    insurer: PartyTable,
-    config: RunConfig,
-    *,
+    *args: Any,
     variant: Any = None,
     id_space: int | None = None,
     executor: Executor | None = None,
     allow_failure: bool = False,
 ) -> RecordedRun:
     """Simulate one run with a transcript and the analysis observer.
+
+    ``record(tables, config)`` with every data party's table by name (a mapping) or in
+    roster order (a sequence); ``record(hospital, insurer, config)`` (the tables as
+    positional arguments, in roster order) does the same.
 
     Args:
         variant: a deliberately broken protocol from :mod:`mpcactors.analysis.variants`,
@@ -395,10 +462,10 @@ async def record(
         allow_failure: return the partial run if a party fails (a broken variant can
             break a later step); otherwise the error propagates.
     """
+    tables, config = _tables_and_config(args)
     if executor is not None and executor.policy == "process":
         raise ValueError("analysis runs need an inline or thread executor (a variant's hooks stay in this process)")
-    tables = {HOSPITAL: hospital, INSURER: insurer}
-    transcript = Transcript()
+    transcript = Transcript(roster=config.roster)
     observer = AnalysisObserver(tables)
     run = RecordedRun(config, tables, transcript, observer, variant=variant, id_space=id_space)
     hooks = DEFAULT_HOOKS if variant is None else variant.hooks(run)
@@ -413,10 +480,10 @@ async def record(
     return run
 
 
-def record_run(hospital: PartyTable, insurer: PartyTable, config: RunConfig, **kwargs: Any) -> RecordedRun:
-    """:func:`record` from synchronous code (its own ``trio.run``)."""
+def record_run(*args: Any, **kwargs: Any) -> RecordedRun:
+    """:func:`record` from synchronous code (its own ``trio.run``): ``record_run(tables, config, ...)``."""
 
     async def go() -> RecordedRun:
-        return await record(hospital, insurer, config, **kwargs)
+        return await record(*args, **kwargs)
 
     return trio.run(go)

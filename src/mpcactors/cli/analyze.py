@@ -37,16 +37,17 @@ DEFAULT_ID_SPACE = 200_000
 def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
     """Run the protocol with a transcript, attack every step, and write an anonymity report.
 
-    For each step and party the report says what the party holds and received, and
-    answers the Article 29 Working Party's three questions (single out, link, infer)
-    with the measured success of attacks on this run. Paillier keys default to
-    2048 bits here to keep the run quick. Simulation only: it needs all three
-    parties in one process.
+    For each step and party (every data party and the TTP: --parties 3 adds a
+    CBS-like register outside the computation) the report says what the party holds
+    and received, and answers the Article 29 Working Party's three questions (single
+    out, link, infer) with the measured success of attacks on this run. Paillier keys
+    default to 2048 bits here to keep the run quick. Simulation only: it needs every
+    party in one process.
     """
     from ..actors.executor import Executor
     from ..analysis import attacks, report, variants
     from ..analysis.views import record_run
-    from ..synth import cohort_tables, make_cohort
+    from ..synth import cohort_tables_by_party, make_cohort
 
     configure_logging(json=True, level="error")
     console = Console(stderr=True)
@@ -56,28 +57,30 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
         if executor_policy == "auto":  # never worker processes, whatever the size: see above
             executor_policy = "inline"
         tables, config = build_run(opts)
-        if len(tables) != 2:
-            raise ConfigError("analyze covers two data parties (give two inputs, or no --parties)")
-        hospital, insurer = tables.values()
-        synthetic = opts["hospital"] is None
-        if synthetic:
-            cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space)
-            hospital, insurer = cohort_tables(cohort, min_rows=opts["min_intersection"])
+        synthetic = not opts.get("inputs") and opts["hospital"] is None
+        if synthetic:  # the same cohort, drawn from the id space the dictionary attack enumerates
+            cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space,
+                                 parties=config.roster.data_parties)
+            tables = cohort_tables_by_party(cohort, params=config.params, min_rows=opts["min_intersection"])
         known_space = id_space if synthetic else None
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
-        console.print(f"running the protocol with recording ({len(hospital)} and {len(insurer)} rows) ...")
-        run = record_run(hospital, insurer, config, id_space=known_space, executor=executor)
+        sizes = ", ".join(f"{name} {len(table)}" for name, table in tables.items())
+        console.print(f"running the protocol with recording (rows: {sizes}) ...")
+        run = record_run(tables, config, id_space=known_space, executor=executor)
         console.print("attacking every step ...")
         results = attacks.run_all(run)
         found = attacks.disclosures(run)
         control_runs = []
         if controls:
             short = replace(config, lasso=False)
+            first = config.roster.data_parties[0]
             for variant in (variants.keep_hash_key(), variants.forward_unmasked(), variants.short_masks(),
                             variants.no_row_shuffle()):
                 console.print(f"control: {variant.description} ...")
-                h = variants.sorted_table(hospital, hospital.columns[0]) if variant.name == "no_row_shuffle" else hospital
-                broken = record_run(h, insurer, short, variant=variant, id_space=known_space, executor=executor)
+                inputs = dict(tables)
+                if variant.name == "no_row_shuffle":  # a file sorted by a column: the order then carries it
+                    inputs[first] = variants.sorted_table(inputs[first], inputs[first].columns[0])
+                broken = record_run(inputs, short, variant=variant, id_space=known_space, executor=executor)
                 control_runs.append((broken, attacks.run_named(broken, variant.caught_by)))
         document = report.build_report(run, results, found, controls=control_runs)
         paths = report.write_report(document, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from collections import Counter
@@ -9,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..views import HOSPITAL, INSURER
 from ..stats import binomial_threshold, hypergeometric_threshold, ks_uniform_pvalue, subsample
 from ..views import RecordedRun, party_view
 from ._common import INFER, LINK, AttackResult, attack_result
@@ -19,14 +19,29 @@ __all__ = ["masked_value_linking", "membership_inference"]
 
 def _masked_inputs(run: RecordedRun, role: str) -> tuple[np.ndarray, list[list[int]], list[int]]:
     """(own input values, decrypted masked rows, true own row of each joined row)."""
-    if role not in (HOSPITAL, INSURER):
-        raise ValueError("only the hospital and the insurer decrypt masked values")
+    if role not in run.data_parties:
+        raise ValueError(f"only the data parties {list(run.data_parties)} decrypt masked values, not {role!r}")
     view = party_view(run, role, 6)
     own = np.asarray(view.get(role, "input").values, dtype=np.int64)
     masked = [list(map(int, row)) for row in view.get(role, "masked_values")]
-    column = 0 if role == HOSPITAL else 1
+    column = run.data_parties.index(role)
     truth = [pair[column] for pair in run.joined_rows()]
     return own, masked, truth
+
+
+def _maskers(run: RecordedRun) -> int:
+    """How many masks each decrypted value carries: one from every other data party."""
+    return len(run.data_parties) - 1
+
+
+def _irwin_hall_cdf(u: float, n: int) -> float:
+    """``P(U_1 + ... + U_n <= u)`` for independent ``U_i`` uniform on ``[0, 1)``."""
+    if u <= 0:
+        return 0.0
+    if u >= n:
+        return 1.0
+    total = sum((-1) ** j * math.comb(n, j) * (u - j) ** n for j in range(int(u) + 1))
+    return min(max(total / math.factorial(n), 0.0), 1.0)
 
 
 
@@ -44,14 +59,17 @@ def _compatible(own: np.ndarray, s: Sequence[int], top: int) -> np.ndarray:
     return ok
 
 
-def _mask_width(own: np.ndarray, masked: list[list[int]], rows: Sequence[int], declared_bits: int) -> int:
+def _mask_width(own: np.ndarray, masked: list[list[int]], rows: Sequence[int], declared_bits: int,
+                maskers: int = 1) -> int:
     """The narrowest mask range ``[0, 2**b)`` under which every decrypted row has a
-    compatible own row: the maximum-likelihood width (a narrower range explains the
-    data with higher likelihood, ``2**-b`` per value, until some row has no possible
-    source). Under the protocol this is the declared width; a short mask shows here.
+    compatible own row (its value minus the sum of ``maskers`` masks, so a candidate
+    total mask in ``[0, maskers * 2**b)``): the maximum-likelihood width (a narrower
+    range explains the data with higher likelihood, ``2**-b`` per value, until some row
+    has no possible source). Under the protocol this is the declared width; a short
+    mask shows here.
     """
     def explains(bits: int) -> bool:
-        top = 1 << bits
+        top = maskers << bits
         return all(_compatible(own, masked[j], top).any() for j in rows)
 
     low, high = 1, declared_bits + 1  # widths above the declared one cannot help: search up to it + 1
@@ -131,19 +149,21 @@ def masked_value_linking(run: RecordedRun, role: str, *, sample: int = 200, seed
       (``bits`` estimated from the data, :func:`_mask_width`), every own row whose
       candidate mask lies in that range is equally likely up to its probability of
       being in the intersection (:func:`_source_posterior`); the attack picks the most
-      probable one (at random among ties).
+      probable one (at random among ties). With k data parties each value carries
+      ``k - 1`` masks, so the candidate total mask ranges over ``[0, (k - 1) * 2**bits)``.
 
     Scored on up to ``sample`` decrypted rows against the true source row (two own
     rows with identical values both count as right). Baseline: a random own row.
-    A Kolmogorov-Smirnov test of ``-s / 2**mask_bits`` against Uniform(0, 1) is
-    reported too: fresh full-width masks make it uniform.
+    A Kolmogorov-Smirnov test of ``-s / 2**mask_bits`` (through the Irwin-Hall
+    distribution function of ``k - 1`` uniforms: the identity for two parties) against
+    Uniform(0, 1) is reported too: fresh full-width masks make it uniform.
     """
     rng = random.Random(seed if seed is not None else secrets.randbits(64))
     own, masked, truth = _masked_inputs(run, role)
-    declared = run.config.params.mask_bits
+    declared, maskers = run.config.params.mask_bits, _maskers(run)
     rows = subsample(range(len(masked)), sample, rng)
-    width = _mask_width(own, masked, rows, declared)
-    top = 1 << width
+    width = _mask_width(own, masked, rows, declared, maskers)
+    top = maskers << width
     own_tuples = [tuple(map(int, x)) for x in own.tolist()]
     by_value: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(own_tuples):
@@ -169,13 +189,14 @@ def masked_value_linking(run: RecordedRun, role: str, *, sample: int = 200, seed
             successes += 1
     trials = len(rows)
     baseline = (sum(len(by_value[own_tuples[truth[j]]]) for j in rows) / (trials * len(own_tuples))) if trials else 0.0
-    scaled = [min(max(-v / (1 << declared), 0.0), 1.0) for j in rows for v in masked[j]]
+    scaled = [_irwin_hall_cdf(-v / (1 << declared), maskers) for j in rows for v in masked[j]]
     d_stat, p_value = ks_uniform_pvalue(scaled)
     explanation = (
         f"The {role} compared each of {trials} decrypted rows with all {len(own_tuples)} of its own rows. "
         f"The most frequent candidate mask occurred for {mode_rows} decrypted row(s) "
         f"({'a repeated mask: the masks are not fresh' if structured else 'no structure: every candidate mask is different'}). "
-        f"The masks look {width} bits wide (the protocol draws {declared}-bit masks). "
+        f"The masks look {width} bits wide (the protocol draws {declared}-bit masks"
+        f"{f', {maskers} per value' if maskers > 1 else ''}). "
         f"Its guess was the true source row for {successes} of {trials} rows; a random guess is right "
         f"{baseline:.4f} of the time. Uniformity of the decrypted values: Kolmogorov-Smirnov "
         f"D = {d_stat:.3f}, p = {p_value:.3g}."
@@ -211,8 +232,9 @@ def membership_inference(run: RecordedRun, role: str, *, sample: int = 200, seed
     n, m = len(own), len(masked)
     truth = [ids[i] in members_ids for i in range(n)]
     rows = subsample(range(m), sample, rng)
-    width = _mask_width(own, masked, rows, run.config.params.mask_bits)
-    top = 1 << width
+    maskers = _maskers(run)
+    width = _mask_width(own, masked, rows, run.config.params.mask_bits, maskers)
+    top = maskers << width
     mode, mode_rows = _repeated_mask(own, masked, rows, rng)
     index: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(own.tolist()):

@@ -15,7 +15,7 @@ import numpy as np
 from ...protocol.wire import BigIntArray
 from ...crypto import hashing
 from ...protocol.messages import HASH_BYTES
-from ..views import HOSPITAL, INSURER, TTP
+from ...protocol.roster import TTP
 from ..stats import ALPHA, binomial_threshold
 from ..views import RecordedRun, coalition_view
 from ._common import INFER, LINK, AttackResult, attack_result
@@ -33,7 +33,7 @@ def dictionary_for(run: RecordedRun, limit: int = DICTIONARY_LIMIT) -> tuple[lis
     """The ids the dictionary attack tries, and a sentence saying what they are.
 
     The whole public id space when it is known and at most ``limit`` ids; otherwise
-    every real id of both tables (an attacker with a perfect shortlist). The two give
+    every real id of every table (an attacker with a perfect shortlist). The two give
     the same success rate: a candidate that is not a real id can only match a digest
     by a SHA-256 collision.
     """
@@ -41,10 +41,10 @@ def dictionary_for(run: RecordedRun, limit: int = DICTIONARY_LIMIT) -> tuple[lis
         return [f"{k:09d}" for k in range(run.id_space)], (
             f"the whole id space: all {run.id_space:,} nine-digit ids 000000000 to {run.id_space - 1:09d}"
         )
-    ids = sorted(set(run.tables[HOSPITAL].ids) | set(run.tables[INSURER].ids))
+    ids = sorted(set().union(*(run.tables[role].ids for role in run.data_parties)))
     why = "the id space is not known" if run.id_space is None else f"the id space ({run.id_space:,} ids) is too large to enumerate here"
     return ids, (
-        f"a perfect shortlist: the {len(ids):,} ids that really occur in either table ({why}; "
+        f"a perfect shortlist: the {len(ids):,} ids that really occur in some table ({why}; "
         "a larger dictionary cannot match more digests, because a non-occurring id only matches by a SHA-256 collision)"
     )
 
@@ -69,18 +69,20 @@ def ttp_dictionary_attack(
     dictionary: Sequence[str] | None = None,
     unkeyed: bool = True,
 ) -> AttackResult:
-    """The TTP (optionally with a data party) tries to name the person behind each hashed id.
+    """The TTP (optionally with data parties) tries to name the person behind each hashed id.
 
-    It holds both parties' hashed ids during step 4. It hashes every id of the
+    It holds every data party's hashed ids during step 4. It hashes every id of the
     dictionary with every hash function it can build: unkeyed SHA-256 (plain, and
-    with the protocol's domain tag), HMAC with an all-zero key, HMAC with every key it
-    can form from step-2 key contributions in its members' messages (sent or
-    received), and any key a broken variant handed it. A digest found in one of those
-    tables is named; the name is scored against the hash oracle (ground truth).
+    with the protocol's domain tag), HMAC with an all-zero key, HMAC with the key it
+    can form when the step-2 key contributions of every data party are in its
+    members' messages (sent or received; the key is their sum), and any key a broken
+    variant handed it. A digest found in one of those tables is named; the name is
+    scored against the hash oracle (ground truth).
 
-    Expected: 0 for the TTP alone (it is not on the hospital-insurer link and never
+    Expected: 0 for the TTP alone (it is on none of the data parties' links and never
     holds the key); 1 with :func:`~mpcactors.analysis.variants.keep_hash_key`, and 1
-    for the insurer + TTP if the insurer kept its step-2 messages (``retained``).
+    for any data party + TTP if that party kept its step-2 messages (``retained``: it
+    sent its own contribution and received every other's).
     ``unkeyed=False`` skips the three key-less guesses (a coalition's TTP has already
     tried them alone; each costs one hash per dictionary word).
     """
@@ -88,8 +90,8 @@ def ttp_dictionary_attack(
     if TTP not in members:
         raise ValueError("the dictionary attack needs the TTP (it holds the other party's hashed ids)")
     view = coalition_view(run, members, 4, retained=retained)
-    h_digests, i_digests = view.get(TTP, "hashed_ids", ([], []))
-    targets = [(HOSPITAL, d) for d in h_digests] + [(INSURER, d) for d in i_digests]
+    held = view.get(TTP, "hashed_ids", [[] for _ in run.data_parties])
+    targets = [(role, d) for role, digests in zip(run.data_parties, held, strict=True) for d in digests]
     if dictionary is None:
         words, searched = dictionary_for(run)
     else:
@@ -101,15 +103,15 @@ def ttp_dictionary_attack(
         ("HMAC with an all-zero key", hashing.JointKey.from_contributions(bytes(32), bytes(32)).hash_ids),
     ] if unkeyed else []
     # step-2 messages are gone by step 4 unless a member kept them
-    contributions = sorted({
-        e.body["value"] for e in run.transcript
+    by_sender = {
+        e.sender: e.body["value"] for e in run.transcript
         if retained and e.kind == "hash_contribution" and (e.receiver in members or e.sender in members)
-    })
-    for a in contributions:  # the key is the sum of two different contributions
-        for b in contributions:
-            if a < b:
-                hashers.append(("HMAC with a key built from step-2 contributions in the view",
-                                hashing.JointKey.from_contributions(a, b).hash_ids))
+    }
+    contributions = sorted(set(by_sender.values()))
+    if set(by_sender) == set(run.data_parties):  # the key is the sum of every data party's contribution
+        first, *rest = (by_sender[role] for role in run.data_parties)
+        hashers.append(("HMAC with a key built from step-2 contributions in the view",
+                        hashing.JointKey.from_contributions(first, *rest).hash_ids))
     for role in members:
         for key in view.handed.get(role, {}).get("hash_keys", []):
             hashers.append(("HMAC with a key a broken variant handed over", key.hash_ids))
@@ -207,7 +209,7 @@ def ttp_side_channel_inference(run: RecordedRun, *, seed: int | None = None) -> 
 
     For every row it receives in step 4 it measures: arrival position, chunk number,
     chunk arrival time, chunk size, ciphertext width and each ciphertext's bit length.
-    For every (sending party, observable, attribute) it is given an oracle advantage:
+    For every (sending data party, observable, attribute) it is given an oracle advantage:
     it learns the best threshold rule "observable >= t means the attribute is in the
     upper half" on a random half of the rows *using the true values*, and is scored on
     the other half. An attacker who knew the data owner's habits (files sorted by age,
@@ -221,7 +223,7 @@ def ttp_side_channel_inference(run: RecordedRun, *, seed: int | None = None) -> 
     constant: set[str] = set()
     tests: list[tuple[str, str, str, list[float], list[int], list[int], list[int]]] = []
     observables = 0
-    for role in (HOSPITAL, INSURER):
+    for role in run.data_parties:
         obs = _row_observables(run, role)
         observables = len(obs)
         rows = run.arrival_rows(role)
