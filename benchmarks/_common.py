@@ -239,7 +239,7 @@ def fit_exponent(sizes: Sequence[float], times: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Two CSVs of one synthetic cohort and their public shape."""
+    """The CSVs of one synthetic cohort (one per data party) and their public shape."""
 
     hospital_csv: Path
     insurer_csv: Path
@@ -249,6 +249,17 @@ class Inputs:
     overlap: float
     seed: int
     intersection: int
+    #: every data party's CSV and columns, by name in roster order (the two above included)
+    csvs: dict[str, Path] = field(default_factory=dict)
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        return tuple(self.csvs) or ("hospital", "insurer")
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return Roster(self.parties).members
 
 
 def write_inputs(
@@ -260,13 +271,15 @@ def write_inputs(
     hospital_attributes: int = 15,
     insurer_attributes: int = 15,
     missing_rate: float = 0.0,
+    parties: int = 2,
 ) -> Inputs:
-    """Write ``hospital.csv`` and ``insurer.csv`` of :func:`mpcactors.synth.make_cohort`.
+    """Write one CSV per data party (``hospital.csv``, ``insurer.csv``, ``cbs.csv``, ...) of
+    :func:`mpcactors.synth.make_cohort`.
 
     ``missing_rate`` defaults to 0 so that every party keeps exactly ``rows`` rows (a
     row with a missing cell is dropped at step 1, which would shrink the workload).
     """
-    from mpcactors.synth import make_cohort, write_cohort
+    from mpcactors.synth import make_cohort, write_cohort_by_party
 
     cohort = make_cohort(
         rows,
@@ -275,17 +288,21 @@ def write_inputs(
         hospital_attributes=hospital_attributes,
         insurer_attributes=insurer_attributes,
         missing_rate=missing_rate,
+        parties=parties,
     )
-    hospital_csv, insurer_csv = write_cohort(cohort, directory)
+    csvs = {name: path.resolve() for name, path in write_cohort_by_party(cohort, directory).items()}
+    columns = {name: tuple(table.header[1:]) for name, table in cohort.tables.items()}
     inputs = Inputs(
-        hospital_csv=hospital_csv.resolve(),
-        insurer_csv=insurer_csv.resolve(),
-        hospital_columns=tuple(cohort.hospital_header[1:]),
-        insurer_columns=tuple(cohort.insurer_header[1:]),
+        hospital_csv=csvs["hospital"],
+        insurer_csv=csvs["insurer"],
+        hospital_columns=columns["hospital"],
+        insurer_columns=columns["insurer"],
         rows=rows,
         overlap=overlap,
         seed=seed,
         intersection=len(cohort.intersection_ids),
+        csvs=csvs,
+        columns=columns,
     )
     del cohort
     gc.collect()
@@ -358,20 +375,23 @@ def prepare_deployment(
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "mpcactors", "deploy-example", "--out", str(directory), "--rows", "10",
-         "--key-bits", "2048", "--force"],
+         "--key-bits", "2048", "--force", "--parties", ",".join(inputs.parties)],
         check=True,
         capture_output=True,
         text=True,
     )
     deadline = step_deadline if step_deadline is not None else 3600 + 0.02 * inputs.rows
     configs: dict[str, Path] = {}
-    for role in ROLES:
+    for role in inputs.members:
         path = directory / f"{role}.toml"
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         data["party"]["executor"] = executor
         protocol = data["protocol"]
-        protocol["hospital_columns"] = list(inputs.hospital_columns)
-        protocol["insurer_columns"] = list(inputs.insurer_columns)
+        if "columns" in protocol:  # the k-party form of deploy-example
+            protocol["columns"] = {name: list(columns) for name, columns in inputs.columns.items()}
+        else:
+            protocol["hospital_columns"] = list(inputs.hospital_columns)
+            protocol["insurer_columns"] = list(inputs.insurer_columns)
         protocol["key_bits"] = key_bits
         if key_bits < 2048:
             protocol["insecure_test_key_bits"] = True
@@ -383,7 +403,7 @@ def prepare_deployment(
         for step in range(1, 10):
             deadlines[f"step_{step}"] = float(deadline)
         if role != "ttp":
-            data["input"]["csv"] = str(inputs.hospital_csv if role == "hospital" else inputs.insurer_csv)
+            data["input"]["csv"] = str(inputs.csvs.get(role) or (inputs.hospital_csv if role == "hospital" else inputs.insurer_csv))
             data["input"].pop("columns", None)
         path.write_text(
             f"# Written by benchmarks/_common.py from `mpcactors deploy-example` output.\n\n{toml_dumps(data)}",
@@ -589,21 +609,22 @@ def run_deployment(
 ) -> DeploymentRun:
     """Start the three ``mpcactors party`` processes, wait for all, collect what each measured."""
     directory = deployment.directory
+    members = deployment.inputs.members
     for suffix in ("result.json", "report.json"):
-        for role in ROLES:
+        for role in members:
             (directory / f"{role}-{suffix}").unlink(missing_ok=True)
     commands = {
         role: [sys.executable, "-m", "mpcactors", "party", "--config", str(deployment.configs[role]),
                "--result", str(directory / f"{role}-result.json"),
                "--report", str(directory / f"{role}-report.json"), "--log-level", "warning"]
-        for role in ROLES
+        for role in members
     }
     load_before = load_average()
     outcomes, wall, timed_out = run_processes(
         commands, cwd=directory, stderr_dir=directory, timeout=timeout, sample_interval=sample_interval, label=label
     )
     parties: dict[str, PartyRun] = {}
-    for role in ROLES:
+    for role in members:
         report_path = directory / f"{role}-report.json"
         result_path = directory / f"{role}-result.json"
         outcome = outcomes[role]
@@ -622,7 +643,7 @@ def run_deployment(
 
 def steps_by_role(step_documents: Iterable[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
     """Group run-document step entries (``{"step", "party", "seconds", "bytes_sent", ...}``) by party."""
-    grouped: dict[str, dict[int, dict[str, Any]]] = {role: {} for role in ROLES}
+    grouped: dict[str, dict[int, dict[str, Any]]] = {}
     for entry in step_documents:
         grouped.setdefault(entry["party"], {})[int(entry["step"])] = entry
     return grouped
@@ -630,11 +651,13 @@ def steps_by_role(step_documents: Iterable[dict[str, Any]]) -> dict[str, dict[in
 
 def step_table(by_role: dict[str, dict[int, dict[str, Any]]], steps: Iterable[int]) -> str:
     """Per step: each party's seconds and bytes sent."""
+    members = sorted(by_role, key=lambda r: (r == "ttp", list(by_role).index(r)))
     rows = []
     for step in steps:
         cells: list[Any] = [f"{step} {STEP_NAMES[step]}"]
-        cells += [fmt_seconds(by_role[r][step]["seconds"]) if step in by_role[r] else "-" for r in ROLES]
-        cells += [fmt_bytes(by_role[r][step]["bytes_sent"]) if step in by_role[r] else "-" for r in ROLES]
+        cells += [fmt_seconds(by_role[r][step]["seconds"]) if step in by_role[r] else "-" for r in members]
+        cells += [fmt_bytes(by_role[r][step]["bytes_sent"]) if step in by_role[r] else "-" for r in members]
         rows.append(cells)
-    headers = ["step", "hospital s", "insurer s", "TTP s", "hospital sent", "insurer sent", "TTP sent"]
+    names = ["TTP" if r == "ttp" else r for r in members]
+    headers = ["step", *(f"{n} s" for n in names), *(f"{n} sent" for n in names)]
     return markdown_table(headers, rows)

@@ -68,8 +68,9 @@ def run_daemons(inputs: common.Inputs, directory: Path, bits: int, executor: str
 
 def run_simulate(inputs: common.Inputs, directory: Path, bits: int, executor: str, timeout: float) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "mpcactors", "simulate", "--hospital", str(inputs.hospital_csv),
-            "--insurer", str(inputs.insurer_csv), "--key-bits", str(bits), "--executor", executor, "--json"]
+    argv = [sys.executable, "-m", "mpcactors", "simulate",
+            *(f"--input={name}={path}" for name, path in inputs.csvs.items()),
+            "--key-bits", str(bits), "--executor", executor, "--json"]
     load_before = common.load_average()
     outcomes, wall, timed_out = common.run_processes(
         {"simulate": argv}, cwd=directory, stderr_dir=directory, timeout=timeout, label=f"{bits} bits",
@@ -88,7 +89,7 @@ def run_simulate(inputs: common.Inputs, directory: Path, bits: int, executor: st
         "party_seconds": float(document["seconds"]),
         "wall_seconds": wall,
         "bytes_sent": sum(int(s["bytes_sent"]) for s in document["steps"]),
-        "memory": {"all three (one process)": (outcome.peak_rss, outcome.peak_tree_rss, outcome.cpu_seconds)},
+        "memory": {"all parties (one process)": (outcome.peak_rss, outcome.peak_tree_rss, outcome.cpu_seconds)},
         "iterations": result.get("iterations"),
         "r2": result.get("r2"),
         "load": (load_before, common.load_average()),
@@ -104,6 +105,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=("daemons", "simulate"), default="daemons")
     parser.add_argument("--hospital-attributes", type=int, default=15)
     parser.add_argument("--insurer-attributes", type=int, default=15, help="including the target")
+    parser.add_argument("--parties", type=int, default=2,
+                        help="data parties: 3 adds the CBS-like table of mpcactors.synth (4 attributes)")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="200 rows, 2048 bits, no docs update")
@@ -119,12 +122,13 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pilot-"))
     print(f"# Pilot workload, {common.now()}; machine: {common.machine_line()}")
-    print(f"  commit {common.git_commit()}; {args.rows:,} rows per party, {args.hospital_attributes} + "
-          f"{args.insurer_attributes} attributes, overlap {args.overlap}, mode {args.mode}, "
+    print(f"  commit {common.git_commit()}; {args.rows:,} rows per party, {args.parties} data parties, "
+          f"{args.hospital_attributes} + {args.insurer_attributes} attributes, overlap {args.overlap}, mode {args.mode}, "
           f"executor {args.executor}; work directory {workdir}", flush=True)
     inputs = common.write_inputs(
         workdir / "data", rows=args.rows, overlap=args.overlap, seed=args.seed,
         hospital_attributes=args.hospital_attributes, insurer_attributes=args.insurer_attributes,
+        parties=args.parties,
     )
     runner = run_daemons if args.mode == "daemons" else run_simulate
     results = {}
@@ -171,9 +175,12 @@ def main() -> None:
         key = f"pilot-{args.mode}-{args.rows}"
         if (args.hospital_attributes, args.insurer_attributes) != (15, 15):
             key += f"-{args.hospital_attributes}x{args.insurer_attributes}"
+        if args.parties != 2:
+            key += f"-{args.parties}-parties"
         reduced = "" if args.rows == 5000 else " (reduced size; the targets apply to 5,000)"
-        mode = ("three `mpcactors party` processes, mutual TLS on loopback" if args.mode == "daemons"
+        mode = (f"{args.parties + 1} `mpcactors party` processes, mutual TLS on loopback" if args.mode == "daemons"
                 else "one `mpcactors simulate` process, in-memory links")
+        extra = inputs.columns.get("cbs")
         text = f"""\
 ### Pilot workload: {args.rows:,} rows per party{reduced}, {args.mode}
 
@@ -182,8 +189,9 @@ def main() -> None:
 - Machine: {common.machine_line()}
 - Run: {mode}; executor `{args.executor}`; steps 1 to 8 (secure lasso, alpha 0.1).
 - Workload: synthetic cohort (`mpcactors.synth`, seed {args.seed}, no missing cells),
-  {args.rows:,} rows per party, {args.hospital_attributes} + {args.insurer_attributes} attributes
-  (target included), overlap {args.overlap}.
+  {args.rows:,} rows per party, {args.hospital_attributes} + {args.insurer_attributes}
+  {f"+ {len(extra)} (the CBS-like table: {', '.join(extra)})" if extra else ""} attributes
+  (target included), overlap {args.overlap} (the persons in every table).
 - Load: 1-minute load average before / after each run in the table; the machine was
   {"shared with other engineers' work" if max(max(r["load"]) for r in results.values()) > 1.0
    else "otherwise idle"} (2 CPUs).

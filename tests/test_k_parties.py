@@ -101,3 +101,13 @@ async def test_the_ttp_receives_no_plaintext_id_or_value_from_three_parties():
     needles = {n for n in needles if len(n) >= 5}  # shorter patterns occur in random bytes
     assert [n for n in needles if n in to_ttp] == []
     assert sum(n in codec.encode({"id": tables["cbs"].ids[0]}) for n in needles) >= 1  # the check can fail
+
+
+async def test_chunks_larger_than_a_worker_batch_keep_every_party_s_masks_aligned():
+    # under the thread and process policies a chunk is computed in batches of 64 rows;
+    # each row's masks for the k - 1 other parties must stay together whatever the batching
+    from mpcactors.actors import Executor
+
+    tables, config = session(3, rows=300, chunk_rows=256, lasso=False)
+    simulation = await simulate(tables, config, executor=Executor("thread", workers=2), verify=True)
+    assert simulation.verification["shared_rows"] > 128 and simulation.verified is True

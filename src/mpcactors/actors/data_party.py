@@ -154,7 +154,7 @@ class DataParty:
 
     async def send_masks(self) -> None:
         """Step 5: masks for every other data party's columns, each encrypted under its
-        owner's key, to the TTP: per chunk of rows, one block per other party in roster order."""
+        owner's key, to the TTP: per row, one group of ciphertexts per other party in roster order."""
         a, keys = self.actor, self.keys
         config = a.config
         m = a.intersection_size
@@ -165,19 +165,20 @@ class DataParty:
         }
         self.state.masks = masks
         a.hold(Held.MASKS, [[r for other in self.others for r in masks[other][i]] for i in range(m)])
-        targets = [
-            (public.to_wire(), Packing(a.params, public.n.bit_length(), maskers=self.maskers), masks[other])
-            for other, public in self.state.others_public.items()
-        ]
+        targets = []
+        for other, public in self.state.others_public.items():
+            packing = Packing(a.params, public.n.bit_length(), maskers=self.maskers)
+            targets.append((public.to_wire(), packing, packing.plaintexts_per_row(len(config.columns_of(other))), masks[other]))
         width = (2 * config.key_bits + 7) // 8
 
         async def encrypt(rows: range) -> list[int]:
             # the masks are our additive share of the other parties' columns: secret,
             # so they go where our key goes (never to workers that outlive the run)
-            out: list[int] = []
-            for wire, packing, theirs in targets:
-                out += await keys.encrypt_under(wire, packing.pack_masks(theirs[rows.start : rows.stop]))
-            return out
+            blocks = [
+                (await keys.encrypt_under(wire, packing.pack_masks(theirs[rows.start : rows.stop])), per_row)
+                for wire, packing, per_row, theirs in targets
+            ]
+            return [c for i in range(len(rows)) for block, n in blocks for c in block[i * n : (i + 1) * n]]
 
         def message(rows: range, ciphertexts: list[int]) -> msg.Message:
             return msg.Masks(BigIntArray(tuple(ciphertexts), width))

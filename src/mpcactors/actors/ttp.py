@@ -110,7 +110,7 @@ class Ttp:
 
     async def _receive_masks(self, sender: str) -> None:
         # masks from `sender` for every other party's columns, each under its owner's key:
-        # per chunk of rows, one block per owner in roster order
+        # per row, one group of ciphertexts per owner in roster order
         a = self.actor
         m = a.intersection_size
         owners = [p for p in self.parties if p != sender]
@@ -132,10 +132,11 @@ class Ttp:
             if rows > m:
                 raise PeerProtocolError(f"{sender} sent more masks than the intersection has rows")
             start = 0
-            for owner in owners:
-                stop = start + count * per_row[owner]
-                masks[owner].extend(values[start:stop])
-                start = stop
+            for _ in range(count):
+                for owner in owners:
+                    stop = start + per_row[owner]
+                    masks[owner].extend(values[start:stop])
+                    start = stop
         for owner in owners:
             self.tables[owner].masks[sender] = masks[owner]
 
