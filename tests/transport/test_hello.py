@@ -114,7 +114,7 @@ def test_two_different_sessions_are_refused() -> None:
 
 def test_a_run_link_where_neither_side_knows_the_session_is_refused() -> None:
     assert refused(judge(Hello("hospital", None, parameters=DIGEST), session=None)).startswith(
-        "neither side knows the session id (the hospital creates it;"
+        "neither side knows the session id (the roster's first data party creates it;"
     )
 
 

@@ -199,7 +199,7 @@ class Hello:
             ))
         if self.session is None and theirs is None:
             return Verdict(reason=(
-                "neither side knows the session id (the hospital creates it; the others learn it "
-                "from the hospital or from a party that already did: check the dial directions)"
+                "neither side knows the session id (the roster's first data party creates it; the others "
+                "learn it from that party or from a party that already did: check the dial directions)"
             ))
         return Verdict(link_purpose, self.session or theirs)
