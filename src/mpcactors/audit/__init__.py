@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from .facts import Traffic, daemon_fields, record_fields, simulation_fields
 from .journal import append, load_signer, public_keys, read_records, simulation_signer, verify_file
-from .record import GENESIS, VERSION, Break, ChainChecker, Signer, Verdict, canonical, digest_of, record_hash, seal, verify_lines
+from .record import GENESIS, Signer, Verdict, canonical, digest_of, record_hash, seal, verify_lines
 from .writers import append_daemon_record, simulate_audited
 
 __all__ = [
     "GENESIS",
-    "VERSION",
-    "Break",
-    "ChainChecker",
     "Signer",
     "Traffic",
     "Verdict",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..certs import inspect_certificate, key_permission_problem
 from ..errors import ConfigError
-from .record import GENESIS, ChainChecker, Signer, Verdict, record_hash, seal
+from .record import GENESIS, Signer, Verdict, record_hash, seal, verify_lines
 
 try:
     import fcntl
@@ -83,46 +83,43 @@ def append(path: Path, fields: Mapping[str, Any], signer: Signer) -> bytes:
     return line
 
 
-def verify_file(path: Path, keys: Sequence[Any] = ()) -> Verdict:
-    """Check every record of an audit file (see :class:`~.record.ChainChecker`).
+def _lines(path: Path) -> Iterator[bytes]:
+    """The audit file's lines, each with its ``\\n`` (the last may lack it).
 
     Raises:
         ConfigError: the file does not exist or cannot be read.
     """
-    checker = ChainChecker(keys)
     try:
         with open(path, "rb") as handle:
-            for line in handle:
-                if checker.feed(line) is not None:
-                    break
+            yield from handle
     except FileNotFoundError:
         raise ConfigError(f"{path}: the audit file does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory, not an audit file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the audit file ({exc.strerror})") from None
-    return checker.verdict
+
+
+def verify_file(path: Path, keys: Sequence[Any] = ()) -> Verdict:
+    """Check every record of an audit file (see :class:`~.record.ChainChecker`).
+
+    Raises:
+        ConfigError: the file does not exist or cannot be read.
+    """
+    return verify_lines(_lines(path), keys)
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def read_records(path: Path) -> list[dict[str, Any] | None]:
     """Every record of an audit file, ``None`` for a line that is not a JSON object (no checks)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: the audit file does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the audit file ({exc.strerror})") from None
-    records: list[dict[str, Any] | None] = []
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        records.append(record if isinstance(record, dict) else None)
-    return records
+    return [_record(line) for line in _lines(path)]
 
 
 def public_keys(paths: Sequence[Path]) -> list[Any]:
