@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 import trio
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mpcactors.audit import GENESIS, Signer, canonical, record_hash, seal, simulate_audited, verify_file
+from mpcactors.audit import GENESIS, Signer, canonical, digest_of, record_hash, seal, simulate_audited, simulation_signer, verify_lines
+from mpcactors.audit import append as append_record
 from mpcactors.certs import inspect_certificate
 from mpcactors.cli import main
 from mpcactors.cli.daemon import party as party_command
 from mpcactors.data import load_table
-from mpcactors.errors import IntersectionTooSmall
+from mpcactors.errors import ConfigError, IntersectionTooSmall
 from mpcactors.testing import fast_config, tables_for
 
 from test_daemon import append, fast_protocol, make_deployment, run_to_the_end, set_deadlines
@@ -129,6 +130,22 @@ def test_show_lists_time_party_session_outcome_and_outputs(audited: Path) -> Non
         assert text in result.stdout
 
 
+@pytest.mark.parametrize("kind", ["ecdsa", "ed25519", "rsa"])
+def test_whatever_key_a_pki_issues_signs_and_only_its_own_records_verify(kind: str) -> None:
+    def key() -> Any:
+        if kind == "ecdsa":
+            return ec.generate_private_key(ec.SECP256R1())
+        return ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else rsa.generate_private_key(65537, 2048)
+
+    signer, other = Signer(key()), key()
+    first = seal({"party": "hospital"}, seq=1, previous=GENESIS, signer=signer)
+    second = seal({"party": "hospital"}, seq=2, previous=record_hash(first), signer=signer)
+    lines = [first + b"\n", second + b"\n"]
+    assert verify_lines(lines, [signer.private_key.public_key()]).records == 2
+    broken = verify_lines(lines, [other.public_key()]).broken
+    assert broken is not None and broken.number == 1 and "signed with key" in broken.reason
+
+
 # ---- tampering ------------------------------------------------------------------------------------
 
 
@@ -195,9 +212,6 @@ def test_a_record_cut_short_and_a_missing_file_are_told_apart(hospital_file: Pat
 
 
 def test_nothing_is_appended_after_a_damaged_last_record(audited: Path, hospital_file: Path) -> None:
-    from mpcactors.audit import append as append_record, simulation_signer
-    from mpcactors.errors import ConfigError
-
     hospital_file.write_bytes(hospital_file.read_bytes()[:-1])  # the last newline is gone
     before = hospital_file.read_bytes()
     with pytest.raises(ConfigError, match="the last record is damaged"):
@@ -298,6 +312,4 @@ async def test_deployed_parties_append_records_that_name_each_others_certificate
     assert len({json.dumps(r["outcome"]) for r in records.values()}) == 1
     assert len({json.dumps(r["outputs"]) for r in records.values()}) == 1
     lasso = next(o for o in records["ttp"]["outputs"] if o["name"] == "lasso")
-    from mpcactors.audit import digest_of
-
     assert lasso["sha256"] == digest_of(documents["ttp"]["result"])  # checkable from the result file
