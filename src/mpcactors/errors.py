@@ -39,6 +39,8 @@ class MpcactorsError(Exception):
 
     #: process exit code used by the command-line interface for this class of error
     exit_code: int = 1
+    #: the step the party was in when this error stopped it (set by ``run_party``; ``None`` before step 1)
+    step: int | None = None
 
 
 class ConfigError(MpcactorsError):

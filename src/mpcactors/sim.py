@@ -136,11 +136,13 @@ async def simulate(
     hooks: Hooks = DEFAULT_HOOKS,
     progress: Any = None,
     verify: bool = False,
+    session: bytes | None = None,
 ) -> Simulation:
     """Run every party of ``config.roster`` to the end in this trio run.
 
     Args:
         tables: each data party's table, by name or in roster order.
+        session: the 16-byte session id (default: a fresh random one).
 
     Raises:
         MpcactorsError: the root cause if any party fails (every party is stopped and
@@ -149,7 +151,7 @@ async def simulate(
     inputs = tables_by_party(tables, config)
     if verify and observer is None:
         observer = GodView()
-    session = secrets.token_bytes(16)
+    session = session or secrets.token_bytes(16)
     members = config.roster.members
     links = memory_mesh(members, recorder=recorder)
     executor = executor or Executor()

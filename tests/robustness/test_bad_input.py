@@ -162,7 +162,7 @@ CASES = [
          edit=_replace_in("hospital.toml", 'identity = "insurer.mpcactors.test"',
                           'identity = "insurer.mpcactors.test"\nfingerprint = "EB:63:2D:E8"')),
     Case("unknown-table", "An unknown table", "party",
-         "hospital.toml: unknown table [inputs] (known: deadlines, input, party, peers, protocol, tls)", 2,
+         "hospital.toml: unknown table [inputs] (known: audit, deadlines, input, party, peers, protocol, tls)", 2,
          edit=_replace_in("hospital.toml", "[input]", "[inputs]")),
     Case("insecure-sigma", "[protocol] sigma below the statistical security floor (masks too short)", "party",
          "hospital.toml: [protocol] parameter sigma = 1 is below the statistical security floor 40: masks that short "
@@ -197,6 +197,12 @@ CASES = [
          edit=_replace_in("hospital.toml", '"systolic_bp"]', '"systolic_bp", "bmi"]')),
     Case("missing-input", "The CSV named in [input] does not exist", "party",
          "hospital: data/hospital.csv: the file does not exist", 3, edit=_remove("data/hospital.csv")),
+    Case("audit-path-is-a-directory", "[audit] path names a directory, not the audit file", "party",
+         "hospital.toml: [audit] path: data is a directory; name a file in it (e.g. data/audit.jsonl)", 2,
+         edit=_replace_in("hospital.toml", "[input]", '[audit]\npath = "data"\n\n[input]')),
+    Case("audit-directory-missing", "[audit] path is in a directory that does not exist", "party",
+         "hospital.toml: [audit] path: the directory logs does not exist", 2,
+         edit=_replace_in("hospital.toml", "[input]", '[audit]\npath = "logs/audit.jsonl"\n\n[input]')),
 ]
 
 
@@ -317,7 +323,8 @@ EXIT_CODES = [
     (0, "success", "the result was written"),
     (1, "internal error", "a bug (or a crash); `--log-level debug` shows the traceback"),
     (2, "configuration", "`ConfigError`: a command-line option or the party's TOML file is wrong"),
-    (3, "input", "`InputError`: this party's CSV is wrong, or the intersection is below the minimum"),
+    (3, "input", "`InputError`: this party's CSV is wrong, or the intersection is below the minimum; "
+     "`audit verify`: a record of the audit file does not verify"),
     (4, "peer protocol or connection", "`PeerProtocolError`, `CodecError`, `TransportError`: a peer sent "
      "something illegal or undecodable, or a link broke"),
     (5, "TLS", "`TLSError`: the handshake or the peer's identity check failed"),

@@ -35,6 +35,8 @@ class PartyResult:
     dropped_missing: int = 0
     #: every value step 8 opened in clear, as ``(label, count)``: the convergence bits and the result
     revealed: list[tuple[str, int]] = field(default_factory=list)
+    #: hex of the step-9 outcome digest every party confirmed (``SharedSteps.outcome_digest``)
+    outcome_digest: str | None = None
 
     def result_document(self) -> dict[str, Any] | None:
         if self.result is None:

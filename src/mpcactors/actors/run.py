@@ -47,7 +47,8 @@ async def _run(actor: Actor, task_status: trio.TaskStatus[None]) -> PartyResult:
             task_status.started()
             steps = Ttp(actor) if actor.role == TTP else DataParty(actor)
             await steps.run()
-            await SharedSteps(actor).run()
+            shared = SharedSteps(actor)
+            await shared.run()
             actor.begin(Step.DONE)
             nursery.cancel_scope.cancel()
     except BaseException as exc:
@@ -58,6 +59,8 @@ async def _run(actor: Actor, task_status: trio.TaskStatus[None]) -> PartyResult:
             actor.vault.destroy_all()
             if failure is not None:
                 cause = first_cause(failure)
+                if isinstance(cause, MpcactorsError) and cause.step is None:
+                    cause.step = max(actor.stats, default=None)  # the last step this party began
                 actor.scheduler.fail(cause)
                 if not isinstance(cause, AbortedError | trio.Cancelled):
                     await actor.abort_peers(_reason(cause))
@@ -76,6 +79,7 @@ async def _run(actor: Actor, task_status: trio.TaskStatus[None]) -> PartyResult:
         rows=len(table) if table is not None else 0,
         dropped_missing=getattr(table, "dropped_missing", 0) if table is not None else 0,
         revealed=actor.revealed,
+        outcome_digest=shared.outcome_digest().hex(),
     )
 
 

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
-from . import analyze, daemon
+from . import analyze, audit, daemon
 from ._options import _fail, build_run, simulation_options, stderr
 
 __all__ = ["main"]
@@ -87,11 +87,17 @@ class _StepProgress:
 @simulation_options
 @click.option("--verify", is_flag=True, help="God view (simulation only): check the shared table and model against plaintext.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
-def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
+@click.option("--audit", "audit_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Append each party's signed audit record to DIR/<party>.jsonl (keys in DIR/keys).")
+def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | None, audit_dir: Path | None, **opts: Any) -> None:
     """Run every party locally on synthetic data (or on CSVs: --input NAME=FILE, --hospital/--insurer)."""
     from ..actors.executor import Executor
     from ..sim import simulate as run_simulation
 
+    if audit_dir is not None:
+        from ..audit import simulate_audited
+
+        run_simulation = partial(simulate_audited, directory=audit_dir)  # type: ignore[assignment]
     configure_logging(json=True, level="error")
     try:
         if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
@@ -180,5 +186,5 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
         console.print(f"verified: {verdict}")
 
 
-for _command in (analyze.analyze, daemon.certs, daemon.check, daemon.deploy_example, daemon.party):
+for _command in (analyze.analyze, audit.audit, daemon.certs, daemon.check, daemon.deploy_example, daemon.party):
     main.add_command(_command)

@@ -103,6 +103,16 @@ def _result_document(result: Any, config: Any, session: str | None) -> dict[str,
     return document
 
 
+def _append_audit(config: Any, report: Any, result: Any, failure: BaseException | None) -> None:
+    """This run's signed record at the end of ``[audit] path``, success or failure (docs/audit.md)."""
+    from ..audit import append_daemon_record
+
+    try:
+        append_daemon_record(config, report, result, failure)
+    except MpcactorsError as exc:
+        click.echo(f"warning: {config.role}: no audit record was written: {exc}", err=True)
+
+
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path), help="This party's TOML file.")
 @click.option(
@@ -155,6 +165,8 @@ def party(config_path: Path, result_path: Path | None, report_path: Path | None,
             _atomic_write(report_path, json.dumps(report.document(), indent=2) + "\n")
         except OSError as exc:
             click.echo(f"warning: could not write the run report {report_path}: {exc.strerror}", err=True)
+    if config.audit is not None:
+        _append_audit(config, report, result, failure)
     if failure is not None:
         if isinstance(failure, KeyboardInterrupt):
             click.echo(f"error: {config.role}: interrupted", err=True)

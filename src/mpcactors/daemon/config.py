@@ -111,6 +111,8 @@ class PartyConfig:
     executor: str = "auto"
     workers: int | None = None
     max_frame_bytes: int = MAX_MESSAGE_BYTES
+    #: ``[audit] path``: the append-only audit file this party adds a record to per run
+    audit: Path | None = None
 
     @property
     def role_by_identity(self) -> dict[str, str]:
@@ -162,6 +164,7 @@ _SECTIONS: dict[str, set[str]] = {
         "max_message_bytes",
     },
     "deadlines": {"connect", "handshake"} | {f"step_{step}" for step in DEFAULT_DEADLINES},
+    "audit": {"path"},
 }
 _PEER_KEYS = {"address", "identity", "dial", "fingerprint"}
 
@@ -427,6 +430,8 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
             )
         input_config = InputConfig(csv, reader.string("id_column", default="id"), columns or mine)  # type: ignore[arg-type]
 
+    audit = _audit_path(_Reader(path, "audit", data["audit"])) if "audit" in data else None
+
     return PartyConfig(
         path=path,
         role=role,
@@ -440,7 +445,21 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         executor=executor,  # type: ignore[arg-type]
         workers=workers,
         max_frame_bytes=max_message_bytes,
+        audit=audit,
     )
+
+
+def _audit_path(reader: _Reader) -> Path:
+    """``[audit] path``: a file (created on the first run) in an existing directory."""
+    file = reader.path_value("path")
+    assert file is not None
+    if file.is_dir():
+        raise reader.error("path", f"{file} is a directory; name a file in it (e.g. {file / 'audit.jsonl'})")
+    if not file.parent.is_dir():
+        raise reader.error("path", f"the directory {file.parent} does not exist")
+    if not os.access(file if file.exists() else file.parent, os.W_OK):
+        raise reader.error("path", f"{file if file.exists() else file.parent} is not writable")
+    return file
 
 
 def _and(names: list[str]) -> str:

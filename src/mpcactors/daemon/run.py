@@ -42,6 +42,8 @@ class RunReport:
     exit_code: int = 0
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    #: each link's per-step counters (:class:`~mpcactors.transport.base.LinkStatistics`), for the audit record
+    statistics: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -113,6 +115,7 @@ async def run_configured_party(config: PartyConfig, *, report: RunReport | None 
             )
         finally:
             report.links = {role: _link_document(config, channel) for role, channel in links.items()}
+            report.statistics = {role: channel.statistics() for role, channel in links.items()}
         report.steps = result.document()["steps"]
         report.outcome = "ok"
         return result
