@@ -350,7 +350,7 @@ def test_the_mean_and_sd_of_a_column_with_at_most_three_levels_is_a_differencing
     assert Plan("t", (counted, moments), min_cell=5).warnings == (
         "differencing: 'prior_admissions' has 3 levels in 'counts' and its mean and sd are opened in 'moments'; "
         "with the row count they give every level's count, whatever min_cell = 5 suppresses: leave it out of "
-        "'moments''s columns",
+        "the columns of 'moments'",
     )
     assert Plan("t", (describe("one", ("prior_admissions",), prior_admissions=(0, 1)),)).warnings != ()
     assert Plan("t", (describe("c", (), prior_admissions=(0, 1, 2, 3)), moments)).warnings == ()  # four levels

@@ -248,11 +248,11 @@ class Plan:
            analysis and among the ``columns`` (mean and sd) of one: the row count, the
            mean and the sd are three equations that give each of three counts.
         """
-        describes = [a for a in self.analyses if isinstance(a.method, Describe)]
+        describes = [(a.name, a.method) for a in self.analyses if isinstance(a.method, Describe)]
         counted: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-        for a in describes:
-            for column, levels in a.method.categorical:  # type: ignore[union-attr]
-                counted.setdefault(column, []).append((a.name, levels))
+        for name, method in describes:
+            for column, levels in method.categorical:
+                counted.setdefault(column, []).append((name, levels))
         found = []
         for column, uses in counted.items():
             (first, levels), *rest = uses
@@ -263,13 +263,13 @@ class Plan:
                     f"{list(other[1])} in {other[0]!r}; cells of one minus cells of the other can reveal a "
                     f"count below min_cell = {self.min_cell}: count it over the same levels"
                 )
-            moments = next((a.name for a in describes if column in a.method.columns), None)  # type: ignore[union-attr]
+            moments = next((name for name, method in describes if column in method.columns), None)
             small = next(((name, lv) for name, lv in uses if len(lv) <= 3), None)
             if moments is not None and small is not None:
                 found.append(
                     f"differencing: {column!r} has {len(small[1])} levels in {small[0]!r} and its mean and sd "
                     f"are opened in {moments!r}; with the row count they give every level's count, whatever "
-                    f"min_cell = {self.min_cell} suppresses: leave it out of {moments!r}'s columns"
+                    f"min_cell = {self.min_cell} suppresses: leave it out of the columns of {moments!r}"
                 )
         return tuple(found)
 
