@@ -505,3 +505,12 @@ async def test_parties_with_different_plans_are_refused_at_the_hello_naming_both
     # each side judges the hellos, so each names its own digest first
     assert f"plan digests differ: ours {ours}..., theirs {theirs} at insurer;" in str(outcomes["hospital"])
     assert f"plan digests differ: ours {theirs}, theirs {ours}... at hospital;" in str(outcomes["insurer"])
+
+
+def test_check_prints_the_plan_digest_the_operators_compare(tmp_path: Path) -> None:
+    paths = deploy(tmp_path / "dep", "--plan", str(EXAMPLE))
+    paths["hospital"].write_text(paths["hospital"].read_text().replace("connect = 120", "connect = 1"))
+    result = CliRunner().invoke(main, ["check", "--config", str(paths["hospital"])])
+    assert result.exit_code == 6  # nobody else runs
+    assert (f"  plan 'Heart failure: what drives hospital days': digest {load(EXAMPLE).digest.hex()} "
+            "(every party's must be the same)") in result.output.splitlines()

@@ -205,7 +205,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
                     "party": config.role,
                     "config": str(config.path),
                     "certificate": own.document(),
-                    "plan": {"title": config.plan.title if config.plan else None, "digest": plan_digest},
+                    "plan": {"title": config.plan.title if config.plan else None, "digest": plan_digest,
+                             "warnings": list(config.plan.warnings) if config.plan else []},
                     "peers": [r.document() for r in reports],
                     "ok": not failed,
                 },
@@ -216,6 +217,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
         click.echo(f"{config.role}: config {config.path} is valid")
         if plan_digest is not None and config.plan is not None:
             click.echo(f"  plan {config.plan.title!r}: digest {plan_digest} (every party's must be the same)")
+            for warning in config.plan.warnings:
+                click.echo(f"  warning: {warning}")
         else:
             click.echo("  plan: the default plan (no [plan] file)")
         click.echo(f"  our certificate: SAN {', '.join(own.sans)}; {own.status()}; SHA-256 {own.fingerprint}")
