@@ -49,6 +49,9 @@ class RunConfig:
         lasso: run step 8 (False stops after step 7, e.g. for join benchmarks).
         id_fold: how ids are case-folded before hashing (:class:`~mpcactors.crypto.hashing.IdFold`);
             every data party must use the same, so it is part of the agreed parameters.
+        plan_digest: the SHA-256 digest of the study plan the parties signed off
+            (:attr:`mpcactors.plan.Plan.digest`), or ``None`` for the default plan, which
+            follows from the parameters above.
     """
 
     columns: Mapping[str, Sequence[str]]
@@ -64,6 +67,7 @@ class RunConfig:
     lasso: bool = True
     allow_test_key_sizes: bool = False
     id_fold: str = IdFold.CASEFOLD.value
+    plan_digest: bytes | None = None
 
     def __post_init__(self) -> None:
         columns = {str(party): tuple(names) for party, names in self.columns.items()}
@@ -94,6 +98,8 @@ class RunConfig:
         if self.max_iter < 1:
             raise ConfigError("max_iter must be positive")
         id_normaliser(self.id_fold)  # a ConfigError naming the allowed values
+        if self.plan_digest is not None and len(self.plan_digest) != 32:
+            raise ConfigError("plan_digest must be a SHA-256 digest (32 bytes)")
         object.__setattr__(self, "id_fold", IdFold(self.id_fold).value)
 
     @classmethod

@@ -91,6 +91,16 @@ def _chmod(file: str, mode: int) -> Callable[[Path], None]:
     return lambda root: os.chmod(root / file, mode)
 
 
+def _with_plan(text: str | None) -> Callable[[Path], None]:
+    """hospital.toml names plan.toml ([plan] file), which holds ``text`` (None: no such file)."""
+    def edit(root: Path) -> None:
+        _replace_in("hospital.toml", "[deadlines]", '[plan]\nfile = "plan.toml"\n\n[deadlines]')(root)
+        if text is not None:
+            (root / "plan.toml").write_text(text)
+
+    return edit
+
+
 BOUND = "|x| < 2**20 = 1048576"
 SAME_ID = "duplicate id: this row has the same id as row 2"
 
@@ -162,7 +172,7 @@ CASES = [
          edit=_replace_in("hospital.toml", 'identity = "insurer.mpcactors.test"',
                           'identity = "insurer.mpcactors.test"\nfingerprint = "EB:63:2D:E8"')),
     Case("unknown-table", "An unknown table", "party",
-         "hospital.toml: unknown table [inputs] (known: audit, deadlines, input, party, peers, protocol, tls)", 2,
+         "hospital.toml: unknown table [inputs] (known: audit, deadlines, input, party, peers, plan, protocol, tls)", 2,
          edit=_replace_in("hospital.toml", "[input]", "[inputs]")),
     Case("insecure-sigma", "[protocol] sigma below the statistical security floor (masks too short)", "party",
          "hospital.toml: [protocol] parameter sigma = 1 is below the statistical security floor 40: masks that short "
@@ -195,6 +205,16 @@ CASES = [
          "hospital: data/hospital.csv, row 1, column 'bmi': the column 'bmi' is not in the header; the header has: "
          "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp'", 3,
          edit=_replace_in("hospital.toml", '"systolic_bp"]', '"systolic_bp", "bmi"]')),
+    Case("missing-plan", "The study plan named in [plan] file does not exist", "party",
+         "hospital.toml: [plan] file: plan.toml does not exist", 2, edit=_with_plan(None)),
+    Case("plan-unknown-target", "The study plan's lasso names a target that is no party's column", "party",
+         "plan.toml: [[analysis]] 1 (days) target: 'length_of_stay' is no party's column (hospital: age, "
+         "ejection_fraction, nt_probnp, creatinine, systolic_bp; insurer: gp_visits, medication_cost, prior_admissions, "
+         "chronic_conditions, hospital_days)", 2,
+         edit=_with_plan('title = "t"\n[[analysis]]\nname = "days"\nkind = "lasso"\ntarget = "length_of_stay"\nalpha = 0.1\n')),
+    Case("plan-unknown-kind", "The study plan names an analysis kind that does not exist", "party",
+         "plan.toml: [[analysis]] 1 (table) kind: must be one of describe, lasso, got a string ('crosstab')", 2,
+         edit=_with_plan('title = "t"\n[[analysis]]\nname = "table"\nkind = "crosstab"\n')),
     Case("missing-input", "The CSV named in [input] does not exist", "party",
          "hospital: data/hospital.csv: the file does not exist", 3, edit=_remove("data/hospital.csv")),
     Case("audit-path-is-a-directory", "[audit] path names a directory, not the audit file", "party",

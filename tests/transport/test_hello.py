@@ -26,6 +26,7 @@ from mpcactors.transport.hello import (
 SESSION = bytes(range(16))
 OTHER = bytes(16)
 DIGEST = b"\xaa" * 32
+PLAN = bytes.fromhex("3fa2") + b"\x01" * 30
 
 
 def their_hello(**changes: Any) -> dict[str, Any]:
@@ -106,6 +107,33 @@ def test_different_parameter_digests_are_refused() -> None:
     assert "(digest (none) at insurer" in refused(judge(Hello("hospital", SESSION, parameters=DIGEST), parameters=None))
 
 
+def test_different_plan_digests_are_refused_naming_both() -> None:
+    ours = Hello("hospital", SESSION, parameters=DIGEST, plan=PLAN)
+    assert refused(judge(ours, plan=b"\x91\xbc" + bytes(30))) == (
+        "plan digests differ: ours 3fa2010101010101..., theirs 91bc000000000000... at insurer; "
+        "every party must sign off the same plan ([plan] file), or all none"
+    )
+    # the plan is compared before the parameters, which cover it (so a plan difference changes both)
+    assert refused(judge(ours, plan=None, parameters=b"\xbb" * 32)).startswith(
+        "plan digests differ: ours 3fa2010101010101..., theirs (none: the default plan) at insurer;"
+    )
+    assert "theirs (malformed) at insurer" in refused(judge(ours, plan="3fa2"))
+    assert "ours (none: the default plan), theirs 3fa2010101010101..." in refused(
+        judge(Hello("hospital", SESSION, parameters=DIGEST), plan=PLAN)
+    )
+
+
+def test_equal_plan_digests_are_accepted_and_no_parameter_digest_skips_the_plans_too() -> None:
+    assert judge(Hello("hospital", SESSION, parameters=DIGEST, plan=PLAN), plan=PLAN) == Verdict("run", SESSION)
+    assert judge(Hello("hospital", SESSION, plan=PLAN)) == Verdict("run", SESSION)
+
+
+def test_a_hello_of_an_older_version_without_a_plan_field_has_the_default_plan() -> None:
+    older = their_hello()
+    del older["plan"]
+    assert Hello("hospital", SESSION, parameters=DIGEST).judge(older, peer_role="insurer") == Verdict("run", SESSION)
+
+
 def test_two_different_sessions_are_refused() -> None:
     assert refused(judge(Hello("hospital", OTHER, parameters=DIGEST))) == (
         "session mismatch: insurer is in session 00010203, we are in 00000000 (is one party left over from another run?)"
@@ -122,11 +150,11 @@ def test_a_run_link_where_neither_side_knows_the_session_is_refused() -> None:
 
 
 def test_our_hello_is_a_control_frame_carrying_everything_the_peer_judges() -> None:
-    frame = Hello("hospital", SESSION, "check", DIGEST).frame()
+    frame = Hello("hospital", SESSION, "check", DIGEST, PLAN).frame()
     assert is_control(frame) and len(frame) <= MAX_CONTROL_BYTES
     assert decode_control(frame, "hospital") == {
         "type": "hello", "app": "mpcactors", "version": PROTOCOL_VERSION, "role": "hospital",
-        "session": SESSION, "purpose": "check", "parameters": DIGEST,
+        "session": SESSION, "purpose": "check", "parameters": DIGEST, "plan": PLAN,
     }
 
 

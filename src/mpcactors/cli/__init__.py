@@ -28,7 +28,7 @@ from rich.table import Table
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
 from . import analyze, audit, daemon
-from ._options import _fail, build_run, simulation_options, stderr
+from ._options import _fail, build_run, print_plan, run_plan, simulation_options, stderr
 
 __all__ = ["main"]
 
@@ -89,8 +89,16 @@ class _StepProgress:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.option("--audit", "audit_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Append each party's signed audit record to DIR/<party>.jsonl (keys in DIR/keys).")
-def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | None, audit_dir: Path | None, **opts: Any) -> None:
-    """Run every party locally on synthetic data (or on CSVs: --input NAME=FILE, --hospital/--insurer)."""
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A study plan (plan.toml): validate it against these inputs and print what it opens; not run yet.")
+def simulate(
+    verify: bool, as_json: bool, audit_dir: Path | None, plan_path: Path | None, executor_policy: str,
+    workers: int | None, **opts: Any,
+) -> None:
+    """Run every party locally on synthetic data (or on CSVs: --input NAME=FILE, --hospital/--insurer).
+
+    With --plan FILE, validate the study plan against the inputs' roster and columns and
+    print its digest and what each analysis opens, then stop: plans do not run yet."""
     from ..actors.executor import Executor
     from ..sim import simulate as run_simulation
 
@@ -103,6 +111,10 @@ def simulate(verify: bool, as_json: bool, executor_policy: str, workers: int | N
         if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
             raise ConfigError("--verify needs scikit-learn: pip install 'mpcactors[verify]'")
         tables, config = build_run(opts)
+        if plan_path is not None:
+            print_plan(run_plan(plan_path, config), as_json=as_json,
+                       note="the plan is valid; its analyses are not run yet (plan execution is being built)")
+            return
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
             progress_cb = None

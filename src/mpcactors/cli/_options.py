@@ -1,5 +1,6 @@
 """Options and helpers shared by ``simulate`` (:mod:`mpcactors.cli`) and ``analyze``
-(:mod:`mpcactors.cli.analyze`): the data options, input loading and ``_fail``.
+(:mod:`mpcactors.cli.analyze`): the data options, input loading and ``_fail``; and the
+study plan's loading and summary (``simulate --plan``, ``deploy-example --plan``).
 
 Every :class:`~mpcactors.errors.MpcactorsError` becomes one readable line on stderr and
 its class's exit code.
@@ -7,7 +8,9 @@ its class's exit code.
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,9 @@ from ..crypto.fixedpoint import Params
 from ..crypto.hashing import IdFold
 from ..protocol.roster import DEFAULT_DATA_PARTIES, Roster, parse_parties
 from ..errors import ConfigError, MpcactorsError
+from ..plan import Plan, default_plan, load_plan
 
-__all__ = ["build_run", "simulation_options", "stderr"]
+__all__ = ["build_run", "print_plan", "run_plan", "simulation_options", "stderr"]
 
 stderr = Console(stderr=True)
 
@@ -134,3 +138,23 @@ def build_run(opts: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
         alpha=opts["alpha"],
     )
     return tables, config
+
+
+def run_plan(path: Path | None, config: RunConfig) -> Plan:
+    """The plan of ``--plan FILE``, validated against the run's roster and columns; without one, the default plan."""
+    return default_plan(config) if path is None else load_plan(path, roster=config.roster, columns=config.columns)
+
+
+def print_plan(plan: Plan, *, as_json: bool = False, note: str = "") -> None:
+    """The plan's summary (or, with ``as_json``, its canonical form, digest and manifest) on
+    stdout; its differencing warnings on stderr; then ``note``."""
+    if as_json:
+        manifest = [asdict(opening) for opening in plan.manifest()]
+        document = {"plan": plan.document(), "digest": plan.digest.hex(), "manifest": manifest, "warnings": list(plan.warnings)}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo("\n".join(plan.summary()))
+    for warning in plan.warnings:
+        stderr.print(Text("warning: ", style="bold yellow") + Text(warning), highlight=False)
+    if note:
+        stderr.print(Text(note), highlight=False)

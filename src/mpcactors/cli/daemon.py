@@ -25,7 +25,7 @@ from ..actors.failures import first_cause
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging, describe_exception
 from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster, parse_parties
-from ._options import KEY_BITS
+from ._options import KEY_BITS, print_plan
 
 __all__ = ["certs", "check", "deploy_example", "party"]
 
@@ -209,6 +209,7 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
     except BaseException as exc:  # noqa: BLE001
         _fail(_root_cause(exc))
     failed = [r for r in reports if not r.ok]
+    plan_digest = None if config.run.plan_digest is None else config.run.plan_digest.hex()
     if as_json:
         click.echo(
             json.dumps(
@@ -216,6 +217,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
                     "party": config.role,
                     "config": str(config.path),
                     "certificate": own.document(),
+                    "plan": {"title": config.plan.title if config.plan else None, "digest": plan_digest,
+                             "warnings": list(config.plan.warnings) if config.plan else []},
                     "peers": [r.document() for r in reports],
                     "ok": not failed,
                 },
@@ -224,6 +227,12 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
         )
     else:
         click.echo(f"{config.role}: config {config.path} is valid")
+        if plan_digest is not None and config.plan is not None:
+            click.echo(f"  plan {config.plan.title!r}: digest {plan_digest} (every party's must be the same)")
+            for warning in config.plan.warnings:
+                click.echo(f"  warning: {warning}")
+        else:
+            click.echo("  plan: the default plan (no [plan] file)")
         click.echo(f"  our certificate: SAN {', '.join(own.sans)}; {own.status()}; SHA-256 {own.fingerprint}")
         if config.listen:
             click.echo(f"  listening on {config.listen[0]}:{config.listen[1]}")
@@ -359,6 +368,7 @@ def example_config(
     insecure: bool,
     min_intersection: int,
     csv: str | None,
+    plan: str | None = None,
 ) -> str:
     """The TOML text of one member of the loopback example (paths relative to the file).
 
@@ -412,6 +422,8 @@ def example_config(
     if not two_default:
         lines += ["", "[protocol.columns]  # each data party's columns, in order"]
         lines += [f"{party} = {_toml_list(columns[party])}" for party in roster.data_parties]
+    if plan is not None:
+        lines += ["", "[plan]  # the study plan every party signed off (docs/plan.md)", f"file = {_toml_string(plan)}"]
     lines += [
         "",
         "[deadlines]  # seconds",
@@ -432,20 +444,26 @@ def example_config(
     "--parties", default="2", show_default=True,
     help="Data parties: a count (hospital, insurer, cbs, party4, ...) or comma-separated names, in roster order.",
 )
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A study plan to copy to OUT/plan.toml and name in every config ([plan] file).")
 @click.option("--insecure-test-keys", is_flag=True, hidden=True, help="1024-bit keys (tests only).")
 @click.option("--force", is_flag=True, help="Write into a directory that is not empty.")
 def deploy_example(
-    out: Path, rows: int, overlap: float, seed: int, key_bits: str, parties: str, insecure_test_keys: bool, force: bool
+    out: Path, rows: int, overlap: float, seed: int, key_bits: str, parties: str, plan_path: Path | None,
+    insecure_test_keys: bool, force: bool,
 ) -> None:
     """Write a ready deployment on 127.0.0.1 into OUT: the data parties and the TTP.
 
     OUT/certs holds a CA and one certificate per member, OUT/data the synthetic input
     CSVs (one per data party), and OUT/<member>.toml the configs (hospital.toml,
     insurer.toml and ttp.toml by default), with free ports chosen now for every member
-    that accepts connections. Run the printed commands, one per terminal.
+    that accepts connections. Run the printed commands, one per terminal. With --plan,
+    the plan is validated against the example's columns first, copied to OUT/plan.toml and
+    named in every config.
     """
     from ..certs import default_identity, init_ca, issue_certificate
     from ..daemon import default_dials
+    from ..plan import load_plan
     from ..synth import make_cohort, write_cohort_by_party
 
     try:
@@ -456,6 +474,9 @@ def deploy_example(
     if out.exists() and any(out.iterdir()) and not force:
         _fail(ConfigError(f"--out {out} is not empty (use --force to write into it anyway)"))
     try:
+        cohort = make_cohort(rows, overlap, seed, parties=roster.data_parties)
+        columns = {party: tuple(table.header[1:]) for party, table in cohort.tables.items()}
+        plan = None if plan_path is None else load_plan(plan_path, roster=roster, columns=columns)
         certs_dir = out / "certs"
         init_ca(certs_dir, name="mpcactors deploy-example CA", days=30, overwrite=force)
         for role in members:
@@ -463,11 +484,11 @@ def deploy_example(
                 certs_dir, name=role, identities=[default_identity(role)],
                 ca_certificate=certs_dir / "ca.crt", ca_key=certs_dir / "ca.key", days=30, overwrite=force,
             )
-        cohort = make_cohort(rows, overlap, seed, parties=roster.data_parties)
         inputs = write_cohort_by_party(cohort, out / "data")
     except MpcactorsError as exc:
         _fail(exc)
-    columns = {party: tuple(table.header[1:]) for party, table in cohort.tables.items()}
+    if plan_path is not None:
+        _atomic_write(out / "plan.toml", plan_path.read_text(encoding="utf-8"))
     # by default the TTP and every data party but the last listen (later ones dial earlier ones)
     listeners = {listener for _dialer, listener in default_dials(roster)}
     ports = _free_ports([TTP, *(party for party in roster.data_parties if party in listeners)])
@@ -482,6 +503,7 @@ def deploy_example(
             insecure=insecure_test_keys,
             min_intersection=10,
             csv=None if role == TTP else "data/" + inputs[role].name,
+            plan=None if plan is None else "plan.toml",
         )
         _atomic_write(out / f"{role}.toml", text)
     *first_inputs, last_input = map(str, inputs.values())
@@ -490,6 +512,9 @@ def deploy_example(
     click.echo(f"  inputs {', '.join(first_inputs)} and {last_input} ({rows} rows each)")
     listening = [f"the {role} on 127.0.0.1:{port}" for role, port in ports.items() if role != TTP]
     click.echo(f"  the TTP listens on 127.0.0.1:{ports[TTP]}, {', '.join(listening)}")
+    if plan is not None:
+        click.echo(f"  the study plan in {out / 'plan.toml'}, named in every config ([plan] file):")
+        print_plan(plan)
     click.echo(f"run these {_count_word(len(members))} commands, one per terminal (any order):")
     for role in members:
         click.echo(f"  mpcactors party --config {out / (role + '.toml')} --result {out / (role + '-result.json')}")

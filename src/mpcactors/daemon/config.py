@@ -6,7 +6,9 @@ other member of the roster: address, the certificate identity we expect, optiona
 certificate's pinned fingerprint, and who dials whom), where our certificate, key and CA
 are, where our input CSV is, and the public protocol parameters, which must be identical
 in every member's file (the application hello compares a digest of them, so a difference
-fails at connect time, not at step 8).
+fails at connect time, not at step 8). ``[plan] file`` names the study plan every party
+signed off (:mod:`mpcactors.plan`); its digest is one of those parameters, and the hello
+compares it on its own so that a refusal names both plans' digests.
 
 The roster is ``[protocol] parties`` (the data parties in order; default hospital and
 insurer) and ``compute``; each party's columns are in ``[protocol.columns]``, or, for
@@ -22,7 +24,7 @@ import os
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
 from ..config import DEFAULT_DEADLINES, RunConfig
 from ..crypto.fixedpoint import Params
 from ..errors import ConfigError
+from ..plan import Plan, default_plan, load_plan
 from ..transport.tls import make_ssl_context
 
 __all__ = [
@@ -113,6 +116,8 @@ class PartyConfig:
     max_frame_bytes: int = MAX_MESSAGE_BYTES
     #: ``[audit] path``: the append-only audit file this party adds a record to per run
     audit: Path | None = None
+    #: the plan in force: the ``[plan] file``'s, or the default plan of :attr:`run`
+    plan: Plan | None = None
 
     @property
     def role_by_identity(self) -> dict[str, str]:
@@ -149,6 +154,8 @@ def parameters_digest(run: RunConfig) -> bytes:
         "lasso": run.lasso,
         "id_fold": run.id_fold,
     }
+    if run.plan_digest is not None:  # absent for the default plan, so older digests stay as they were
+        document["plan"] = run.plan_digest.hex()
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).digest()
 
 
@@ -165,6 +172,7 @@ _SECTIONS: dict[str, set[str]] = {
     },
     "deadlines": {"connect", "handshake"} | {f"step_{step}" for step in DEFAULT_DEADLINES},
     "audit": {"path"},
+    "plan": {"file"},
 }
 _PEER_KEYS = {"address", "identity", "dial", "fingerprint"}
 
@@ -410,6 +418,15 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: [protocol] {exc}") from None
+    plan = default_plan(run)
+    if "plan" in data:
+        plan_reader = _Reader(path, "plan", data["plan"])
+        plan_file = plan_reader.path_value("file")
+        assert plan_file is not None
+        if not plan_file.is_file():
+            raise plan_reader.error("file", f"{plan_file} does not exist")
+        plan = load_plan(plan_file, roster=run.roster, columns=run.columns)
+        run = replace(run, plan_digest=plan.digest)
 
     # input
     input_config: InputConfig | None = None
@@ -446,6 +463,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         workers=workers,
         max_frame_bytes=max_message_bytes,
         audit=audit,
+        plan=plan,
     )
 
 

@@ -172,6 +172,7 @@ class _Establisher:
                 max_frame_bytes=self.config.max_frame_bytes,
                 purpose=self.purpose,
                 parameters=self.digest,
+                plan=self.config.run.plan_digest,
                 peer_address=address,
             )
 

@@ -1,7 +1,7 @@
 """The application hello after the TLS handshake, sans I/O.
 
 After the handshake each side sends a :class:`Hello` ``{role, protocol version, session
-id, purpose, parameter digest}``, judges the peer's (:meth:`Hello.judge`, a
+id, purpose, parameter digest, plan digest}``, judges the peer's (:meth:`Hello.judge`, a
 :class:`Verdict`), and answers with an ``ack`` naming the agreed session or a
 ``refuse`` frame with a code and one readable reason. This module builds and reads
 those frames and makes every decision; it does no I/O (h11 style), so
@@ -106,6 +106,13 @@ def short_session(session: bytes | None) -> str:
     return session.hex()[:8] if session else "(none)"
 
 
+def _short_plan(digest: object) -> str:
+    """A plan digest as refusals show it: its first 16 hex digits."""
+    if digest is None:
+        return "(none: the default plan)"
+    return f"{digest.hex()[:16]}..." if isinstance(digest, bytes) and len(digest) == 32 else "(malformed)"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """Our judgement of the peer's hello.
@@ -133,7 +140,11 @@ class Hello:
         session: our session id, or ``None`` if we have yet to learn it from the peer.
         purpose: ``"run"`` or ``"check"`` (see :data:`PURPOSES`).
         parameters: digest of the public run parameters; a peer with another digest is
-            refused (``None`` skips the comparison).
+            refused (``None`` skips the comparison, the plan's too).
+        plan: digest of the study plan the parties signed off (``None``: the default plan,
+            which the parameters imply). It is one of the parameters; the hello carries it
+            on its own so that a refusal names both plans' digests. A peer that sends none
+            (an older version) has the default plan.
 
     Raises:
         ValueError: an unknown purpose, or a session id that is not 16 bytes.
@@ -143,6 +154,7 @@ class Hello:
     session: bytes | None
     purpose: str = "run"
     parameters: bytes | None = None
+    plan: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.purpose not in PURPOSES:
@@ -160,6 +172,7 @@ class Hello:
             "session": self.session,
             "purpose": self.purpose,
             "parameters": self.parameters,
+            "plan": self.plan,
         })
 
     def judge(self, hello: Mapping[str, Any], *, peer_role: str) -> Verdict:
@@ -184,7 +197,12 @@ class Hello:
             return Verdict(reason="the session id must be 16 bytes")
         if link_purpose == "check":
             return Verdict(link_purpose)
-        their_parameters = hello.get("parameters")
+        their_parameters, their_plan = hello.get("parameters"), hello.get("plan")
+        if self.parameters is not None and their_plan != self.plan:
+            return Verdict(reason=(
+                f"plan digests differ: ours {_short_plan(self.plan)}, theirs {_short_plan(their_plan)} at {peer_role}; "
+                "every party must sign off the same plan ([plan] file), or all none"
+            ))
         if self.parameters is not None and their_parameters != self.parameters:
             ours = self.parameters.hex()[:12]
             shown = their_parameters.hex()[:12] if isinstance(their_parameters, bytes) else "(none)"

@@ -395,6 +395,7 @@ async def open_tls_link(
     max_frame_bytes: int = MAX_MESSAGE_BYTES,
     purpose: str = "run",
     parameters: bytes | None = None,
+    plan: bytes | None = None,
     peer_address: str | None = None,
     recorder: Recorder | None = None,
     pins: Mapping[str, str] | None = None,
@@ -419,6 +420,8 @@ async def open_tls_link(
         purpose: ``"run"`` or ``"check"`` (see :data:`PURPOSES`).
         parameters: digest of the public run parameters; a peer with another digest is
             refused (``None`` skips the comparison).
+        plan: digest of the signed-off study plan (``None``: the default plan); compared
+            with the parameters, and a refusal names both plans' digests.
         peer_address: how to name the peer before it is identified ("10.0.0.2:4433").
         pins: role -> the ``sha256:<hex>`` its certificate must have
             (:func:`mpcactors.certs.parse_pin`); an unpinned role is checked by CA and
@@ -439,7 +442,7 @@ async def open_tls_link(
         or ``None`` if it failed before that (so a listener can tell a misconfigured
         peer from a stranger).
     """
-    ours = Hello(local_role, session, purpose, parameters)
+    ours = Hello(local_role, session, purpose, parameters, plan)
     expected = {expected_peer_role} if isinstance(expected_peer_role, str) else set(expected_peer_role)
     roles = sorted(set(role_by_identity.values()))  # the configured peers, whatever the roster
     unknown = expected - set(roles)

@@ -1,0 +1,477 @@
+"""The study plan: the analyses a study runs, what each opens, and to whom.
+
+A study team writes ``plan.toml`` (see ``docs/plan.md``); every party reviews it and
+signs it off by naming the same file in its configuration. :func:`load_plan` reads and
+validates it against the session's roster and columns (errors name the file and the
+key); :attr:`Plan.digest` is the SHA-256 of its canonical form, which the parties compare
+before any data moves; :meth:`Plan.manifest` lists every value each analysis opens, and
+:func:`manifest_allows` answers whether one opening of the MPC engine is among them.
+
+Without a plan file a run has :func:`default_plan`: a description of every column and
+the lasso of the run's target, to every data party.
+
+Differencing: :attr:`Plan.warnings` names pairs of outputs that together could reveal a
+count that ``min_cell`` suppresses (the rules are in its docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from .crypto.fixedpoint import LASSO_MAX_COLUMNS
+from .errors import ConfigError
+from .protocol.roster import Roster
+
+__all__ = [
+    "CHECK_EVERY",
+    "DEFAULT_MIN_CELL",
+    "KINDS",
+    "Analysis",
+    "Describe",
+    "Lasso",
+    "Opening",
+    "Plan",
+    "default_plan",
+    "load_plan",
+    "manifest_allows",
+]
+
+#: The version of the canonical form; part of the digest.
+FORMAT = 1
+#: The analysis kinds a plan may name.
+KINDS = ("describe", "lasso")
+#: Counts below this are suppressed unless a plan says otherwise.
+DEFAULT_MIN_CELL = 10
+DEFAULT_MAX_ITER = 1000
+#: Iterations between the lasso's convergence checks, one revealed bit each (step 8's
+#: ``actors.shared_steps.LASSO_CHECK_EVERY``, a layer above; a test keeps them equal).
+CHECK_EVERY = 5
+#: The most levels a categorical column may declare.
+MAX_LEVELS = 64
+#: The counts of values outside a categorical column's declared levels.
+OTHER = "other"
+_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+_TOP_KEYS = {"title", "min_cell", "analysis"}
+_KEYS = {
+    "describe": {"name", "kind", "recipients", "columns", "categorical", "levels"},
+    "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter"},
+}
+
+
+# ---- the value types -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    """Mean, standard deviation and pairwise correlations of ``columns``; per level of each
+    categorical column, whether its count is below ``min_cell`` and, if not, the count.
+
+    Attributes:
+        columns: the described columns, in the order of the outputs.
+        categorical: ``(column, levels)`` pairs: integer-coded columns and their declared
+            levels (sorted). Values outside the levels are counted as :data:`OTHER`.
+    """
+
+    kind: ClassVar[str] = "describe"
+    columns: tuple[str, ...]
+    categorical: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def document(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "categorical": [[c, list(levels)] for c, levels in self.categorical]}
+
+
+@dataclass(frozen=True, slots=True)
+class Lasso:
+    """scikit-learn's ``Lasso(alpha)`` of ``target`` on ``features`` (step 8)."""
+
+    kind: ClassVar[str] = "lasso"
+    target: str
+    alpha: float
+    features: tuple[str, ...]
+    max_iter: int = DEFAULT_MAX_ITER
+
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "alpha": float(self.alpha), "features": list(self.features), "max_iter": self.max_iter}
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """One analysis of a plan: its unique name, what it computes, and who receives its outputs."""
+
+    name: str
+    method: Describe | Lasso
+    recipients: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        return self.method.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """One output an analysis opens: an entry of :meth:`Plan.manifest`.
+
+    Attributes:
+        analysis: the analysis's name.
+        output: what the values are (``mean``, ``count:nyha_class``, ``coefficients``, ...).
+        shape: the output's shape (``()`` for one value).
+        recipients: who receives it.
+        label: the :meth:`Engine.reveal <mpcactors.mpc.engine.Engine.reveal>` label that
+            opens it; outputs with the same label are opened together, in manifest
+            order. ``None``: derived from other openings (nothing is opened for it).
+        reveals: how many reveals open it, each ``size // reveals`` values (the lasso's
+            convergence bits: one per check, at most this many).
+    """
+
+    analysis: str
+    output: str
+    shape: tuple[int, ...]
+    recipients: tuple[str, ...]
+    label: str | None
+    reveals: int = 1
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def per_reveal(self) -> int:
+        return self.size // self.reveals
+
+
+def manifest_allows(manifest: Sequence[Opening], analysis: str, label: str, count: int) -> bool:
+    """True if one reveal of ``count`` values labelled ``label`` is an opening ``analysis`` declares.
+
+    The reveal must open exactly the outputs the manifest gives that label (their
+    :attr:`~Opening.per_reveal` values together). How often a label may be revealed is
+    the entries' :attr:`~Opening.reveals`; counting reveals is the caller's.
+    """
+    declared = [o for o in manifest if o.analysis == analysis and o.label == label]
+    return bool(declared) and count == sum(o.per_reveal for o in declared)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A study plan: built by :func:`load_plan` (validated) or :func:`default_plan`.
+
+    Attributes:
+        title: one line naming the study.
+        analyses: in the order they run.
+        min_cell: the smallest count a describe analysis opens; smaller ones are suppressed.
+    """
+
+    title: str
+    analyses: tuple[Analysis, ...]
+    min_cell: int = DEFAULT_MIN_CELL
+
+    def document(self) -> dict[str, Any]:
+        """The canonical form: every default filled in, recipients in roster order, levels sorted."""
+        return {
+            "format": FORMAT,
+            "title": self.title,
+            "min_cell": self.min_cell,
+            "analyses": [
+                {"name": a.name, "kind": a.kind, "recipients": list(a.recipients), **a.method.document()}
+                for a in self.analyses
+            ],
+        }
+
+    def canonical_json(self) -> bytes:
+        return json.dumps(self.document(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of :meth:`canonical_json`: equal for files that mean the same plan."""
+        return hashlib.sha256(self.canonical_json()).digest()
+
+    def analysis(self, name: str) -> Analysis:
+        for analysis in self.analyses:
+            if analysis.name == name:
+                return analysis
+        raise KeyError(name)
+
+    def manifest(self, *, check_every: int = CHECK_EVERY) -> tuple[Opening, ...]:
+        """Every output every analysis opens, in order (see :class:`Opening`).
+
+        describe: ``mean`` and ``sd`` per column, ``correlation`` (the upper triangle,
+        row by row), and per categorical column ``small_cell:<column>`` (one bit per
+        level and :data:`OTHER`: the count is below ``min_cell``) and ``count:<column>``
+        (the counts, 0 where suppressed). lasso: ``coefficients``, ``intercept`` and
+        ``r2`` in one reveal (``result``), one ``converged`` bit per check, and
+        ``iterations``, which follows from the bits.
+        """
+        entries: list[Opening] = []
+        for a in self.analyses:
+            def add(output: str, shape: tuple[int, ...], label: str | None, reveals: int = 1, a: Analysis = a) -> None:
+                entries.append(Opening(a.name, output, shape, a.recipients, label, reveals))
+
+            m = a.method
+            if isinstance(m, Describe):
+                c = len(m.columns)
+                if c:
+                    add("mean", (c,), "mean")
+                    add("sd", (c,), "sd")
+                if c > 1:
+                    add("correlation", (c * (c - 1) // 2,), "correlation")
+                for column, levels in m.categorical:
+                    add(f"small_cell:{column}", (len(levels) + 1,), f"small_cell:{column}")
+                    add(f"count:{column}", (len(levels) + 1,), f"count:{column}")
+            else:
+                checks = math.ceil(m.max_iter / check_every)
+                add("converged", (checks,), "converged", checks)
+                add("coefficients", (len(m.features),), "result")
+                add("intercept", (), "result")
+                add("r2", (), "result")
+                add("iterations", (), None)
+        return tuple(entries)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Differencing: outputs that together could reveal a count below ``min_cell``.
+
+        Every analysis runs over the same rows (the whole intersection), so two rules:
+
+        1. A categorical column counted in two describe analyses with different level
+           sets: a level declared in one only is part of the other's :data:`OTHER` cell,
+           so one analysis's cells minus the other's can isolate a count that
+           suppression hides.
+        2. A categorical column with at most three levels counted in one describe
+           analysis and among the ``columns`` (mean and sd) of one: the row count, the
+           mean and the sd are three equations that give each of three counts.
+        """
+        describes = [(a.name, a.method) for a in self.analyses if isinstance(a.method, Describe)]
+        counted: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        for name, method in describes:
+            for column, levels in method.categorical:
+                counted.setdefault(column, []).append((name, levels))
+        found = []
+        for column, uses in counted.items():
+            (first, levels), *rest = uses
+            other = next(((name, lv) for name, lv in rest if lv != levels), None)
+            if other is not None:
+                found.append(
+                    f"differencing: {column!r} is counted over levels {list(levels)} in {first!r} and "
+                    f"{list(other[1])} in {other[0]!r}; cells of one minus cells of the other can reveal a "
+                    f"count below min_cell = {self.min_cell}: count it over the same levels"
+                )
+            moments = next((name for name, method in describes if column in method.columns), None)
+            small = next(((name, lv) for name, lv in uses if len(lv) <= 3), None)
+            if moments is not None and small is not None:
+                found.append(
+                    f"differencing: {column!r} has {len(small[1])} levels in {small[0]!r} and its mean and sd "
+                    f"are opened in {moments!r}; with the row count they give every level's count, whatever "
+                    f"min_cell = {self.min_cell} suppresses: leave it out of the columns of {moments!r}"
+                )
+        return tuple(found)
+
+    def summary(self) -> list[str]:
+        """Lines for people: the title, the digest, and what each analysis opens to whom."""
+        lines = [f"plan {self.title!r}", f"  digest {self.digest.hex()}", f"  min_cell {self.min_cell}"]
+        manifest = self.manifest()
+        for number, a in enumerate(self.analyses, 1):
+            opened = ", ".join(f"{o.output}[{o.size}]" for o in manifest if o.analysis == a.name)
+            lines.append(f"  {number}. {a.name} ({a.kind}) to {', '.join(a.recipients)}: {opened}")
+        return lines
+
+
+# ---- the default plan ----------------------------------------------------------------------------
+
+
+class _Run(Protocol):
+    """What :func:`default_plan` reads of a :class:`~mpcactors.config.RunConfig` (a layer beside)."""
+
+    @property
+    def roster(self) -> Roster: ...
+    @property
+    def joined_columns(self) -> tuple[str, ...]: ...
+    target: str
+    alpha: float
+    max_iter: int
+    lasso: bool
+
+
+def default_plan(run: _Run) -> Plan:
+    """The plan of a run without a plan file: a description of every column, and the
+    run's lasso (unless ``run.lasso`` is off), both to every data party."""
+    joined, recipients = tuple(run.joined_columns), tuple(run.roster.data_parties)
+    analyses = [Analysis("cohort", Describe(joined), recipients)]
+    if run.lasso:
+        features = tuple(c for c in joined if c != run.target)
+        analyses.append(Analysis("lasso", Lasso(run.target, float(run.alpha), features, run.max_iter), recipients))
+        title = f"Cohort description and the lasso of {run.target}"
+    else:
+        title = "Cohort description"
+    return Plan(title, tuple(analyses))
+
+
+# ---- reading plan.toml ---------------------------------------------------------------------------
+
+
+def _what(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    shown = f" ({value!r})" if isinstance(value, bool | int | float | str) else ""
+    return names.get(type(value), type(value).__name__) + shown
+
+
+class _Table:
+    """Typed keys of one table of a plan file; errors say ``<where> <key>: <problem>``."""
+
+    def __init__(self, path: Path, table: str, data: Mapping[str, Any], known: set[str], known_text: str) -> None:
+        self.where, self.data = f"{path}: {table}".rstrip() if table else f"{path}:", data
+        for key in data:
+            if key not in known:
+                named = f"{table} {key}" if table else key
+                raise ConfigError(f"{path}: unknown key {named} ({known_text}: {', '.join(sorted(known))})")
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where} {key}: {problem}")
+
+    def get(self, key: str, why: str = "") -> Any:
+        if why and key not in self.data:
+            raise ConfigError(f"{self.where} {key} is required{why}")
+        return self.data.get(key)
+
+    def whole(self, key: str, default: int, low: int) -> int:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise self.error(key, f"must be an integer of at least {low}, got {_what(value)}")
+        return value
+
+    def names(self, key: str, allowed: Sequence[str], owner: str, *, default: Sequence[str] = ()) -> tuple[str, ...]:
+        """A list of distinct strings, each in ``allowed`` (else '<name>' is <owner>)."""
+        value = self.get(key)
+        if value is None:
+            return tuple(default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(key, f"must be a list of non-empty strings, got {_what(value)}")
+        for name in value:
+            if name not in allowed:
+                raise self.error(key, f"{name!r} is {owner}")
+            if value.count(name) > 1:
+                raise self.error(key, f"lists {name!r} twice")
+        return tuple(value)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the plan file does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the plan file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: the plan file cannot be read ({exc.strerror})") from None
+
+
+def load_plan(path: str | os.PathLike[str], *, roster: Roster, columns: Mapping[str, Sequence[str]]) -> Plan:
+    """Read and validate ``plan.toml`` for a session of ``roster`` whose data parties have ``columns``.
+
+    Raises:
+        ConfigError: naming the file and the key
+            (``plan.toml: [[analysis]] 2 (days) target: 'x' is no party's column``).
+    """
+    path = Path(path)
+    top = _Table(path, "", _read(path), _TOP_KEYS, "known keys")
+    title = top.get("title", " (one line naming the study)")
+    if not isinstance(title, str) or not title.strip():
+        raise top.error("title", f"must be a non-empty string, got {_what(title)}")
+    min_cell = top.whole("min_cell", DEFAULT_MIN_CELL, 1)
+    tables = top.get("analysis")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: [[analysis]] is required: one table per analysis (a plan has at least one)")
+    owned = "; ".join(f"{party}: {', '.join(names)}" for party, names in columns.items())
+    context = _Context(path, roster, tuple(c for names in columns.values() for c in names), f"no party's column ({owned})")
+    analyses: list[Analysis] = []
+    for number, data in enumerate(tables, 1):
+        analysis = context.analysis(number, data)
+        taken = next((n for n, a in enumerate(analyses, 1) if a.name == analysis.name), None)
+        if taken is not None:
+            raise ConfigError(f"{path}: [[analysis]] {number} ({analysis.name}) name: "
+                              f"{analysis.name!r} is the name of [[analysis]] {taken} too")
+        analyses.append(analysis)
+    return Plan(title, tuple(analyses), min_cell)
+
+
+@dataclass(frozen=True)
+class _Context:
+    path: Path
+    roster: Roster
+    joined: tuple[str, ...]
+    unknown: str  # why a name is not a column
+
+    def analysis(self, number: int, data: Mapping[str, Any]) -> Analysis:
+        where = f"[[analysis]] {number}"
+        name = data.get("name")
+        if name is None:
+            raise ConfigError(f"{self.path}: {where} name is required")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigError(f"{self.path}: {where} name: must be 1 to 32 of a-z, 0-9, '_' and '-', got {_what(name)}")
+        where += f" ({name})"
+        kind = data.get("kind")
+        if kind is None:
+            raise ConfigError(f"{self.path}: {where} kind is required ({' or '.join(KINDS)})")
+        if kind not in KINDS:
+            raise ConfigError(f"{self.path}: {where} kind: must be one of {', '.join(KINDS)}, got {_what(kind)}")
+        table = _Table(self.path, where, data, _KEYS[kind], f"known keys for kind {kind}")
+        members = self.roster.members
+        recipients = table.names("recipients", members, f"not in the roster ({', '.join(members)})",
+                                 default=self.roster.data_parties)
+        if not recipients:
+            raise table.error("recipients", "must name at least one member")
+        method = self._describe(table) if kind == "describe" else self._lasso(table)
+        return Analysis(name, method, tuple(m for m in members if m in recipients))
+
+    def _describe(self, table: _Table) -> Describe:
+        columns = table.names("columns", self.joined, self.unknown, default=self.joined)
+        categorical = table.names("categorical", self.joined, self.unknown)
+        if not columns and not categorical:
+            raise table.error("columns", "the analysis describes nothing: give columns or categorical")
+        levels = table.get("levels")
+        levels = {} if levels is None else levels
+        if not isinstance(levels, dict):
+            raise table.error("levels", f"must be a table of level lists by column, got {_what(levels)}")
+        for column in levels:
+            if column not in categorical:
+                raise table.error(f"levels.{column}", f"{column!r} is not in categorical")
+        pairs = []
+        for column in categorical:
+            if column not in levels:
+                raise table.error("levels", f"give the levels of the categorical column {column!r} "
+                                  f"(e.g. levels = {{ {column} = [1, 2, 3] }}): they are public and fix what is opened")
+            value = levels[column]
+            if (not isinstance(value, list) or not value or len(value) > MAX_LEVELS
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+                raise table.error(f"levels.{column}", f"must be a list of 1 to {MAX_LEVELS} integers, got {_what(value)}")
+            if len(set(value)) != len(value):
+                raise table.error(f"levels.{column}", "lists a level twice")
+            pairs.append((column, tuple(sorted(value))))
+        return Describe(columns, tuple(pairs))
+
+    def _lasso(self, table: _Table) -> Lasso:
+        target = table.get("target", " (the column the lasso predicts)")
+        if not isinstance(target, str) or target not in self.joined:
+            raise table.error("target", f"{target!r} is {self.unknown}" if isinstance(target, str)
+                              else f"must be a column name, got {_what(target)}")
+        alpha = table.get("alpha", " (the penalty, as scikit-learn's Lasso(alpha))")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha <= 0:
+            raise table.error("alpha", f"must be a positive number, got {_what(alpha)}")
+        if isinstance(given := table.get("features"), list) and target in given:
+            raise table.error("features", f"{target!r} is the target; it cannot be a feature too")
+        others = tuple(c for c in self.joined if c != target)
+        features = table.names("features", others, self.unknown, default=others)
+        if not features or len(features) > LASSO_MAX_COLUMNS:
+            raise table.error("features", f"must name 1 to {LASSO_MAX_COLUMNS} columns besides the target")
+        return Lasso(target, float(alpha), features, table.whole("max_iter", DEFAULT_MAX_ITER, 1))
