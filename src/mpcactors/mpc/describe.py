@@ -18,8 +18,9 @@ Outline:
    the rest. With ``P_j = 2**(T - t_j)`` the products ``N_jk = M_jk P_j P_k`` are exact,
    ``|N_jk| <~ 4**T`` (Cauchy-Schwarz), and one truncation leaves ``F = 48`` fractional bits.
 4. **Newton.** ``y_j = 1 / sqrt(N_jj / 4**T)`` (:meth:`Engine.inv_sqrt` from ``1.75 - x``),
-   then ``sqrt(M_jj) = (N_jj / 4**T) y_j 2**t_j`` (opened, label ``"sd"``; the SD is
-   ``sqrt(M_jj / (m (m - 1))) / 2**f``, the ``n - 1`` denominator applied in public) and
+   then ``sqrt(M_jj) = (N_jj / 4**T) y_j 2**t_j`` plus noise below its granule (opened,
+   label ``"sd"``; the SD is ``sqrt(M_jj / (m (m - 1))) / 2**f``, the ``n - 1``
+   denominator applied in public) and
    ``r_jk = (N_jk / 4**T) y_j y_k`` for ``j < k`` (opened, label ``"correlation"``, only
    for pairs of columns whose SD is not 0).
 5. **Counts with disclosure control.** Per level the count is a local sum of the one-hot
@@ -240,7 +241,7 @@ def describe_fit(
     numeric = yield from _numeric(engine, x, m, columns, layout)
     # counts: local sums; an indicator of exactly 0 or 2**b makes the division exact
     inv = pow(1 << b, -1, p)
-    counts = [sum(row[q] for row in indicators) * inv % p for q in range(sum(widths))]
+    counts = [sum(column) * inv % p for column in zip(*indicators)]
     levels = yield from _counts(engine, counts, categorical, min_cell, layout.count_bits)
     summaries, correlation = numeric
     return Description(m=m, numeric=summaries, correlation=correlation, categorical=levels)
