@@ -149,6 +149,18 @@ def test_constant_column_has_sd_zero_and_undefined_correlations():
     assert engines[1].revealed == [("mean", 4), ("sd", 4), ("correlation", 1)]
 
 
+def test_one_column_and_only_constant_columns_open_no_correlation():
+    g = np.random.default_rng(12)
+    result, engines, xd = secure_describe(g.normal(2, 3, (40, 1)))
+    assert result.correlation == ((1.0,),)
+    assert engines[1].revealed == [("mean", 1), ("sd", 1)]
+    np.testing.assert_allclose(result.numeric[0].sd, xd.std(ddof=1), rtol=RTOL)
+    result, engines, _ = secure_describe(np.column_stack([np.full(40, 1.5), np.full(40, -2.0)]))
+    assert result.correlation == ((None, None), (None, None))
+    assert [c.sd for c in result.numeric] == [0.0, 0.0]
+    assert engines[1].revealed == [("mean", 2), ("sd", 2)]
+
+
 def counts_of(result: Description, name: str) -> list[tuple[object, int | None, str | None]]:
     return [(lc.level, lc.count, lc.suppressed) for lc in result.categorical[name]]
 
@@ -168,6 +180,12 @@ def test_small_cells_are_suppressed_exactly_at_the_boundary():
         ("a", None, "small"), ("b", 10, None), ("c", 11, None), ("d", None, "small"), ("e", 40, None),
     ]
     assert engines[1].revealed[-2:] == [("small", 5), ("count", 3)]
+
+
+def test_two_small_levels_open_only_their_bits():
+    result, engines, _ = secure_describe(np.zeros((12, 0)), {"c": (codes_for([6, 6]), ["p", "q"])}, min_cell=10)
+    assert counts_of(result, "c") == [("p", None, "small"), ("q", None, "small")]
+    assert engines[1].revealed == [("small", 2)]
 
 
 def test_one_small_level_suppresses_its_complement():

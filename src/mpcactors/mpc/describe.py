@@ -293,7 +293,7 @@ def _numeric(
     sds = [0.0 if const else float(Fraction(r, 1 << R)) / scale / (1 << f) for r, const in zip(roots, constant)]
 
     defined = [n for n, i in enumerate(off) if not (constant[tri[i][0]] or constant[tri[i][1]])]
-    r_open = yield from engine.reveal([low[n] for n in defined], "correlation")
+    r_open = (yield from engine.reveal([low[n] for n in defined], "correlation")) if defined else []
     matrix: list[list[float | None]] = [[None if constant[j] or constant[k] else 1.0 for k in range(d)] for j in range(d)]
     for n, value in zip(defined, r_open):
         j, k = tri[off[n]]
@@ -363,7 +363,7 @@ def _counts(
         if pool:  # empty only if a column's indicators do not cover every row
             reason[pool[0]] = "complement"
     shown = [q for q, why in enumerate(reason) if why is None]
-    opened = yield from engine.reveal([counts[q] for q in shown], "count")
+    opened = (yield from engine.reveal([counts[q] for q in shown], "count")) if shown else []
     value = dict(zip(shown, opened))
     return {
         name: tuple(LevelCount(level, value.get(q), reason[q]) for level, q in zip(levels, group))  # type: ignore[arg-type]
