@@ -275,9 +275,10 @@ def _numeric(
     y = yield from engine.inv_sqrt(x_n, y0, F, layout.NEWTON_ITERATIONS, layout.newton_bits, "newton")
     cy = yield from engine.mul_trunc(c, [y[j] for j, _ in tri], F, layout.newton_bits, "newton")
     off = [i for i, (j, k) in enumerate(tri) if j < k]
-    # sqrt(M_jj) 2**R = (x y)_j 2**F 2**(t_j + COARSE - 1): a multiple of the secret granule
-    # 2**(t_j + COARSE - 1), whose trailing zeros would show t_j; noise U_j 2**(t_j + ...) / 2**F
-    # (U_j a PRSS value, each part uniform below 2**F) makes them uniform to every party
+    # sqrt(M_jj) 2**root_bits = (x y)_j 2**F 2**(t_j + COARSE - 1) is a multiple of the secret
+    # granule g_j = 2**(t_j + COARSE - 1), whose trailing zeros would show t_j. The noise
+    # U_j g_j / 2**F (U_j a PRSS value, each part uniform below 2**F) is uniform modulo g_j
+    # to every party, which misses two parts, and below 3 g_j
     u = engine.random_bounded(d, F)
     last = yield from engine.mul(
         [cy[i] for i in off] + [cy[tri.index((j, j))] for j in range(d)] + u,
@@ -285,15 +286,15 @@ def _numeric(
         "newton",
     )
     n_off = len(off)
-    low = yield from engine.trunc(last[:n_off] + last[n_off + d :], F, layout.output_bits, "newton")
-    roots = yield from engine.reveal(engine.add(last[n_off : n_off + d], low[n_off:]), "sd")
+    truncated = yield from engine.trunc(last[:n_off] + last[n_off + d :], F, layout.output_bits, "newton")
+    roots = yield from engine.reveal(engine.add(last[n_off : n_off + d], truncated[n_off:]), "sd")
     R = layout.root_bits
     constant = [r < 1 << (R - 1) for r in roots]  # M_jj >= 1 unless constant: root >= 2**R
     scale = math.sqrt(m * (m - 1))
     sds = [0.0 if const else float(Fraction(r, 1 << R)) / scale / (1 << f) for r, const in zip(roots, constant)]
 
     defined = [n for n, i in enumerate(off) if not (constant[tri[i][0]] or constant[tri[i][1]])]
-    r_open = (yield from engine.reveal([low[n] for n in defined], "correlation")) if defined else []
+    r_open = (yield from engine.reveal([truncated[n] for n in defined], "correlation")) if defined else []
     matrix: list[list[float | None]] = [[None if constant[j] or constant[k] else 1.0 for k in range(d)] for j in range(d)]
     for n, value in zip(defined, r_open):
         j, k = tri[off[n]]
