@@ -70,6 +70,7 @@ def test_three_sources_from_csv_files_by_name(tmp_path):
     assert {e["party"] for e in doc["steps"]} == {"hospital", "insurer", "cbs", "ttp"}
 
 
+@pytest.mark.slow
 def test_built_in_data_for_named_parties_with_chosen_compute_parties():
     result = run("simulate", "--parties", "gp,clinic,town", "--compute", "clinic,town", "--rows", "60",
                  "--key-bits", "2048", "--target", "household_size", "--json")

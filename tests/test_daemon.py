@@ -475,7 +475,7 @@ def rerouted(configs: dict[str, PartyConfig], dials: set[tuple[str, str]]) -> di
     }
 
 
-@pytest.mark.parametrize("parties", [3, 4])
+@pytest.mark.parametrize("parties", [3, pytest.param(4, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("directions", ["default", "reversed"])
 async def test_k_parties_link_every_pair_and_learn_the_session_when_its_creator_starts_last(tmp_path: Path, parties: int, directions: str) -> None:
     # reversed: the TTP dials every data party and earlier data parties dial later ones, so

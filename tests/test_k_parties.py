@@ -41,7 +41,7 @@ def session(k: int, *, rows: int = 120, target: str = "hospital_days", **changes
     return tables, config
 
 
-@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("k", [2, 3, pytest.param(5, marks=pytest.mark.slow)])
 async def test_the_shared_table_is_the_k_way_join_and_the_lasso_matches_sklearn(k):
     tables, config = session(k)
     simulation = await simulate(tables, config, verify=True)
@@ -54,6 +54,7 @@ async def test_the_shared_table_is_the_k_way_join_and_the_lasso_matches_sklearn(
     assert set(documents[0]["owners"].values()) == set(config.roster.data_parties)
 
 
+@pytest.mark.slow
 async def test_a_target_owned_outside_the_computation_is_scaled_by_its_owner():
     tables, config = session(3, target="cbs_score")
     simulation = await simulate(tables, config, verify=True)

@@ -175,6 +175,7 @@ def test_every_coalition_of_two(honest, results, pair):
 # ---- the broken variants are still caught -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", [variants.keep_hash_key(), variants.forward_unmasked(), variants.short_masks(),
                                      variants.no_row_shuffle()], ids=lambda v: v.name)
 def test_the_broken_variants_are_caught_with_three_parties(tables, variant):

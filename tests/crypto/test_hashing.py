@@ -269,6 +269,7 @@ def occurrences_in_process_memory(needles: dict[str, bytes]) -> dict[str, int]:
 
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs Linux /proc/self/mem")
+@pytest.mark.slow
 def test_no_copy_of_the_key_or_its_pads_outlives_destroy() -> None:
     """The key and the two HMAC pads live only in buffers that are zeroed: after
     destroy() the only copies in memory are the ones this test builds to search for.

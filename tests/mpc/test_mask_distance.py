@@ -85,6 +85,7 @@ def ttp_view(monkeypatch, op: str, value: int, seed: int) -> list[int]:
     return [c - kn for c, kn in zip(opened[0], known)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["trunc", "trunc_fast", "ltz"])
 def test_a_single_party_distinguishes_extreme_inputs_with_advantage_at_most_2_to_minus_sigma(monkeypatch, op):
     low = ttp_view(monkeypatch, op, -(1 << (K - 1)), seed=1)

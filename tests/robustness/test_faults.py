@@ -202,7 +202,16 @@ def check_errors(run, fault: Fault, step: int, party: str, action: str, stalls=N
     ), f"{type(cause).__name__}: {cause}"
 
 
-@pytest.mark.parametrize(("step", "party", "action"), CASES, ids=[f"step{s}-{p}-{a}" for s, p, a in CASES])
+#: The fast lane (``-m "not slow"``) runs the crash and the drop of every step and party;
+#: the whole matrix runs in the full suite.
+FAST_ACTIONS = {"kill", "drop"}
+
+
+def lane(cases: list[tuple], action_index: int = 2) -> list:
+    return [c if c[action_index] in FAST_ACTIONS else pytest.param(*c, marks=pytest.mark.slow) for c in cases]
+
+
+@pytest.mark.parametrize(("step", "party", "action"), lane(CASES), ids=[f"step{s}-{p}-{a}" for s, p, a in CASES])
 async def test_fault_stops_everyone_cleanly(step, party, action, tables, trace, autojump_clock):
     fault = fault_for(step, party, action, trace)
     run, watcher = await run_case(tables, fault)
@@ -395,7 +404,7 @@ CONFIRM_CASES = [(party, action) for party in ROLES for action in FAULT_ACTIONS]
 CONFIRM_REACHES_NOBODY = {"kill", "drop", "delay"}
 
 
-@pytest.mark.parametrize(("party", "action"), CONFIRM_CASES, ids=[f"step9-{p}-{a}" for p, a in CONFIRM_CASES])
+@pytest.mark.parametrize(("party", "action"), lane(CONFIRM_CASES, 1), ids=[f"step9-{p}-{a}" for p, a in CONFIRM_CASES])
 async def test_a_fault_in_the_confirmation_ends_cleanly_and_any_results_agree(party, action, tables, trace, autojump_clock):
     fault = fault_for(CONFIRM, party, action, trace)
     assert fault.kind == "done" and fault.direction == "send"

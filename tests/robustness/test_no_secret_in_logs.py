@@ -98,6 +98,7 @@ def masks_of(params: Params, count: int) -> list[int]:
     return [CANARY_MASK] * count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("json_mode", [True, False], ids=["json", "console"])
 @pytest.mark.parametrize(("role", "step"), HOOK_CASES, ids=[f"{r}-step{s}" for r, s in HOOK_CASES])
 def test_a_failure_at_any_step_logs_no_canary(role, step, json_mode, capsys):
@@ -108,6 +109,7 @@ def test_a_failure_at_any_step_logs_no_canary(role, step, json_mode, capsys):
     assert leaked == [], f"secrets in the log: {leaked}"  # ...and nothing it had in hand
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("json_mode", [True, False], ids=["json", "console"])
 @pytest.mark.parametrize(("role", "name"), HOLD_CASES, ids=[f"{r}-{n}" for r, n in HOLD_CASES])
 def test_a_failure_while_holding_any_item_logs_no_canary(role, name, json_mode, capsys):
