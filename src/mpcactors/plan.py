@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from .crypto.fixedpoint import LASSO_MAX_COLUMNS
+from .mpc.lasso import CHECK_EVERY
 from .errors import ConfigError
 from .protocol.roster import Roster
 
@@ -52,9 +53,6 @@ KINDS = ("describe", "lasso")
 #: Counts below this are suppressed unless a plan says otherwise.
 DEFAULT_MIN_CELL = 10
 DEFAULT_MAX_ITER = 1000
-#: Iterations between the lasso's convergence checks, one revealed bit each (step 8's
-#: ``actors.shared_steps.LASSO_CHECK_EVERY``, a layer above; a test keeps them equal).
-CHECK_EVERY = 5
 #: The most levels a categorical column may declare.
 MAX_LEVELS = 64
 #: The counts of values outside a categorical column's declared levels.

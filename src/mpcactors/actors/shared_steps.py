@@ -18,17 +18,14 @@ from dataclasses import asdict
 from ..errors import PeerProtocolError
 from ..mpc.convert import to_shamir
 from ..mpc.engine import Engine
-from ..mpc.lasso import DEALT, LassoResult, lasso_fit, scale_inputs
+from ..mpc.lasso import CHECK_EVERY, DEALT, LassoResult, lasso_fit, scale_inputs
 from ..protocol import messages as msg
 from ..protocol.steps import STEP_NAMES, Group, Step
 from ..protocol.wire import BigIntArray
 from .actor import Actor, chunks
 from .hooks import Held
 
-__all__ = ["LASSO_CHECK_EVERY", "SharedSteps"]
-
-#: Iterations between the lasso's convergence checks (one revealed bit each).
-LASSO_CHECK_EVERY = 5
+__all__ = ["SharedSteps"]
 
 
 class SharedSteps:
@@ -182,10 +179,10 @@ class SharedSteps:
         engine = a.vault["mpc_state"]
         program = lasso_fit(
             engine, x, y, m=m, d=d, owners=owners, scales=self._own_scales() if a.table is not None else {},
-            alpha=config.alpha, max_iter=config.max_iter, check_every=LASSO_CHECK_EVERY,
+            alpha=config.alpha, max_iter=config.max_iter, check_every=CHECK_EVERY,
             target_owner=index_of(config.target_owner), dealt=dealt,
         )
-        a.result = await a.run_program(program, progress=("converged", LASSO_CHECK_EVERY, config.max_iter))
+        a.result = await a.run_program(program, progress=("converged", CHECK_EVERY, config.max_iter))
         x.clear()
         y.clear()
         a.hold(Held.RESULT, a.result)

@@ -41,7 +41,7 @@ from ..crypto.fixedpoint import LASSO_MAX_COLUMNS, LASSO_TOL, LassoLayout
 from ..errors import ConfigError
 from .engine import Engine, Program
 
-__all__ = ["DEALT", "LassoResult", "lasso_fit", "local_gram", "scale_inputs"]
+__all__ = ["CHECK_EVERY", "DEALT", "LassoResult", "lasso_fit", "local_gram", "scale_inputs"]
 
 # The fixed-point layout (every width below) is crypto.fixedpoint.LassoLayout, which
 # Params checks at construction; these are its constants under their local names.
@@ -116,6 +116,10 @@ def _exponent(scale: float, low: int, high: int) -> int:
     return min(max(math.ceil(math.log2(scale)), low), high)
 
 
+#: Iterations between the lasso's convergence checks (one revealed bit each): the run's
+#: schedule (step 8) and the plan's opening manifest both read it here.
+CHECK_EVERY = 5
+
 #: ``owners`` entry for a column whose owner computes outside the engine and dealt its
 #: scale input in step 7 (see ``dealt`` in :func:`lasso_fit`).
 DEALT = 0
@@ -144,7 +148,7 @@ def lasso_fit(
     alpha: float,
     max_iter: int = 1000,
     tol: float = LASSO_TOL,
-    check_every: int = 5,
+    check_every: int = CHECK_EVERY,
     restart_every: int = 50,
     target_owner: int | None = None,
     dealt: Mapping[int, int] | None = None,
