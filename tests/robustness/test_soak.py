@@ -91,8 +91,10 @@ def test_consecutive_runs_are_identical_and_leave_nothing_behind(configs):
 
     after_warmup = samples[1:]
     assert len({fds for fds, _, _ in after_warmup}) == 1, f"open file descriptors vary: {samples}"
-    # trio's cached worker threads exit after 10 s idle: fewer is fine, more would be a leak
-    assert max(threads for _, threads, _ in samples) <= samples[0][1], f"threads pile up: {samples}"
+    # trio's thread cache keeps idle workers for 10 s, so the first run may end before one
+    # is cached (CI saw 2 threads after run 1, 3 after every later run). A leak grows run by
+    # run: measure after the warm-up run, as for descriptors; fewer (expired workers) is fine.
+    assert max(threads for _, threads, _ in after_warmup) <= after_warmup[0][1], f"threads pile up: {samples}"
     growth_kib = max(rss for _, _, rss in after_warmup) - after_warmup[0][2]
     assert growth_kib < 16 * 1024, f"RSS grew by {growth_kib} KiB over {RUNS - 1} runs: {samples}"
     assert max(relative_difference(m, models[0]) for m in models[1:]) <= TOLERANCE
