@@ -6,8 +6,10 @@ but never a secret, a plaintext value from another party, or an id.
 
 * :class:`ConfigError`: the operator's configuration is wrong (exit code 2).
 * :class:`InputError`: the party's own input data is wrong (exit code 3);
-  :class:`IntersectionTooSmall`: the joined table would be too small (exit code 3).
-* :class:`StepOrderError`: *we* tried an illegal protocol move (a bug on our side).
+  :class:`IntersectionTooSmall`: the joined table would be too small (exit code 3);
+  :class:`AnalysisRefused`: the joined data cannot support a planned analysis (exit code 3).
+* :class:`StepOrderError`: *we* tried an illegal protocol move (a bug on our side);
+  :class:`UndeclaredOpening`: an opening the study plan's manifest does not list.
 * :class:`PeerProtocolError`: a *peer* sent something illegal (exit code 4);
   :class:`CodecError` is the subclass for bytes that do not decode.
 * :class:`TLSError`: the secure channel could not be established (exit code 5).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AbortedError",
+    "AnalysisRefused",
     "CodecError",
     "ConfigError",
     "InputError",
@@ -31,6 +34,7 @@ __all__ = [
     "StepTimeout",
     "TLSError",
     "TransportError",
+    "UndeclaredOpening",
 ]
 
 
@@ -85,8 +89,26 @@ class IntersectionTooSmall(MpcactorsError):
     exit_code = 3
 
 
+class AnalysisRefused(MpcactorsError):
+    """A planned analysis refused the joined data before opening any output.
+
+    Too few rows for the model, a singular design, a class below ``min_cell``, classes
+    that the fit separates: the message says which. The decision rests on public sizes
+    or on one opened bit that the plan's manifest declares.
+    """
+
+    exit_code = 3
+
+
 class StepOrderError(MpcactorsError):
     """We attempted a protocol move that the step table does not allow (our bug)."""
+
+
+class UndeclaredOpening(StepOrderError):
+    """Step 8 tried to open a value that the study plan's opening manifest does not list.
+
+    Raised by the party about to open it, before it sends its share: the run stops.
+    """
 
 
 class PeerProtocolError(MpcactorsError):
