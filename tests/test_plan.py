@@ -172,9 +172,9 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
         Opening("cohort", "mean", (4,), both, "mean"),
         Opening("cohort", "sd", (4,), both, "sd"),
         Opening("cohort", "correlation", (6,), both, "correlation"),
-        Opening("cohort", "small_cell:chronic_conditions", (10,), both, "small_cell:chronic_conditions"),
-        Opening("cohort", "count:chronic_conditions", (10,), both, "count:chronic_conditions"),
-        Opening("days", "converged", (200,), hospital, "converged", reveals=200),
+        Opening("cohort", "small_cell:chronic_conditions", (10,), both, "small_cell", control=True),
+        Opening("cohort", "count:chronic_conditions", (10,), both, "count"),
+        Opening("days", "converged", (200,), hospital, "converged", reveals=200, control=True),
         Opening("days", "coefficients", (9,), hospital, "result"),
         Opening("days", "intercept", (), hospital, "result"),
         Opening("days", "r2", (), hospital, "result"),
@@ -194,9 +194,10 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
         ("days", "mean", 4, False),  # another analysis's label
         ("cohort", "mean", 4, True),
         ("cohort", "correlation", 6, True),
-        ("cohort", "count:chronic_conditions", 10, True),
-        ("cohort", "count:chronic_conditions", 9, False),
-        ("cohort", "count:gp_visits", 10, False),
+        ("cohort", "count", 10, True),  # every level's count in one reveal
+        ("cohort", "count", 9, False),
+        ("cohort", "small_cell", 10, True),
+        ("cohort", "count:chronic_conditions", 10, False),  # an output's name is not its label
         ("cohort", "result", 11, False),
         ("other", "result", 11, False),
     ],

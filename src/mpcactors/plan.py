@@ -42,6 +42,7 @@ __all__ = [
     "Opening",
     "Plan",
     "default_plan",
+    "indicator_columns",
     "load_plan",
     "manifest_allows",
 ]
@@ -128,6 +129,9 @@ class Opening:
             order. ``None``: derived from other openings (nothing is opened for it).
         reveals: how many reveals open it, each ``size // reveals`` values (the lasso's
             convergence bits: one per check, at most this many).
+        control: the value steers the computation (a convergence bit, a small-cell bit),
+            so it is opened to the three compute parties as well as to the recipients;
+            any other output reaches the recipients only.
     """
 
     analysis: str
@@ -136,6 +140,7 @@ class Opening:
     recipients: tuple[str, ...]
     label: str | None
     reveals: int = 1
+    control: bool = False
 
     @property
     def size(self) -> int:
@@ -201,16 +206,18 @@ class Plan:
         """Every output every analysis opens, in order (see :class:`Opening`).
 
         describe: ``mean`` and ``sd`` per column, ``correlation`` (the upper triangle,
-        row by row), and per categorical column ``small_cell:<column>`` (one bit per
-        level and :data:`OTHER`: the count is below ``min_cell``) and ``count:<column>``
-        (the counts, 0 where suppressed). lasso: ``coefficients``, ``intercept`` and
-        ``r2`` in one reveal (``result``), one ``converged`` bit per check, and
+        row by row), per categorical column ``small_cell:<column>`` (one bit per level
+        and :data:`OTHER`: the count is below ``min_cell``; one reveal for all columns,
+        a control opening) and ``count:<column>`` (the counts, 0 where suppressed; one
+        reveal for all columns). lasso: one ``converged`` bit per check (control), then
+        ``coefficients``, ``intercept`` and ``r2`` in one reveal (``result``), and
         ``iterations``, which follows from the bits.
         """
         entries: list[Opening] = []
         for a in self.analyses:
-            def add(output: str, shape: tuple[int, ...], label: str | None, reveals: int = 1, a: Analysis = a) -> None:
-                entries.append(Opening(a.name, output, shape, a.recipients, label, reveals))
+            def add(output: str, shape: tuple[int, ...], label: str | None, reveals: int = 1,
+                    control: bool = False, a: Analysis = a) -> None:
+                entries.append(Opening(a.name, output, shape, a.recipients, label, reveals, control))
 
             m = a.method
             if isinstance(m, Describe):
@@ -221,11 +228,12 @@ class Plan:
                 if c > 1:
                     add("correlation", (c * (c - 1) // 2,), "correlation")
                 for column, levels in m.categorical:
-                    add(f"small_cell:{column}", (len(levels) + 1,), f"small_cell:{column}")
-                    add(f"count:{column}", (len(levels) + 1,), f"count:{column}")
+                    add(f"small_cell:{column}", (len(levels) + 1,), "small_cell", control=True)
+                for column, levels in m.categorical:
+                    add(f"count:{column}", (len(levels) + 1,), "count")
             else:
                 checks = math.ceil(m.max_iter / check_every)
-                add("converged", (checks,), "converged", checks)
+                add("converged", (checks,), "converged", checks, control=True)
                 add("coefficients", (len(m.features),), "result")
                 add("intercept", (), "result")
                 add("r2", (), "result")
@@ -271,14 +279,34 @@ class Plan:
                 )
         return tuple(found)
 
+    @property
+    def categorical_levels(self) -> dict[str, tuple[int, ...]]:
+        """Every categorical column any describe analysis counts, with the union of the
+        levels declared for it (sorted): its owner one-hot encodes it over these levels
+        and :data:`OTHER` before step 3 (:func:`indicator_columns`)."""
+        union: dict[str, set[int]] = {}
+        for a in self.analyses:
+            if isinstance(a.method, Describe):
+                for column, levels in a.method.categorical:
+                    union.setdefault(column, set()).update(levels)
+        return {column: tuple(sorted(levels)) for column, levels in union.items()}
+
     def summary(self) -> list[str]:
         """Lines for people: the title, the digest, and what each analysis opens to whom."""
         lines = [f"plan {self.title!r}", f"  digest {self.digest.hex()}", f"  min_cell {self.min_cell}"]
         manifest = self.manifest()
         for number, a in enumerate(self.analyses, 1):
-            opened = ", ".join(f"{o.output}[{o.size}]" for o in manifest if o.analysis == a.name)
+            opened = ", ".join(f"{o.output}[{o.size}]" for o in manifest if o.analysis == a.name and not o.control)
             lines.append(f"  {number}. {a.name} ({a.kind}) to {', '.join(a.recipients)}: {opened}")
+            control = ", ".join(f"{o.output}[{o.size}]" for o in manifest if o.analysis == a.name and o.control)
+            if control:
+                lines.append(f"     and to the compute parties too, as they steer the computation: {control}")
         return lines
+
+
+def indicator_columns(column: str, levels: Sequence[int]) -> tuple[str, ...]:
+    """The one-hot columns of a categorical ``column``: ``column=level`` per level, then ``column=other``."""
+    return (*(f"{column}={level}" for level in levels), f"{column}={OTHER}")
 
 
 # ---- the default plan ----------------------------------------------------------------------------

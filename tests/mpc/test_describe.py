@@ -145,11 +145,12 @@ def test_constant_column_has_sd_zero_and_undefined_correlations():
     sub = xd[:, [0, 2]]
     np.testing.assert_allclose(result.correlation[0][2], np.corrcoef(sub.T)[0, 1], rtol=RTOL)
     assert result.correlation[0][0] == result.correlation[2][2] == 1.0
-    # only the one defined pair is opened
-    assert engines[1].revealed == [("mean", 4), ("sd", 4), ("correlation", 1)]
+    # every pair is opened (the rounds cannot depend on which columns are constant: a
+    # compute party that is not a recipient never sees the SDs); undefined ones show as None
+    assert engines[1].revealed == [("mean", 4), ("sd", 4), ("correlation", 6)]
 
 
-def test_one_column_and_only_constant_columns_open_no_correlation():
+def test_one_column_opens_no_correlation_and_constant_columns_show_none():
     g = np.random.default_rng(12)
     result, engines, xd = secure_describe(g.normal(2, 3, (40, 1)))
     assert result.correlation == ((1.0,),)
@@ -158,7 +159,7 @@ def test_one_column_and_only_constant_columns_open_no_correlation():
     result, engines, _ = secure_describe(np.column_stack([np.full(40, 1.5), np.full(40, -2.0)]))
     assert result.correlation == ((None, None), (None, None))
     assert [c.sd for c in result.numeric] == [0.0, 0.0]
-    assert engines[1].revealed == [("mean", 2), ("sd", 2)]
+    assert engines[1].revealed == [("mean", 2), ("sd", 2), ("correlation", 1)]
 
 
 def counts_of(result: Description, name: str) -> list[tuple[object, int | None, str | None]]:
@@ -179,23 +180,24 @@ def test_small_cells_are_suppressed_exactly_at_the_boundary():
     assert counts_of(result, "grade") == [
         ("a", None, "small"), ("b", 10, None), ("c", 11, None), ("d", None, "small"), ("e", 40, None),
     ]
-    assert engines[1].revealed[-2:] == [("small", 5), ("count", 3)]
+    # every count is opened in one reveal, 0 where suppressed
+    assert engines[1].revealed[-2:] == [("small_cell", 5), ("count", 5)]
 
 
 def test_two_small_levels_open_only_their_bits():
     result, engines, _ = secure_describe(np.zeros((12, 0)), {"c": (codes_for([6, 6]), ["p", "q"])}, min_cell=10)
     assert counts_of(result, "c") == [("p", None, "small"), ("q", None, "small")]
-    assert engines[1].revealed == [("small", 2)]
+    assert engines[1].revealed == [("small_cell", 2), ("count", 2)]
 
 
 def test_one_small_level_suppresses_its_complement():
     columns = {
-        # one small level (9): the smallest other (10) is suppressed too
+        # one small level (9): the next level (10) is suppressed too
         "grade": (codes_for([9, 10, 11, 50]), ["a", "b", "c", "d"]),
         # two levels, one small: the other is the complement
         "sex": (codes_for([4, 76], 1), [0, 1]),
-        # one small level, a tie for the smallest other: the earlier level is suppressed
-        "region": (codes_for([20, 12, 5, 12, 31], 2), ["n", "e", "s", "w", "c"]),
+        # the small level is the last: the complement wraps around to the first
+        "region": (codes_for([20, 12, 12, 31, 5], 2), ["n", "e", "w", "c", "s"]),
         # nothing small: nothing suppressed
         "site": (codes_for([40, 40], 3), ["x", "y"]),
     }
@@ -203,12 +205,19 @@ def test_one_small_level_suppresses_its_complement():
     assert counts_of(result, "grade") == [("a", None, "small"), ("b", None, "complement"), ("c", 11, None), ("d", 50, None)]
     assert counts_of(result, "sex") == [(0, None, "small"), (1, None, "complement")]
     assert counts_of(result, "region") == [
-        ("n", 20, None), ("e", None, "complement"), ("s", None, "small"), ("w", 12, None), ("c", 31, None),
+        ("n", None, "complement"), ("e", 12, None), ("w", 12, None), ("c", 31, None), ("s", None, "small"),
     ]
     assert counts_of(result, "site") == [("x", 40, None), ("y", 40, None)]
-    # the tournaments of grade (3 candidates) and region (4) run side by side: 1 + 2 bits,
-    # then 1 + 1; sex has a single candidate and needs no comparison
-    assert engines[1].revealed == [("small", 13), ("complement", 3), ("complement", 2), ("count", 7)]
+    # the complement follows from the small-cell bits by a public rule: nothing more is opened
+    assert engines[1].revealed == [("small_cell", 13), ("count", 13)]
+
+
+def test_the_next_level_that_is_not_small_is_the_complement():
+    """With one small level the complement skips nothing: the next level is not small
+    (else there would be two small levels and no complement). A column whose other
+    levels are all suppressed anyway shows nothing."""
+    result, _, _ = secure_describe(np.zeros((60, 0)), {"c": (codes_for([25, 5, 30], 6), ["p", "q", "r"])}, min_cell=10)
+    assert counts_of(result, "c") == [("p", 25, None), ("q", None, "small"), ("r", None, "complement")]
 
 
 def test_raw_indicators():
@@ -221,19 +230,17 @@ def test_raw_indicators():
 
 def test_revealed_is_exactly_the_declared_list():
     x = mixed_columns(150, 6)
-    x[:, 3] = 2.5  # a constant column: its correlations are not opened
+    x[:, 3] = 2.5  # a constant column: its correlations are opened (noise) and shown as None
     d = x.shape[1]
     cats = {"grade": (codes_for([100, 45, 5], 4), ["a", "b", "c"]), "site": (codes_for([75, 75], 5), ["x", "y"])}
     result, engines, xd = secure_describe(x, cats, min_cell=10)
-    defined = (d - 1) * (d - 2) // 2
     for engine in engines.values():
         assert engine.revealed == [
-            ("mean", d), ("sd", d), ("correlation", defined),
-            ("small", 5), ("complement", 1), ("count", 3),
+            ("mean", d), ("sd", d), ("correlation", d * (d - 1) // 2), ("small_cell", 5), ("count", 5),
         ]
         # everything else opened was masked inside a comparison or truncation
-        assert {label for label, _ in engine.opened} <= {"normalise", "newton", "small", "complement"}
-    assert counts_of(result, "grade") == [("a", 100, None), ("b", None, "complement"), ("c", None, "small")]
+        assert {label for label, _ in engine.opened} <= {"normalise", "newton", "small_cell"}
+    assert counts_of(result, "grade") == [("a", None, "complement"), ("b", 45, None), ("c", None, "small")]
 
 
 class RecordingEngine(Engine):

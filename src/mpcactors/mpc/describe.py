@@ -25,10 +25,10 @@ Outline:
    for pairs of columns whose SD is not 0).
 5. **Counts with disclosure control.** Per level the count is a local sum of the one-hot
    indicators. One batch of comparisons gives the bits ``[count < min_cell]`` (opened,
-   label ``"small"``); where exactly one level of a column is small, a tournament of
-   comparisons between the other levels' counts finds the smallest (its bits opened,
-   label ``"complement"``), which is suppressed too; then the counts of the levels that
-   are not suppressed are opened (label ``"count"``).
+   label ``"small_cell"``); where exactly one level of a column is small, the next level
+   in declared order that is not small is suppressed too (a public rule: no bit is
+   opened for it), so the small count is not ``m`` minus the others; then every count
+   is opened in one reveal (label ``"count"``), 0 where suppressed.
 
 Nothing else is opened except masked values inside truncations and comparisons.
 """
@@ -293,12 +293,14 @@ def _numeric(
     scale = math.sqrt(m * (m - 1))
     sds = [0.0 if const else float(Fraction(r, 1 << R)) / scale / (1 << f) for r, const in zip(roots, constant)]
 
-    defined = [n for n, i in enumerate(off) if not (constant[tri[i][0]] or constant[tri[i][1]])]
-    r_open = (yield from engine.reveal([truncated[n] for n in defined], "correlation")) if defined else []
+    # every pair is opened, so the rounds do not depend on which columns are constant (the
+    # SDs are opened to the recipients only); a pair with a constant column is noise, shown as None
+    r_open = (yield from engine.reveal(truncated[:n_off], "correlation")) if n_off else []
     matrix: list[list[float | None]] = [[None if constant[j] or constant[k] else 1.0 for k in range(d)] for j in range(d)]
-    for n, value in zip(defined, r_open):
+    for n, value in enumerate(r_open):
         j, k = tri[off[n]]
-        matrix[j][k] = matrix[k][j] = min(1.0, max(-1.0, value / float(1 << F)))
+        if not (constant[j] or constant[k]):
+            matrix[j][k] = matrix[k][j] = min(1.0, max(-1.0, value / float(1 << F)))
     summaries = tuple(ColumnSummary(name, m, mean, sd) for name, mean, sd in zip(columns, means, sds))
     return summaries, tuple(tuple(row) for row in matrix)
 
@@ -339,34 +341,38 @@ def _normalise(engine: Engine, diag: list[int], layout: DescribeLayout) -> Progr
 def _counts(
     engine: Engine, counts: list[int], categorical: Mapping[str, Sequence[Hashable]], min_cell: int, bits: int
 ) -> Program[dict[str, tuple[LevelCount, ...]]]:
-    """Program: the counts of every level under the small-cell and complement rules."""
+    """Program: the counts of every level under the small-cell and complement rules.
+
+    The small-cell bits are opened (label ``small_cell``); they steer which counts are
+    opened, so they reach every compute party. The complement of a column with exactly
+    one small level is chosen by a public rule, the next level in declared order that is
+    not small (after the last level comes the first), so no further bit is opened; the
+    counts are then opened in one reveal (label ``count``), 0 where suppressed.
+    """
     p = engine.prime
     if not counts:
         return {name: () for name in categorical}
-    small = yield from engine.ltz([(v - min_cell) % p for v in counts], bits, "small")
-    small = yield from engine.reveal(small, "small")
+    small = yield from engine.ltz([(v - min_cell) % p for v in counts], bits, "small_cell")
+    small = yield from engine.reveal(small, "small_cell")
     groups: list[list[int]] = []  # the positions of each column's levels in `counts`
     start = 0
     for levels in categorical.values():
         groups.append(list(range(start, start + len(levels))))
         start += len(levels)
-    reason: list[str | None] = ["small" if bit else None for bit in small]
-    # complement: in a column with exactly one small level, the smallest other level
-    # (a tournament; ties go to the earlier level) is suppressed too
-    pools = [[q for q in g if not small[q]] for g in groups if sum(small[q] for q in g) == 1]
-    while any(len(pool) > 1 for pool in pools):
-        pairs = [(pool[i], pool[i + 1]) for pool in pools for i in range(0, len(pool) - 1, 2)]
-        below = yield from engine.ltz([(counts[b] - counts[a]) % p for a, b in pairs], bits, "complement")
-        below = yield from engine.reveal(below, "complement")
-        winner = {a: b if bit else a for (a, b), bit in zip(pairs, below)}
-        pools = [[winner[pool[i]] for i in range(0, len(pool) - 1, 2)] + pool[len(pool) & ~1 :] for pool in pools]
-    for pool in pools:
-        if pool:  # empty only if a column's indicators do not cover every row
-            reason[pool[0]] = "complement"
-    shown = [q for q, why in enumerate(reason) if why is None]
-    opened = (yield from engine.reveal([counts[q] for q in shown], "count")) if shown else []
-    value = dict(zip(shown, opened))
+    reason: list[Literal["small", "complement"] | None] = ["small" if bit else None for bit in small]
+    for group in groups:
+        flagged = [i for i, q in enumerate(group) if small[q]]
+        if len(flagged) == 1:
+            after = [group[(flagged[0] + step) % len(group)] for step in range(1, len(group))]
+            complement = next((q for q in after if not small[q]), None)
+            if complement is not None:
+                reason[complement] = "complement"
+    shown = [(v if why is None else 0) for v, why in zip(counts, reason)]
+    opened = yield from engine.reveal(shown, "count")
     return {
-        name: tuple(LevelCount(level, value.get(q), reason[q]) for level, q in zip(levels, group))  # type: ignore[arg-type]
+        name: tuple(
+            LevelCount(level, opened[q] if reason[q] is None else None, reason[q])  # type: ignore[arg-type]
+            for level, q in zip(levels, group)
+        )
         for (name, levels), group in zip(categorical.items(), groups)
     }
