@@ -105,11 +105,18 @@ def test_each_run_has_one_record_per_party_and_the_parties_records_agree(audited
     for run in range(RUNS):
         records = [by_party[party][run] for party in PARTIES]
         assert [r["party"] for r in records] == list(PARTIES)
-        for field in ("session", "parameters_digest", "outcome", "outputs", "roster", "plan"):
+        for field in ("session", "parameters_digest", "roster", "plan"):
             assert all(r[field] == records[0][field] for r in records), field
+        # the data parties received the default plan's outputs, the TTP none: each record
+        # digests what its party received, and two records agree on every output both hold
+        data = [r for r in records if r["party"] != "ttp"]
+        for field in ("outcome", "outputs"):
+            assert all(r[field] == data[0][field] for r in data), field
         first = records[0]
         assert first["outcome"]["status"] == "ok" and len(first["outcome"]["digest"]) == 64
-        assert [o["name"] for o in first["outputs"]] == ["intersection_size", "lasso"]
+        assert [o["name"] for o in first["outputs"]] == ["intersection_size", "cohort", "lasso"]
+        ttp = by_party["ttp"][run]
+        assert ttp["outputs"] == first["outputs"][:1] and ttp["outcome"]["digest"] != first["outcome"]["digest"]
         assert first["roster"] == [{"party": p, "fingerprint": None} for p in PARTIES]  # no certificates in a simulation
         assert first["plan"] == {"title": None, "digest": None}
         assert first["mode"] == "simulation" and first["time"].endswith("Z")
@@ -123,9 +130,9 @@ def test_each_run_has_one_record_per_party_and_the_parties_records_agree(audited
 
 
 def test_show_lists_time_party_session_outcome_and_outputs(audited: Path) -> None:
-    result = CliRunner().invoke(main, ["audit", "show", str(audited / "ttp.jsonl")])
+    result = CliRunner().invoke(main, ["audit", "show", str(audited / "hospital.jsonl")])
     assert result.exit_code == 0, result.output
-    record = records_of(audited / "ttp.jsonl")[-1]
+    record = records_of(audited / "hospital.jsonl")[-1]
     for text in ("3 records", record["time"], record["session"][:8], f"ok {record['outcome']['digest'][:16]}", "lasso"):
         assert text in result.stdout
 

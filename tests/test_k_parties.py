@@ -48,10 +48,12 @@ async def test_the_shared_table_is_the_k_way_join_and_the_lasso_matches_sklearn(
     assert simulation.verification["table_matches"] and simulation.verification["shared_rows"] > 10
     assert simulation.verification["lasso"]["max_relative_difference"] <= 1e-3
     assert simulation.verified is True
-    # every member ends with the same model, and says who owns each column
-    documents = [p.result_document() for p in simulation.parties.values()]
-    assert all(d == documents[0] for d in documents)
-    assert set(documents[0]["owners"].values()) == set(config.roster.data_parties)
+    # every data party (the default plan's recipients) ends with the same model and the same
+    # description, and says who owns each column; the TTP receives neither
+    documents = [simulation.parties[name].document() for name in config.roster.data_parties]
+    assert all(d["result"] == documents[0]["result"] and d["outputs"] == documents[0]["outputs"] for d in documents)
+    assert set(documents[0]["result"]["owners"].values()) == set(config.roster.data_parties)
+    assert simulation.parties["ttp"].outputs == {} and simulation.parties["ttp"].result is None
 
 
 @pytest.mark.slow

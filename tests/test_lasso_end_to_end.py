@@ -91,17 +91,19 @@ async def test_step8_wire_carries_only_field_shares_and_reveals_only_outputs(sma
         values = env.body["values"]
         assert isinstance(values, BigIntArray) and values.width == 24
         assert all(0 <= v < prime for v in values)
-    # what was opened in clear: one bit per convergence check, then the model, nothing else
+    # what the lasso opened: one bit per convergence check, then the model, nothing else
     iterations = simulation.result.iterations
     for role in ("hospital", "insurer", "ttp"):
-        revealed = simulation.parties[role].revealed
+        revealed = [(label, n) for analysis, label, n in simulation.parties[role].revealed if analysis == "lasso"]
         assert {label for label, _ in revealed} == {"converged", "result"}
         checks = [count for label, count in revealed if label == "converged"]
         assert checks == [1] * len(checks) and len(checks) == -(-iterations // 5)
         d = len(config.features)
         assert revealed[-1] == ("result", d + 2)  # coefficients, intercept, R^2
+    # the default plan's recipients are the data parties: the TTP opened the model for them
+    # (it sent its shares) but received none, so it has no model
     docs = {role: p.result_document() for role, p in simulation.parties.items()}
-    assert docs["hospital"] == docs["insurer"] == docs["ttp"]
+    assert docs["hospital"] == docs["insurer"] is not None and docs["ttp"] is None
     # step 8 reports its iterations as it goes, for every party, ending at the revealed count
     for role in ("hospital", "insurer", "ttp"):
         seen = [(done, total) for r, step, done, total, unit in progress if r == role and step == 8]

@@ -222,9 +222,9 @@ async def test_the_default_plans_manifest_allows_every_value_a_real_run_opens() 
     manifest = default_plan(config).manifest()
     simulation = await simulate({"hospital": hospital, "insurer": insurer}, config)
     for role, party in simulation.parties.items():
-        assert party.revealed, role
-        assert all(manifest_allows(manifest, "lasso", label, count) for label, count in party.revealed), party.revealed
-        checks = sum(label == "converged" for label, _ in party.revealed)
+        assert {analysis for analysis, _, _ in party.revealed} == {"cohort", "lasso"}, role
+        assert all(manifest_allows(manifest, *opening) for opening in party.revealed), party.revealed
+        checks = sum(label == "converged" for _, label, _ in party.revealed)
         assert checks <= next(o.reveals for o in manifest if o.output == "converged")
 
 
@@ -367,28 +367,31 @@ def test_simulate_prints_the_warnings_of_a_plan(tmp_path: Path) -> None:
 # ---- simulate --plan ---------------------------------------------------------------------------
 
 
-def test_simulate_validates_the_example_plan_and_prints_what_it_opens_without_running_it() -> None:
-    result = CliRunner().invoke(main, ["simulate", "--rows", "30", "--plan", str(EXAMPLE)])
+def test_check_plan_validates_the_example_plan_and_prints_what_it_opens_without_running_it() -> None:
+    result = CliRunner().invoke(main, ["simulate", "--rows", "30", "--plan", str(EXAMPLE), "--check-plan"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "plan 'Heart failure: what drives hospital days'",
         f"  digest {load(EXAMPLE).digest.hex()}",
         "  min_cell 10",
         "  1. cohort (describe) to hospital, insurer: mean[4], sd[4], correlation[6], "
-        "small_cell:chronic_conditions[10], count:chronic_conditions[10]",
-        "  2. days (lasso) to hospital: converged[200], coefficients[9], intercept[1], r2[1], iterations[1]",
+        "count:chronic_conditions[10]",
+        "     and to the compute parties too, as they steer the computation: small_cell:chronic_conditions[10]",
+        "  2. days (lasso) to hospital: coefficients[9], intercept[1], r2[1], iterations[1]",
+        "     and to the compute parties too, as they steer the computation: converged[200]",
     ]
-    assert "its analyses are not run yet" in result.stderr
+    assert "the plan is valid for these inputs" in result.stderr
 
 
 def test_simulate_plan_json_is_the_canonical_plan_its_digest_and_manifest() -> None:
-    result = CliRunner().invoke(main, ["simulate", "--rows", "30", "--plan", str(EXAMPLE), "--json"])
+    result = CliRunner().invoke(main, ["simulate", "--rows", "30", "--plan", str(EXAMPLE), "--check-plan", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     plan = load(EXAMPLE)
     assert document["plan"] == plan.document() and document["digest"] == plan.digest.hex()
     assert document["manifest"][0] == {"analysis": "cohort", "output": "mean", "shape": [4],
-                                       "recipients": ["hospital", "insurer"], "label": "mean", "reveals": 1}
+                                       "recipients": ["hospital", "insurer"], "label": "mean", "reveals": 1,
+                                       "control": False}
     assert document["warnings"] == []
 
 
@@ -399,7 +402,7 @@ def test_simulate_refuses_a_plan_that_does_not_fit_the_inputs(tmp_path: Path) ->
     assert " ".join(result.stderr.split()) == (
         f"error: {path}: [[analysis]] 2 (days) recipients: 'cbs' is not in the roster (hospital, insurer, ttp)"
     )
-    three = CliRunner().invoke(main, ["simulate", "--rows", "30", "--parties", "3", "--plan", str(path)])
+    three = CliRunner().invoke(main, ["simulate", "--rows", "30", "--parties", "3", "--plan", str(path), "--check-plan"])
     assert three.exit_code == 0, three.output  # with a third party named cbs, it fits
 
 
@@ -424,7 +427,7 @@ def test_deploy_example_copies_the_plan_and_names_it_in_every_config(planned: di
     for role, path in planned.items():
         assert '\n[plan]  # the study plan every party signed off (docs/plan.md)\nfile = "plan.toml"\n' in path.read_text()
         config = load_party_config(path)
-        assert config.plan == load(EXAMPLE) and config.run.plan_digest == digest, role
+        assert config.run.plan == load(EXAMPLE) and config.run.plan_digest == digest, role
     assert len({parameters_digest(load_party_config(p).run) for p in planned.values()}) == 1
 
 
@@ -438,9 +441,9 @@ def test_deploy_example_refuses_a_plan_that_does_not_fit_before_writing_anything
 
 def test_the_parameter_digest_covers_the_plan_and_no_plan_leaves_it_as_before(tmp_path: Path, planned: dict[str, Path]) -> None:
     with_plan = load_party_config(planned["hospital"]).run
-    without = replace(with_plan, plan_digest=None)
+    without = replace(with_plan, plan=None)
     assert parameters_digest(with_plan) != parameters_digest(without)
-    other = replace(with_plan, plan_digest=bytes(32))
+    other = replace(with_plan, plan=replace(with_plan.plan, title="another study"))
     assert parameters_digest(other) != parameters_digest(with_plan)
     # a file that means the same plan: the same parameters
     (planned["hospital"].parent / "same.toml").write_text(SAME_AS_EXAMPLE)

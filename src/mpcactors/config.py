@@ -14,7 +14,9 @@ from types import MappingProxyType
 from .crypto import paillier
 from .crypto.fixedpoint import Params
 from .crypto.hashing import IdFold, id_normaliser
+from .data import PartyTable, with_indicators
 from .errors import ConfigError
+from .plan import Plan, default_plan, indicator_columns
 from .protocol.roster import DEFAULT_DATA_PARTIES, Roster
 from .protocol.steps import Step
 
@@ -33,9 +35,11 @@ class RunConfig:
     """Public parameters of one protocol run.
 
     Attributes:
-        columns: each data party's attribute names, in order, keyed by party name; the
-            keys' order is the roster's order and the joined table's column order.
-        target: the regression target; a column of exactly one party's table.
+        columns: each data party's attribute names (its input's columns), in order, keyed
+            by party name; the keys' order is the roster's order. The joined table has
+            these and, per categorical column of the plan, its one-hot columns
+            (:meth:`columns_of`).
+        target: the default plan's lasso target; a column of exactly one party's table.
         compute: the two data parties that compute with the TTP in steps 7 and 8
             (default: the first two).
         key_bits: Paillier modulus size (:data:`mpcactors.crypto.paillier.SECURE_KEY_BITS`;
@@ -43,15 +47,16 @@ class RunConfig:
         params: fixed-point, mask and field parameters (:class:`Params`).
         min_intersection: abort cleanly if the intersection is smaller.
         chunk_rows: at most this many rows per bulk message (memory stays bounded).
-        alpha: the lasso penalty, as scikit-learn's ``Lasso(alpha)``.
-        max_iter: iteration cap of the secure lasso.
+        alpha: the default plan's lasso penalty, as scikit-learn's ``Lasso(alpha)``.
+        max_iter: iteration cap of the default plan's lasso.
         deadlines: per-step timeout in seconds, keyed by step number.
-        lasso: run step 8 (False stops after step 7, e.g. for join benchmarks).
+        lasso: run step 8, the plan's analyses (False stops after step 7, e.g. for join
+            benchmarks).
         id_fold: how ids are case-folded before hashing (:class:`~mpcactors.crypto.hashing.IdFold`);
             every data party must use the same, so it is part of the agreed parameters.
-        plan_digest: the SHA-256 digest of the study plan the parties signed off
-            (:attr:`mpcactors.plan.Plan.digest`), or ``None`` for the default plan, which
-            follows from the parameters above.
+        plan: the study plan the parties signed off (:func:`mpcactors.plan.load_plan`,
+            validated against these columns), or ``None`` for the default plan, which
+            follows from the parameters above (:attr:`study_plan`).
     """
 
     columns: Mapping[str, Sequence[str]]
@@ -67,7 +72,7 @@ class RunConfig:
     lasso: bool = True
     allow_test_key_sizes: bool = False
     id_fold: str = IdFold.CASEFOLD.value
-    plan_digest: bytes | None = None
+    plan: Plan | None = None
 
     def __post_init__(self) -> None:
         columns = {str(party): tuple(names) for party, names in self.columns.items()}
@@ -78,17 +83,22 @@ class RunConfig:
         allowed = paillier.allowed_key_bits(allow_insecure_test_size=self.allow_test_key_sizes)
         if self.key_bits not in allowed:
             raise ConfigError(f"key_bits must be one of {sorted(allowed)}, got {self.key_bits}")
-        joined = self.joined_columns
+        joined = self.input_columns
         if len(set(joined)) != len(joined):
             dup = sorted({c for c in joined if joined.count(c) > 1})
             raise ConfigError(f"column names must be unique across all parties; repeated: {dup}")
-        if self.lasso:
+        if self.lasso and self.plan is None:
             if self.target not in joined:
                 owned = ", ".join(f"{party}: {list(names)}" for party, names in columns.items())
                 where = "neither party's" if len(columns) == 2 else "no party's"
                 raise ConfigError(f"target column {self.target!r} is in {where} columns ({owned})")
             if len(joined) < 2:
                 raise ConfigError("the lasso needs at least one feature besides the target")
+        if self.plan is not None:
+            encoded = self.joined_columns
+            taken = sorted({c for c in encoded if encoded.count(c) > 1})
+            if taken:
+                raise ConfigError(f"the plan's one-hot columns {taken} have the names of input columns; rename those")
         if self.min_intersection < 1:
             raise ConfigError("min_intersection must be at least 1")
         if not 1 <= self.chunk_rows <= 65536:
@@ -98,8 +108,6 @@ class RunConfig:
         if self.max_iter < 1:
             raise ConfigError("max_iter must be positive")
         id_normaliser(self.id_fold)  # a ConfigError naming the allowed values
-        if self.plan_digest is not None and len(self.plan_digest) != 32:
-            raise ConfigError("plan_digest must be a SHA-256 digest (32 bytes)")
         object.__setattr__(self, "id_fold", IdFold(self.id_fold).value)
 
     @classmethod
@@ -124,24 +132,61 @@ class RunConfig:
 
     def owner_of(self, column: str) -> str:
         """The data party whose table holds ``column``."""
-        for party, names in self.columns.items():
-            if column in names:
+        for party in self.columns:
+            if column in self.columns_of(party):
                 return party
         raise KeyError(column)
 
     @property
-    def joined_columns(self) -> tuple[str, ...]:
-        """Columns of the joined table in its public order: each party's, in roster order."""
+    def input_columns(self) -> tuple[str, ...]:
+        """The data parties' input columns, in roster order (what a plan names)."""
         return tuple(c for names in self.columns.values() for c in names)
 
     @property
+    def joined_columns(self) -> tuple[str, ...]:
+        """Columns of the joined table in its public order: each party's (:meth:`columns_of`), in roster order."""
+        return tuple(c for party in self.columns for c in self.columns_of(party))
+
+    @property
     def features(self) -> tuple[str, ...]:
-        """The lasso's feature columns: every joined column except the target."""
-        return tuple(c for c in self.joined_columns if c != self.target)
+        """The default plan's lasso features: every input column except the target."""
+        return tuple(c for c in self.input_columns if c != self.target)
 
     def deadline(self, step: int) -> float:
         return float(self.deadlines.get(step, 600))
 
     def columns_of(self, party: str) -> tuple[str, ...]:
-        """``party``'s columns (none for the TTP)."""
-        return tuple(self.columns.get(party, ()))
+        """``party``'s columns in the joined table (none for the TTP): its input's, then the
+        one-hot columns of its categorical columns (:meth:`indicators_of`)."""
+        own = tuple(self.columns.get(party, ()))
+        return own + tuple(c for column, levels in self.indicators_of(party).items() for c in indicator_columns(column, levels))
+
+    def indicators_of(self, party: str) -> dict[str, tuple[int, ...]]:
+        """``party``'s categorical columns in the plan, with their levels: the party
+        one-hot encodes each before step 3 (:func:`mpcactors.data.with_indicators`)."""
+        own = self.columns.get(party, ())
+        if self.plan is None:  # the default plan counts no categorical column
+            return {}
+        return {c: levels for c, levels in self.plan.categorical_levels.items() if c in own}
+
+    def encode_table(self, party: str, table: PartyTable) -> PartyTable:
+        """``party``'s input table with the one-hot columns of its categorical columns
+        appended (:meth:`indicators_of`), as it enters step 3; a table that has them
+        already is returned as it is.
+
+        Raises:
+            InputError: a categorical column holds a value that is not a whole number.
+        """
+        if tuple(table.columns) == self.columns_of(party):
+            return table
+        return with_indicators(table, self.indicators_of(party), indicator_columns, self.params)
+
+    @property
+    def study_plan(self) -> Plan:
+        """The plan in force: :attr:`plan`, or the default plan of these parameters."""
+        return default_plan(self) if self.plan is None else self.plan
+
+    @property
+    def plan_digest(self) -> bytes | None:
+        """The signed-off plan's digest (the hello compares it); ``None`` for the default plan."""
+        return None if self.plan is None else self.plan.digest

@@ -39,7 +39,7 @@ import io
 import os
 import stat
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from operator import itemgetter
@@ -56,6 +56,7 @@ __all__ = [
     "load_table",
     "plaintext_join",
     "table_from_rows",
+    "with_indicators",
 ]
 
 #: the longest line accepted, in bytes, line terminator included
@@ -205,6 +206,40 @@ def table_from_rows(
         min_rows=min_rows,
         id_fold=id_fold,
     )
+
+
+def with_indicators(
+    table: PartyTable, categorical: Mapping[str, Sequence[int]], names: Callable[[str, Sequence[int]], Sequence[str]],
+    params: Params,
+) -> PartyTable:
+    """``table`` with the one-hot columns of its categorical columns appended (the owner's
+    encoding before step 3): per column, one column per level and one for every other
+    value (``names(column, levels)`` names them), each 0 or 1, encoded like any value.
+
+    Raises:
+        InputError: a categorical column holds a value that is not a whole number (naming
+            the file, the column and the first such row of the table; never the value).
+    """
+    if not categorical:
+        return table
+    one = 1 << params.frac_bits
+    extra = []
+    for column, levels in categorical.items():
+        codes = table.values[:, table.columns.index(column)]
+        fractional = np.flatnonzero(codes % one)
+        if fractional.size:
+            raise InputError(
+                f"{table.source}: column {column!r} is categorical in the study plan (integer-coded levels), "
+                f"but {fractional.size} of its values are not whole numbers (the first in data row "
+                f"{int(fractional[0]) + 1} of the rows read)"
+            )
+        whole = codes // one
+        hot = [whole == level for level in levels]
+        hot.append(~np.any(hot, axis=0) if hot else np.ones(len(codes), bool))
+        extra.extend(h.astype(np.int64) * one for h in hot)
+    columns = table.columns + tuple(n for column, levels in categorical.items() for n in names(column, levels))
+    values = np.column_stack([table.values, *extra]) if len(table) else np.zeros((0, len(columns)), np.int64)
+    return PartyTable(table.source, table.ids, columns, values, table.dropped_missing)
 
 
 def plaintext_join(*tables: PartyTable) -> tuple[tuple[str, ...], np.ndarray]:

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from .crypto.fixedpoint import LASSO_MAX_COLUMNS
+from .errors import ConfigError, UndeclaredOpening
+from .mpc.engine import Delivery
 from .mpc.lasso import CHECK_EVERY
-from .errors import ConfigError
 from .protocol.roster import Roster
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "KINDS",
     "Analysis",
     "Describe",
+    "Gate",
     "Lasso",
     "Opening",
     "Plan",
@@ -160,6 +162,43 @@ def manifest_allows(manifest: Sequence[Opening], analysis: str, label: str, coun
     """
     declared = [o for o in manifest if o.analysis == analysis and o.label == label]
     return bool(declared) and count == sum(o.per_reveal for o in declared)
+
+
+class Gate:
+    """The engine's gate (:class:`mpcactors.mpc.engine.Gate`) for one analysis of a plan.
+
+    It admits exactly the openings the manifest lists for the analysis, each label at
+    most as often as declared, and sends each to its recipients among the compute
+    parties: a control opening to all three, any other output only to the recipients
+    (none, if they are all outside the computation). When a recipient is outside the
+    computation, every opening is kept for it (:attr:`Delivery.keep`).
+    """
+
+    def __init__(self, manifest: Sequence[Opening], analysis: Analysis, roster: Roster) -> None:
+        self.analysis = analysis
+        self.declared = [o for o in manifest if o.analysis == analysis.name and o.label is not None]
+        computes = roster.compute_parties
+        self.to = frozenset(roster.index(r) for r in analysis.recipients if r in computes)
+        self.keep = any(r not in computes for r in analysis.recipients)
+        self.count: dict[str, int] = {}
+
+    def admit(self, label: str, count: int) -> Delivery:
+        name = self.analysis.name
+        entries = [o for o in self.declared if o.label == label]
+        if not manifest_allows(self.declared, name, label, count):
+            listed = ", ".join(sorted({f"{o.label}[{o.per_reveal}]" for o in self.declared})) or "nothing"
+            raise UndeclaredOpening(
+                f"step 8: analysis {name!r} tried to open {count} values labelled {label!r}; the plan's "
+                f"manifest lists only {listed} for it, so nothing was sent"
+            )
+        done = self.count[label] = self.count.get(label, 0) + 1
+        if done > entries[0].reveals:
+            raise UndeclaredOpening(
+                f"step 8: analysis {name!r} tried to open {label!r} a {done}th time; the plan's manifest "
+                f"allows {entries[0].reveals}, so nothing was sent"
+            )
+        control = any(o.control for o in entries)
+        return Delivery(frozenset((1, 2, 3)) if control else self.to, self.keep)
 
 
 @dataclass(frozen=True)
@@ -318,7 +357,7 @@ class _Run(Protocol):
     @property
     def roster(self) -> Roster: ...
     @property
-    def joined_columns(self) -> tuple[str, ...]: ...
+    def input_columns(self) -> tuple[str, ...]: ...
     target: str
     alpha: float
     max_iter: int
@@ -328,7 +367,7 @@ class _Run(Protocol):
 def default_plan(run: _Run) -> Plan:
     """The plan of a run without a plan file: a description of every column, and the
     run's lasso (unless ``run.lasso`` is off), both to every data party."""
-    joined, recipients = tuple(run.joined_columns), tuple(run.roster.data_parties)
+    joined, recipients = tuple(run.input_columns), tuple(run.roster.data_parties)
     analyses = [Analysis("cohort", Describe(joined), recipients)]
     if run.lasso:
         features = tuple(c for c in joined if c != run.target)

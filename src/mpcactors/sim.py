@@ -25,6 +25,7 @@ from .actors.failures import first_cause
 from .config import RunConfig
 from .crypto import shamir
 from .data import PartyTable, plaintext_join
+from .plan import OTHER, Describe, Lasso
 from .protocol.roster import TTP
 from .transport.base import Recorder
 from .transport.memory import memory_mesh
@@ -90,13 +91,30 @@ class Simulation:
 
     @property
     def result(self) -> Any:
-        return self._first.result
+        """The first lasso of the plan (the default plan's ``lasso``), from a party that received it."""
+        return next((p.result for p in self.parties.values() if p.result is not None), None)
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Every analysis's output by name, in the plan's order, as its recipients received it
+        (step 9 confirmed that every two recipients hold the same)."""
+        found: dict[str, dict[str, Any]] = {}
+        for analysis in self.config.study_plan.analyses:
+            holder = next((r for r in analysis.recipients if analysis.name in self.parties[r].outputs), None)
+            if holder is not None:
+                found[analysis.name] = self.parties[holder].outputs[analysis.name]
+        return found
 
     def document(self) -> dict[str, Any]:
         data_parties = self.config.roster.data_parties
+        plan = self.config.study_plan
+        holder = next((self.parties[r] for r in data_parties if self.parties[r].result is not None), self._first)
         doc: dict[str, Any] = {
             "intersection_size": self.intersection_size,
-            "result": self._first.result_document(),
+            "plan": {"title": plan.title, "digest": plan.digest.hex(),
+                     "recipients": {a.name: list(a.recipients) for a in plan.analyses}},
+            "outputs": self.outputs,
+            "result": holder.result_document(),
             "rows": {r: self.parties[r].rows for r in data_parties},
             "dropped_missing": {r: self.parties[r].dropped_missing for r in data_parties},
             "seconds": round(self.seconds, 3),
@@ -178,10 +196,12 @@ async def simulate(
 
 
 def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
-    """God view: the shared table equals the plaintext join (as a multiset of rows)."""
+    """God view: the shared table equals the plaintext join (as a multiset of rows), and
+    every output equals its plaintext oracle (numpy for describe, scikit-learn for lasso)."""
     config = simulation.config
     assert simulation.god_view is not None
-    columns, expected = plaintext_join(*tables.values())
+    encoded = {name: config.encode_table(name, table) for name, table in tables.items()}
+    columns, expected = plaintext_join(*encoded.values())
     if tuple(columns) != config.joined_columns:
         raise AssertionError(f"join columns {columns} differ from the run's {config.joined_columns}")
     actual = simulation.god_view.joined_table(config)
@@ -192,35 +212,102 @@ def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
         "shared_rows": int(len(actual)),
         "table_matches": bool(same),
     }
-    if config.lasso and simulation.result is not None:
-        simulation.verification["lasso"] = compare_with_sklearn(simulation, expected)
-        simulation.verified = simulation.verified and simulation.verification["lasso"]["within_tolerance"]
+    if not config.lasso:
+        return
+    data = expected.astype(np.float64) / float(1 << config.params.frac_bits)
+    outputs = simulation.outputs
+    checks: dict[str, Any] = {}
+    for analysis in config.study_plan.analyses:
+        if analysis.name not in outputs:
+            continue
+        method = analysis.method
+        if isinstance(method, Describe):
+            checks[analysis.name] = compare_with_numpy(outputs[analysis.name], method, data, columns,
+                                                       config.study_plan.min_cell)
+        else:
+            checks[analysis.name] = compare_with_sklearn(outputs[analysis.name], method, data, columns)
+    simulation.verification["analyses"] = checks
+    first_lasso = next((n for n, c in checks.items() if outputs[n]["kind"] == "lasso"), None)
+    if first_lasso is not None:
+        simulation.verification["lasso"] = checks[first_lasso]
+    simulation.verified = simulation.verified and all(c["within_tolerance"] for c in checks.values())
 
 
-def compare_with_sklearn(simulation: Simulation, joined: np.ndarray, tolerance: float = 1e-3) -> dict[str, Any]:
+#: describe's means, SDs and correlations against numpy (docs/describe.md: the error is far below)
+DESCRIBE_TOLERANCE = 1e-6
+
+
+def compare_with_numpy(
+    output: dict[str, Any], method: Describe, data: np.ndarray, columns: Sequence[str], min_cell: int,
+) -> dict[str, Any]:
+    """numpy's mean, SD (``ddof=1``), correlation and level counts on the plaintext join,
+    and the largest relative difference from ours; the counts must be exact and suppressed
+    exactly where the rules say (below ``min_cell``, and one complement)."""
+    x = data[:, [columns.index(c) for c in method.columns]]
+    means, sds = x.mean(axis=0), x.std(axis=0, ddof=1) if len(x) > 1 else np.zeros(x.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(x.T).reshape(len(method.columns), len(method.columns)) if len(method.columns) else np.zeros((0, 0))
+    ours = output["columns"]
+    worst = 0.0
+
+    def relative(a: float, b: float) -> float:
+        return abs(a - b) / max(abs(b), 1e-300) if b != 0 else abs(a)
+
+    for j, name in enumerate(method.columns):
+        worst = max(worst, relative(ours[name]["mean"], means[j]), relative(ours[name]["sd"], sds[j]))
+        for k in range(len(method.columns)):
+            mine = output["correlation"]["matrix"][j][k]
+            if mine is not None and sds[j] > 0 and sds[k] > 0:
+                worst = max(worst, abs(mine - corr[j, k]))
+    counts: dict[str, dict[str, int]] = {}
+    exact = True
+    for column, levels in method.categorical:
+        codes = data[:, columns.index(column)]
+        true = {str(v): int(np.sum(codes == v)) for v in levels}
+        true[OTHER] = int(len(codes) - sum(true.values()))
+        counts[column] = true
+        shown = output["frequencies"][column]
+        small = [level for level, n in true.items() if n < min_cell]
+        for level, n in true.items():
+            if shown[level] is not None and (shown[level] != n or n < min_cell):
+                exact = False
+        if sum(v is None for v in shown.values()) != len(small) + (len(small) == 1 and len(true) > 1):
+            exact = False
+    return {
+        "numpy": {
+            "columns": {name: {"mean": float(means[j]), "sd": float(sds[j])} for j, name in enumerate(method.columns)},
+            "correlation": [[None if np.isnan(v) else float(v) for v in row] for row in corr.tolist()] if len(method.columns) else [],
+            "frequencies": counts,
+        },
+        "max_relative_difference": worst,
+        "counts_exact": exact,
+        "tolerance": DESCRIBE_TOLERANCE,
+        "within_tolerance": worst <= DESCRIBE_TOLERANCE and exact,
+    }
+
+
+def compare_with_sklearn(
+    output: dict[str, Any], method: Lasso, data: np.ndarray, columns: Sequence[str], tolerance: float = 1e-3,
+) -> dict[str, Any]:
     """Fit scikit-learn's ``Lasso`` on the plaintext join; report the largest difference.
 
     The tolerance is relative to the largest coefficient (docs/lasso.md).
     """
-    from sklearn.linear_model import Lasso
+    from sklearn.linear_model import Lasso as SklearnLasso
 
-    config = simulation.config
-    scale = float(1 << config.params.frac_bits)
-    columns = config.joined_columns
-    data = joined.astype(np.float64) / scale
-    target = columns.index(config.target)
-    features = [i for i in range(len(columns)) if i != target]
-    model = Lasso(alpha=config.alpha, tol=1e-12, max_iter=1_000_000)
+    features = [columns.index(c) for c in method.features]
+    target = columns.index(method.target)
+    model = SklearnLasso(alpha=method.alpha, tol=1e-12, max_iter=1_000_000)
     model.fit(data[:, features], data[:, target])
     r2 = float(model.score(data[:, features], data[:, target]))
-    ours = simulation.result
+    ours = [output["coefficients"][c] for c in method.features]
     ref = [float(c) for c in model.coef_]
-    diffs = [abs(a - b) for a, b in zip(ours.coefficients, ref, strict=True)]
+    diffs = [abs(a - b) for a, b in zip(ours, ref, strict=True)]
     largest = max(max(abs(c) for c in ref), 1e-12)
-    worst = max(diffs + [abs(ours.intercept - float(model.intercept_)), abs(ours.r2 - r2)])
+    worst = max(diffs + [abs(output["intercept"] - float(model.intercept_)), abs(output["r2"] - r2)])
     return {
         "sklearn": {
-            "coefficients": dict(zip(config.features, ref, strict=True)),
+            "coefficients": dict(zip(method.features, ref, strict=True)),
             "intercept": float(model.intercept_),
             "r2": r2,
         },

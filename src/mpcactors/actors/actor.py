@@ -80,8 +80,10 @@ class Actor:
             deleted=lambda name: self.stats[self.scheduler.step].deleted.append(name),
         )
         self.intersection_size = 0
-        self.result: Any = None
-        self.revealed: list[tuple[str, int]] = []
+        #: the step-8 outputs this party received, by analysis name (the plan's order)
+        self.outputs: dict[str, Any] = {}
+        #: every value step 8 opened, as ``(analysis, label, count)``, to whomever the plan says
+        self.revealed: list[tuple[str, str, int]] = []
         self._mailbox_send: dict[str, trio.MemorySendChannel[Envelope]] = {}
         self._mailbox: dict[str, trio.MemoryReceiveChannel[Envelope]] = {}
         # what each task is blocked on, by peer (the TTP waits for several parties at once)
@@ -273,11 +275,11 @@ class Actor:
 
     # ---- MPC driver (steps 7 and 8) ---------------------------------------------------
     async def run_program(
-        self, program: Generator[Any, dict[int, list[int]], Any], *, progress: tuple[str, int, int] | None = None
+        self, program: Generator[Any, dict[int, list[int]], Any], *, progress: tuple[str, int, int, str] | None = None
     ) -> Any:
         """Drive a sans-I/O MPC program over the links, one exchange per round.
 
-        ``progress = (label, per_round, total)`` reports ``per_round`` units each time a
+        ``progress = (label, per_round, total, unit)`` reports ``per_round`` units each time a
         round with that label completes (e.g. lasso iterations at each convergence check).
         """
         width = (self.params.prime.bit_length() + 7) // 8
@@ -305,7 +307,7 @@ class Actor:
             round_no += 1
             if progress is not None and request.label == progress[0]:
                 done = min(done + progress[1], progress[2])
-                self.report(done, progress[2], "lasso iterations (at most)")
+                self.report(done, progress[2], progress[3])
             try:
                 request = program.send(received)
             except StopIteration as stop:

@@ -5,9 +5,49 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import RunConfig
+from ..mpc.describe import Description
+from ..mpc.lasso import LassoResult
+from ..plan import Analysis, Describe, Lasso
 from ..protocol.steps import STEP_NAMES
 
-__all__ = ["PartyResult", "StepStats"]
+__all__ = ["PartyResult", "StepStats", "output_document"]
+
+
+def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[str, Any]:
+    """The JSON form of one analysis's output (``--json``'s ``outputs[name]``, the audit's
+    output digests, step 9's outcome digest): plain numbers, lists and maps, in a fixed order.
+
+    describe: ``{"kind", "n", "columns": {col: {"count", "mean", "sd"}}, "correlation":
+    {"columns", "matrix"}, "frequencies": {col: {level: count or None if suppressed}}}``.
+    lasso: ``{"kind", "target", "alpha", "coefficients", "owners", "intercept", "r2",
+    "iterations", "converged"}``.
+    """
+    method = analysis.method
+    if isinstance(method, Describe):
+        assert isinstance(output, Description)
+        return {
+            "kind": "describe",
+            "n": output.m,
+            "columns": {c.name: {"count": c.count, "mean": c.mean, "sd": c.sd} for c in output.numeric},
+            "correlation": {"columns": list(method.columns), "matrix": [list(row) for row in output.correlation]},
+            "frequencies": {
+                column: {str(level.level): level.count for level in levels} for column, levels in output.categorical.items()
+            },
+        }
+    assert isinstance(method, Lasso) and isinstance(output, LassoResult)
+    return {"kind": "lasso", "target": method.target, "alpha": method.alpha, **_lasso_document(output, method.features, config)}
+
+
+def _lasso_document(r: LassoResult, features: tuple[str, ...], config: RunConfig) -> dict[str, Any]:
+    return {
+        "coefficients": dict(zip(features, (float(c) for c in r.coefficients), strict=True)),
+        "owners": {c: config.owner_of(c) for c in features},
+        "intercept": float(r.intercept),
+        "r2": float(r.r2),
+        "iterations": int(r.iterations),
+        "converged": bool(r.converged),
+    }
 
 
 @dataclass
@@ -27,29 +67,27 @@ class PartyResult:
 
     role: str
     intersection_size: int
-    result: Any  # mpc.lasso.LassoResult | None
+    #: the first lasso of the plan this party received (the default plan's ``lasso``), or None
+    result: LassoResult | None
+    #: that lasso's features and their owners
     features: tuple[str, ...]
     owners: tuple[str, ...]
     steps: dict[int, StepStats]
     rows: int = 0
     dropped_missing: int = 0
-    #: every value step 8 opened in clear, as ``(label, count)``: the convergence bits and the result
-    revealed: list[tuple[str, int]] = field(default_factory=list)
-    #: hex of the step-9 outcome digest every party confirmed (``SharedSteps.outcome_digest``)
+    #: every value step 8 opened, as ``(analysis, label, count)``, whoever received it
+    revealed: list[tuple[str, str, int]] = field(default_factory=list)
+    #: hex of this party's outcome digest (``SharedSteps.outcome_digest``: every output it received)
     outcome_digest: str | None = None
+    #: the outputs this party received, by analysis name: :func:`output_document` of each
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def result_document(self) -> dict[str, Any] | None:
+        """The alias lasso's output as ``--json``'s ``result`` (without ``kind``, as before plans)."""
         if self.result is None:
             return None
-        r = self.result
-        return {
-            "coefficients": dict(zip(self.features, (float(c) for c in r.coefficients), strict=True)),
-            "owners": dict(zip(self.features, self.owners, strict=True)),
-            "intercept": float(r.intercept),
-            "r2": float(r.r2),
-            "iterations": int(r.iterations),
-            "converged": bool(r.converged),
-        }
+        document = next(d for d in self.outputs.values() if d["kind"] == "lasso")
+        return {k: v for k, v in document.items() if k not in ("kind", "target", "alpha")}
 
     def document(self) -> dict[str, Any]:
         """The JSON-able run document (``simulate --json`` merges every party's)."""
@@ -57,6 +95,7 @@ class PartyResult:
             "party": self.role,
             "intersection_size": self.intersection_size,
             "result": self.result_document(),
+            "outputs": self.outputs,
             "rows": self.rows,
             "dropped_missing": self.dropped_missing,
             "steps": [

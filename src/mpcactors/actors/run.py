@@ -23,7 +23,8 @@ from .data_party import DataParty
 from .executor import Executor
 from .failures import first_cause
 from .hooks import DEFAULT_HOOKS, Hooks, Observer
-from .results import PartyResult
+from ..plan import Lasso
+from .results import PartyResult, output_document
 from .shared_steps import SharedSteps
 from .ttp import Ttp
 
@@ -69,12 +70,16 @@ async def _run(actor: Actor, task_status: trio.TaskStatus[None]) -> PartyResult:
                     await link.aclose()
     actor.collect_link_stats()
     config, table = actor.config, actor.table
+    plan = config.study_plan
+    lasso = next((a for a in plan.analyses if a.name in actor.outputs and isinstance(a.method, Lasso)), None)
+    features = lasso.method.features if lasso is not None else ()  # type: ignore[union-attr]
     return PartyResult(
         role=actor.role,
         intersection_size=actor.intersection_size,
-        result=actor.result,
-        features=config.features,
-        owners=tuple(config.owner_of(c) for c in config.features),
+        result=actor.outputs[lasso.name] if lasso is not None else None,
+        features=features,
+        owners=tuple(config.owner_of(c) for c in features),
+        outputs={n: output_document(plan.analysis(n), v, config) for n, v in actor.outputs.items()},
         steps=actor.stats,
         rows=len(table) if table is not None else 0,
         dropped_missing=getattr(table, "dropped_missing", 0) if table is not None else 0,
@@ -116,6 +121,8 @@ async def run_party(
     config.roster.check_member(role)
     if (role == TTP) != (table is None):
         raise ValueError("the TTP has no input table; the data parties must have one")
+    if table is not None:
+        table = config.encode_table(role, table)
     executor = executor or Executor()
     # a data party sizes its crypto by its own table; the TTP, whose only heavy work is
     # step 6, by the intersection once step 4 has told it

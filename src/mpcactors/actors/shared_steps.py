@@ -1,11 +1,18 @@
-"""Steps 7 to 9, which every party takes: to Shamir shares, the secure analysis, confirm.
+"""Steps 7 to 9, which every party takes: to Shamir shares, the plan's analyses, confirm.
 
 Step 7 turns the data parties' additive shares into 3-party Shamir shares held by the
 compute parties (the TTP and two data parties): those two convert theirs with the TTP,
 and every data party outside the computation deals Shamir shares of its own to the
-three, with its private column scales, then holds nothing. Step 8 runs the analysis
-among the compute parties and sends its opened output to the parties outside. Step 9
-checks that every party computed the same outcome before any of them returns it.
+three, with its private column scales for each lasso of the plan, then holds nothing.
+
+Step 8 runs the study plan's analyses in order among the compute parties. The engine's
+gate (:class:`mpcactors.plan.Gate`) admits only the openings the plan's manifest lists
+and sends each output to its recipients only; a data party outside the computation
+that is a recipient gets the values (or the three parties' shares of them) in one
+:class:`~mpcactors.protocol.messages.Delivered` message per compute party and decodes
+them by replaying the analysis (:mod:`mpcactors.mpc.replay`). Step 9 checks, pairwise,
+that every two parties computed the same outputs they both received before either
+returns them.
 """
 
 from __future__ import annotations
@@ -13,17 +20,23 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import asdict
+from collections.abc import Sequence
+from typing import Any
 
+from ..crypto.shamir import reconstruct
 from ..errors import PeerProtocolError
 from ..mpc.convert import to_shamir
-from ..mpc.engine import Engine
-from ..mpc.lasso import CHECK_EVERY, DEALT, LassoResult, lasso_fit, scale_inputs
+from ..mpc.describe import describe_fit
+from ..mpc.engine import Engine, Program
+from ..mpc.lasso import CHECK_EVERY, DEALT, lasso_fit, scale_inputs
+from ..mpc.replay import ReplayEngine, replay
+from ..plan import OTHER, Analysis, Describe, Gate, Lasso, indicator_columns
 from ..protocol import messages as msg
 from ..protocol.steps import STEP_NAMES, Group, Step
 from ..protocol.wire import BigIntArray
 from .actor import Actor, chunks
 from .hooks import Held
+from .results import output_document
 
 __all__ = ["SharedSteps"]
 
@@ -36,38 +49,33 @@ class SharedSteps:
         roster = actor.roster
         self.outside = Group.OUTSIDE.members(roster)
         self.computes = actor.role in roster.compute_parties
-        #: per party outside the computation: our shares of the scale inputs it dealt
-        self.dealt_scales: dict[str, list[int]] = {}
+        self.plan = actor.config.study_plan
+        self.lassos = [a.method for a in self.plan.analyses if isinstance(a.method, Lasso)] if actor.config.lasso else []
+        #: per party outside the computation: our shares of the scale inputs it dealt, per lasso
+        self.dealt_scales: dict[str, list[dict[int, int]]] = {}
 
     async def run(self) -> None:
         a = self.actor
         await a.in_step(Step.TO_SHAMIR, self.to_shamir if self.computes else self.deal)
         if a.config.lasso:
-            await a.in_step(Step.ANALYSIS, self.lasso if self.computes else self.receive_output)
+            await a.in_step(Step.ANALYSIS, self.analyse if self.computes else self.receive_outputs)
         await a.in_step(Step.CONFIRM, self.confirm)
 
     # ---- step 7 ---------------------------------------------------------------------------
-    def _feature_index(self) -> list[int]:
-        config = self.actor.config
-        return [i for i, c in enumerate(config.joined_columns) if c != config.target]
-
-    def _scale_keys(self, party: str) -> list[int]:
+    def _scale_keys(self, party: str, lasso: Lasso) -> list[int]:
         """The scale keys (feature index, or ``d`` and ``d + 1`` for the target) ``party`` owns."""
         config = self.actor.config
-        columns = config.joined_columns
-        features = self._feature_index()
-        keys = [j for j, c in enumerate(features) if config.owner_of(columns[c]) == party]
-        if config.target_owner == party:
-            keys += [len(features), len(features) + 1]
+        d = len(lasso.features)
+        keys = [j for j, c in enumerate(lasso.features) if config.owner_of(c) == party]
+        if config.owner_of(lasso.target) == party:
+            keys += [d, d + 1]
         return keys
 
-    def _own_scales(self) -> dict[int, float]:
+    def _own_scales(self, lasso: Lasso) -> dict[int, float]:
         """Private preconditioning: our max-abs of each column we own (whole local table),
         and the target's under key ``d``; never sent in clear (input as shares)."""
         a = self.actor
-        config = a.config
-        columns = config.joined_columns
-        own = config.columns_of(a.role)
+        own = a.config.columns_of(a.role)
         values = a.table.values
         scale = float(1 << a.params.frac_bits)
 
@@ -75,10 +83,9 @@ class SharedSteps:
             top = float(abs(values[:, own.index(column)]).max()) / scale if len(values) else 0.0
             return top if top > 0 else 1.0
 
-        features = self._feature_index()
-        scales = {j: max_abs(columns[c]) for j, c in enumerate(features) if columns[c] in own}
-        if config.target in own:
-            scales[len(features)] = max_abs(config.target)
+        scales = {j: max_abs(c) for j, c in enumerate(lasso.features) if c in own}
+        if lasso.target in own:
+            scales[len(lasso.features)] = max_abs(lasso.target)
         return scales
 
     async def to_shamir(self) -> None:
@@ -95,11 +102,12 @@ class SharedSteps:
             shamir.extend(await a.run_program(to_shamir(engine, flat, len(chunk) * width)))
             a.report(chunk.stop, m, "rows converted")
         for party in self.outside:
-            scales = len(self._scale_keys(party)) if a.config.lasso else 0
-            dealt = await self._receive_dealt(party, m * width + scales)
+            keys = [self._scale_keys(party, lasso) for lasso in self.lassos]
+            dealt = await self._receive_dealt(party, m * width + sum(map(len, keys)))
             p = a.params.prime
             shamir = [(s + t) % p for s, t in zip(shamir, dealt[: m * width], strict=True)]
-            self.dealt_scales[party] = dealt[m * width :]
+            tail = iter(dealt[m * width :])
+            self.dealt_scales[party] = [{k: next(tail) for k in lasso_keys} for lasso_keys in keys]
         a.vault.create("shamir_shares", shamir)
         a.hold(Held.SHAMIR_SHARES, shamir)
         if additive is not None:
@@ -143,9 +151,10 @@ class SharedSteps:
         for chunk in chunks(m, a.config.chunk_rows):
             await send([v for i in chunk for v in additive[i]])
             a.report(chunk.stop, m, "rows dealt")
-        if a.config.lasso:
-            inputs = scale_inputs(a.params, self._own_scales(), len(self._feature_index()))
-            await send([inputs[k] for k in self._scale_keys(a.role)])
+        for lasso in self.lassos:
+            inputs = scale_inputs(a.params, self._own_scales(lasso), len(lasso.features))
+            if values := [inputs[k] for k in self._scale_keys(a.role, lasso)]:
+                await send(values)
         for party in computes:
             await a.send(party, msg.DealtEnd(m))
         a.vault.destroy("additive_shares")
@@ -156,72 +165,147 @@ class SharedSteps:
         vault.destroy("mpc_state")
 
     # ---- step 8 ---------------------------------------------------------------------------
-    async def lasso(self) -> None:
-        """Step 8: the secure lasso; opens the model and the convergence bits, nothing else,
-        and sends the model to the parties outside the computation."""
+    def _program(self, analysis: Analysis, engine: Engine, dealt: dict[str, dict[int, int]] | None) -> Program[Any]:
+        """The MPC program of one analysis on our shares; with ``dealt`` ``None``, on zeros
+        (a replay at a party outside the computation, which holds no shares)."""
         a = self.actor
         config, roster = a.config, a.roster
         columns = config.joined_columns
         width = len(columns)
         m = a.intersection_size
-        shares = a.vault["shamir_shares"]
-        target = columns.index(config.target)
-        feature_index = self._feature_index()
-        d = len(feature_index)
-        x = [[shares[r * width + c] for c in feature_index] for r in range(m)]
-        y = [shares[r * width + target] for r in range(m)]
+        shares = a.vault["shamir_shares"] if dealt is not None else None
+
+        def rows(names: Sequence[str]) -> list[list[int]]:
+            index = [columns.index(c) for c in names]
+            if shares is None:
+                return [[0] * len(index) for _ in range(m)]
+            return [[shares[r * width + c] for c in index] for r in range(m)]
+
+        method = analysis.method
+        if isinstance(method, Describe):
+            indicators: list[list[int]] = [[] for _ in range(m)]
+            categorical: dict[str, tuple[Any, ...]] = {}
+            p = a.params.prime
+            for column, levels in method.categorical:
+                union = config.indicators_of(config.owner_of(column))[column]
+                hot = rows(indicator_columns(column, union))  # one per union level, then other
+                rest = [i for i, level in enumerate(union) if level not in levels] + [len(union)]
+                keep = [union.index(level) for level in levels]
+                for row, h in zip(indicators, hot):
+                    row.extend(h[i] for i in keep)
+                    row.append(sum(h[i] for i in rest) % p)
+                categorical[column] = (*levels, OTHER)
+            return describe_fit(
+                engine, rows(method.columns), m=m, columns=method.columns, indicators=indicators if categorical else (),
+                categorical=categorical, min_cell=self.plan.min_cell,
+            )
+        assert isinstance(method, Lasso)
+        x = rows(method.features)
+        y = [row[0] for row in rows((method.target,))]
 
         def index_of(owner: str) -> int:
             return roster.index(owner) if owner in roster.compute_parties else DEALT
 
-        owners = [index_of(config.owner_of(columns[c])) for c in feature_index]
-        dealt = {k: v for party in self.outside for k, v in zip(self._scale_keys(party), self.dealt_scales[party])}
-        engine = a.vault["mpc_state"]
-        program = lasso_fit(
-            engine, x, y, m=m, d=d, owners=owners, scales=self._own_scales() if a.table is not None else {},
-            alpha=config.alpha, max_iter=config.max_iter, check_every=CHECK_EVERY,
-            target_owner=index_of(config.target_owner), dealt=dealt,
+        owners = [index_of(config.owner_of(c)) for c in method.features]
+        target_owner = index_of(config.owner_of(method.target))
+        number = self.lassos.index(method)
+        if dealt is None:  # replay: zeros under the keys of every column dealt from outside
+            outside = {k for party in self.outside for k in self._scale_keys(party, method)}
+            dealt_shares, scales = dict.fromkeys(outside, 0), {}
+        else:
+            dealt_shares = {k: v for party in self.outside for k, v in dealt[party][number].items()}
+            scales = self._own_scales(method) if a.table is not None else {}
+        return lasso_fit(
+            engine, x, y, m=m, d=len(method.features), owners=owners, scales=scales, alpha=method.alpha,
+            max_iter=method.max_iter, check_every=CHECK_EVERY, target_owner=target_owner, dealt=dealt_shares,
         )
-        a.result = await a.run_program(program, progress=("converged", CHECK_EVERY, config.max_iter))
-        x.clear()
-        y.clear()
-        a.hold(Held.RESULT, a.result)
-        a.revealed = list(engine.revealed)  # (label, count) of every output opened in clear
-        self._finish_mpc()
-        values = asdict(a.result)
-        values["coefficients"] = list(values["coefficients"])
-        for party in self.outside:
-            await a.send(party, msg.Output("lasso", values))
 
-    async def receive_output(self) -> None:
-        """Step 8 outside the computation: the model from each compute party; all must agree."""
+    async def analyse(self) -> None:
+        """Step 8 at a compute party: the plan's analyses in order, each behind its gate;
+        then every party outside the computation gets what it is a recipient of."""
         a = self.actor
-        received = [await a.expect(party, msg.Output) for party in a.roster.compute_parties]
-        if any(r.values != received[0].values or r.name != "lasso" for r in received):
-            raise PeerProtocolError(f"{a.role}: at step 8: the compute parties sent different outputs")
-        values = dict(received[0].values)
-        values["coefficients"] = tuple(values["coefficients"])
-        try:
-            a.result = LassoResult(**values)
-        except TypeError:
-            raise PeerProtocolError(f"{a.role}: at step 8: the lasso output has fields {sorted(values)}") from None
-        a.hold(Held.RESULT, a.result)
+        engine = a.vault["mpc_state"]
+        manifest = self.plan.manifest(check_every=CHECK_EVERY)
+        kept: dict[str, list[tuple[str, bool, list[int]]]] = {}
+        for analysis in self.plan.analyses:
+            engine.gate = Gate(manifest, analysis, a.roster)
+            before = len(engine.revealed)
+            program = a.hooks.program(a.role, analysis.name, self._program(analysis, engine, self.dealt_scales))
+            progress = None
+            if isinstance(analysis.method, Lasso):
+                progress = ("converged", CHECK_EVERY, analysis.method.max_iter, f"{analysis.name}: lasso iterations (at most)")
+            result = await a.run_program(program, progress=progress)
+            if a.role in analysis.recipients:
+                a.outputs[analysis.name] = result
+            a.revealed.extend((analysis.name, label, n) for label, n in engine.revealed[before:])
+            kept[analysis.name], engine.kept = engine.kept, []
+        engine.gate = None
+        a.hold(Held.RESULT, dict(a.outputs))
+        self._finish_mpc()
+        for party in self.outside:
+            entries = [(name, *entry) for name, reveals in kept.items()
+                       if party in self.plan.analysis(name).recipients for entry in reveals]
+            width = (a.params.prime.bit_length() + 7) // 8
+            await a.send(party, msg.Delivered(
+                [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries],
+                [BigIntArray.of(e[3], signed=True) if e[2] else BigIntArray(tuple(e[3]), width) for e in entries],
+            ))
+
+    async def receive_outputs(self) -> None:
+        """Step 8 outside the computation: the openings of every analysis we are a recipient
+        of, from each compute party; decoded by replaying the analysis on them."""
+        a = self.actor
+        computes = a.roster.compute_parties
+        where = f"{a.role}: at step {int(Step.ANALYSIS)}"
+        received = {party: await a.expect(party, msg.Delivered) for party in computes}
+        p = a.params.prime
+        mine = [analysis for analysis in self.plan.analyses if a.role in analysis.recipients]
+        for party, delivered in received.items():
+            unknown = set(delivered.analyses) - {analysis.name for analysis in mine}
+            if unknown:
+                raise PeerProtocolError(f"{where}: {party} delivered outputs of {sorted(unknown)}, which are not ours")
+        for analysis in mine:
+            entries = {
+                party: [(label, clear, list(values)) for name, label, clear, values in
+                        zip(d.analyses, d.labels, d.clear, d.values, strict=True) if name == analysis.name]
+                for party, d in received.items()
+            }
+            first = entries[computes[0]]
+            if any([(lb, c, len(v)) for lb, c, v in e] != [(lb, c, len(v)) for lb, c, v in first] for e in entries.values()):
+                raise PeerProtocolError(f"{where}: the compute parties delivered different openings of {analysis.name!r}")
+            opened = []
+            for k, (label, clear, values) in enumerate(first):
+                if clear:
+                    if any(e[k][2] != values for e in entries.values()):
+                        raise PeerProtocolError(f"{where}: the compute parties delivered different values of {analysis.name!r}")
+                else:
+                    if any(v < 0 or v >= p for e in entries.values() for v in e[k][2]):
+                        raise PeerProtocolError(f"{where}: a share of {analysis.name!r} is not a field element")
+                    whole = reconstruct({n: entries[party][k][2] for n, party in enumerate(computes, 1)}, p)
+                    values = [v - p if v > p // 2 else v for v in whole]
+                opened.append((label, values))
+            engine = ReplayEngine(a.params, opened)
+            a.outputs[analysis.name] = replay(self._program(analysis, engine, None), engine)
+            a.revealed.extend((analysis.name, label, len(values)) for label, values in opened)
+        a.hold(Held.RESULT, dict(a.outputs))
 
     # ---- step 9 ---------------------------------------------------------------------------
-    def outcome_digest(self) -> bytes:
-        """SHA-256 of what this run produced: session, intersection size and the opened model.
+    def outcome_digest(self, peer: str | None = None) -> bytes:
+        """SHA-256 of what this run produced: session, intersection size, plan and outputs.
 
-        Equal at every party exactly when they computed the same result (the model's
-        values come from the same opened field elements at every party).
+        With ``peer``, only the outputs both of us received: equal at the two exactly
+        when they computed the same (every output comes from the same opened field
+        elements at every recipient). Without, every output we received.
         """
         a = self.actor
-        r = a.result
-        model = None if r is None else [list(r.coefficients), r.intercept, r.r2, r.iterations, r.converged]
-        outcome = [a.scheduler.session.hex(), a.intersection_size, list(a.config.features), model]
+        names = [n for n in a.outputs if peer is None or peer in self.plan.analysis(n).recipients]
+        documents = [[n, output_document(self.plan.analysis(n), a.outputs[n], a.config)] for n in names]
+        outcome = [a.scheduler.session.hex(), a.intersection_size, self.plan.digest.hex(), documents]
         return hashlib.sha256(json.dumps(outcome, separators=(",", ":")).encode()).digest()
 
     async def confirm(self) -> None:
-        """Step 9: send every peer our digest, then wait for theirs; return only if all agree.
+        """Step 9: send every peer the digest of what we both received, then wait for
+        theirs; return only if all agree.
 
         Every secret is gone before this step begins (:data:`~mpcactors.protocol.steps.SECRETS`).
         The run's result is returned, and so written, only after every peer confirmed: a
@@ -229,13 +313,12 @@ class SharedSteps:
         instead of finishing alone.
         """
         a = self.actor
-        digest = self.outcome_digest()
         peers = sorted(a.links)
         for peer in peers:
-            await a.send(peer, msg.Done(digest))
+            await a.send(peer, msg.Done(self.outcome_digest(peer)))
         for peer in peers:
             theirs = await a.expect(peer, msg.Done)
-            if theirs.digest != digest:
+            if theirs.digest != self.outcome_digest(peer):
                 raise PeerProtocolError(
                     f"{a.role}: at step {int(Step.CONFIRM)} ({STEP_NAMES[Step.CONFIRM]}): {peer} computed a different "
                     "result (its outcome digest differs from ours)"

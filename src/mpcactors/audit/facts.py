@@ -117,13 +117,11 @@ class Traffic:
 
 
 def outputs(result: PartyResult | None) -> list[dict[str, str]]:
-    """The outputs a party received, by name, each as the SHA-256 of its canonical JSON."""
+    """The outputs a party received, by name, each as the SHA-256 of its canonical JSON: two
+    parties' records agree on every output both received (step 9 confirmed it)."""
     if result is None:
         return []
-    named: list[tuple[str, Any]] = [("intersection_size", result.intersection_size)]
-    document = result.result_document()
-    if document is not None:
-        named.append(("lasso", document))
+    named: list[tuple[str, Any]] = [("intersection_size", result.intersection_size), *result.outputs.items()]
     return [{"name": name, "sha256": digest_of(value)} for name, value in named]
 
 

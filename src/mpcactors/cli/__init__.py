@@ -23,12 +23,13 @@ import trio
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
 from . import analyze, audit, daemon
-from ._options import _fail, build_run, print_plan, run_plan, simulation_options, stderr
+from ._options import _fail, build_run, print_plan, simulation_options, stderr
 
 __all__ = ["main"]
 
@@ -90,15 +91,17 @@ class _StepProgress:
 @click.option("--audit", "audit_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Append each party's signed audit record to DIR/<party>.jsonl (keys in DIR/keys).")
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A study plan (plan.toml): validate it against these inputs and print what it opens; not run yet.")
+              help="A study plan (plan.toml): run its analyses [default: a cohort description and the lasso of --target, to every data party].")
+@click.option("--check-plan", is_flag=True, help="With --plan: validate the plan against these inputs, print what it opens to whom, and stop.")
 def simulate(
-    verify: bool, as_json: bool, audit_dir: Path | None, plan_path: Path | None, executor_policy: str,
-    workers: int | None, **opts: Any,
+    verify: bool, as_json: bool, audit_dir: Path | None, plan_path: Path | None, check_plan: bool,
+    executor_policy: str, workers: int | None, **opts: Any,
 ) -> None:
     """Run every party locally on synthetic data (or on CSVs: --input NAME=FILE, --hospital/--insurer).
 
-    With --plan FILE, validate the study plan against the inputs' roster and columns and
-    print its digest and what each analysis opens, then stop: plans do not run yet."""
+    Step 8 runs the study plan's analyses (--plan FILE; without it, a cohort description
+    and the lasso of --target). With --check-plan, validate the plan against the inputs'
+    roster and columns, print its digest and what each analysis opens to whom, and stop."""
     from ..actors.executor import Executor
     from ..sim import simulate as run_simulation
 
@@ -110,11 +113,12 @@ def simulate(
     try:
         if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
             raise ConfigError("--verify needs scikit-learn: pip install 'mpcactors[verify]'")
-        tables, config = build_run(opts)
-        if plan_path is not None:
-            print_plan(run_plan(plan_path, config), as_json=as_json,
-                       note="the plan is valid; its analyses are not run yet (plan execution is being built)")
+        tables, config = build_run(opts, plan_path)
+        if check_plan:
+            print_plan(config.study_plan, as_json=as_json, note="the plan is valid for these inputs")
             return
+        for warning in config.study_plan.warnings:
+            stderr.print(Text("warning: ", style="bold yellow") + Text(warning), highlight=False)
         executor = Executor(executor_policy, workers=workers)  # type: ignore[arg-type]
         if as_json or not stderr.is_terminal:
             progress_cb = None
@@ -158,30 +162,18 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
             f"{entry['bytes_sent']:,}", str(entry["messages_sent"]), ", ".join(entry["deleted"]) or "-",
         )
     console.print(steps)
-    result = doc.get("result")
-    if result is not None:
-        sk = doc.get("verification", {}).get("lasso", {}).get("sklearn")
-        model = Table(title=f"Lasso model of {escape(doc['parameters']['target'])} (alpha={doc['parameters']['alpha']})")
-        model.add_column("column")
-        model.add_column("owner")
-        model.add_column("coefficient", justify="right")
-        if sk:
-            model.add_column("scikit-learn (god view)", justify="right")
-        for name, value in result["coefficients"].items():
-            row = [escape(name), result["owners"][name], f"{value:.6g}"]
-            if sk:
-                row.append(f"{sk['coefficients'][name]:.6g}")
-            model.add_row(*row)
-        row = ["(intercept)", "-", f"{result['intercept']:.6g}"]
-        if sk:
-            row.append(f"{sk['intercept']:.6g}")
-        model.add_row(*row)
-        console.print(model)
-        status = "converged" if result["converged"] else "not converged (iteration cap)"
-        line = f"R^2 = {result['r2']:.4f}, iterations = {result['iterations']} ({status})"
-        if sk:
-            line += f"; scikit-learn R^2 = {sk['r2']:.4f}"
-        console.print(line)
+    checks = doc.get("verification", {}).get("analyses", {})
+    recipients = doc["plan"]["recipients"]
+    console.print(f"[bold]plan:[/] {escape(doc['plan']['title'])} (digest {doc['plan']['digest'][:16]}...)")
+    for name, output in doc["outputs"].items():
+        to = f"to {', '.join(recipients[name])}"
+        if output["kind"] == "describe":
+            render_description(name, to, output, checks.get(name, {}).get("numpy"), console)
+        else:
+            render_lasso(name, to, output, checks.get(name, {}).get("sklearn"), console)
+    for name in recipients:
+        if name not in doc["outputs"]:
+            console.print(f"[bold]{escape(name)}[/]: not shown (to {', '.join(recipients[name])}, none of them simulated here)")
     if "verified" in doc:
         v = doc["verification"]
         verdict = "[green]yes[/]" if doc["verified"] else "[red]NO[/]"
@@ -189,13 +181,82 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
             f"[bold]god view[/] (simulation only): shared table equals the plaintext join: "
             f"{'yes' if v['table_matches'] else 'NO'} ({v['shared_rows']} rows)"
         )
-        if "lasso" in v:
-            console.print(
-                f"largest difference from scikit-learn: {v['lasso']['max_abs_difference']:.3g} "
-                f"({v['lasso']['max_relative_difference']:.3g} of the largest coefficient; tolerance "
-                f"{v['lasso']['tolerance']:g})"
-            )
+        for name, check in v.get("analyses", {}).items():
+            if "sklearn" in check:
+                console.print(
+                    f"{escape(name)}: largest difference from scikit-learn: {check['max_abs_difference']:.3g} "
+                    f"({check['max_relative_difference']:.3g} of the largest coefficient; tolerance {check['tolerance']:g})"
+                )
+            else:
+                console.print(
+                    f"{escape(name)}: largest relative difference from numpy: {check['max_relative_difference']:.3g} "
+                    f"(tolerance {check['tolerance']:g}); counts exact and suppressed as the rules say: "
+                    f"{'yes' if check['counts_exact'] else 'NO'}"
+                )
         console.print(f"verified: {verdict}")
+
+
+def render_description(name: str, to: str, output: dict[str, Any], numpy: dict[str, Any] | None, console: Console) -> None:
+    """A describe output: the numeric columns, the correlations, the level counts (numpy beside, with --verify)."""
+    table = Table(title=f"{escape(name)}: the cohort ({output['n']} persons), {escape(to)}")
+    for col in ("column", "count", "mean", "sd"):
+        table.add_column(col, justify="left" if col == "column" else "right")
+    if numpy:
+        table.add_column("numpy mean (god view)", justify="right")
+        table.add_column("numpy sd", justify="right")
+    for column, v in output["columns"].items():
+        row = [escape(column), str(v["count"]), f"{v['mean']:.6g}", f"{v['sd']:.6g}"]
+        if numpy:
+            row += [f"{numpy['columns'][column]['mean']:.6g}", f"{numpy['columns'][column]['sd']:.6g}"]
+        table.add_row(*row)
+    if output["columns"]:
+        console.print(table)
+    names = output["correlation"]["columns"]
+    if len(names) > 1:
+        corr = Table(title=f"{escape(name)}: Pearson correlations")
+        corr.add_column("")
+        for column in names:
+            corr.add_column(escape(column), justify="right")
+        for column, row in zip(names, output["correlation"]["matrix"]):
+            corr.add_row(escape(column), *("-" if v is None else f"{v:.3f}" for v in row))
+        console.print(corr)
+    for column, levels in output["frequencies"].items():
+        counts = Table(title=f"{escape(name)}: {escape(column)} (counts below min_cell suppressed)")
+        counts.add_column("level")
+        counts.add_column("count", justify="right")
+        if numpy:
+            counts.add_column("numpy (god view)", justify="right")
+        for level, count in levels.items():
+            row = [escape(level), "suppressed" if count is None else str(count)]
+            if numpy:
+                row.append(str(numpy["frequencies"][column][level]))
+            counts.add_row(*row)
+        console.print(counts)
+
+
+def render_lasso(name: str, to: str, output: dict[str, Any], sk: dict[str, Any] | None, console: Console) -> None:
+    """A lasso output: one row per coefficient (scikit-learn's beside, with --verify)."""
+    model = Table(title=f"{escape(name)}: lasso model of {escape(output['target'])} (alpha={output['alpha']}), {escape(to)}")
+    model.add_column("column")
+    model.add_column("owner")
+    model.add_column("coefficient", justify="right")
+    if sk:
+        model.add_column("scikit-learn (god view)", justify="right")
+    for column, value in output["coefficients"].items():
+        row = [escape(column), output["owners"][column], f"{value:.6g}"]
+        if sk:
+            row.append(f"{sk['coefficients'][column]:.6g}")
+        model.add_row(*row)
+    row = ["(intercept)", "-", f"{output['intercept']:.6g}"]
+    if sk:
+        row.append(f"{sk['intercept']:.6g}")
+    model.add_row(*row)
+    console.print(model)
+    status = "converged" if output["converged"] else "not converged (iteration cap)"
+    line = f"R^2 = {output['r2']:.4f}, iterations = {output['iterations']} ({status})"
+    if sk:
+        line += f"; scikit-learn R^2 = {sk['r2']:.4f}"
+    console.print(line)
 
 
 for _command in (analyze.analyze, audit.audit, daemon.certs, daemon.check, daemon.deploy_example, daemon.party):

@@ -24,9 +24,9 @@ from ..crypto.fixedpoint import Params
 from ..crypto.hashing import IdFold
 from ..protocol.roster import DEFAULT_DATA_PARTIES, Roster, parse_parties
 from ..errors import ConfigError, MpcactorsError
-from ..plan import Plan, default_plan, load_plan
+from ..plan import Plan, load_plan
 
-__all__ = ["build_run", "print_plan", "run_plan", "simulation_options", "stderr"]
+__all__ = ["build_run", "print_plan", "simulation_options", "stderr"]
 
 stderr = Console(stderr=True)
 
@@ -117,11 +117,12 @@ def simulation_options(f: Any) -> Any:
     return f
 
 
-def build_run(opts: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
-    """The data parties' tables (by name, in roster order) and the run's configuration."""
+def build_run(opts: dict[str, Any], plan_path: Path | None = None) -> tuple[dict[str, Any], RunConfig]:
+    """The data parties' tables (by name, in roster order) and the run's configuration,
+    with the plan of ``plan_path`` validated against them (else the default plan)."""
     params = Params()
     tables = _load_inputs(opts, params)
-    if not any(opts["target"] in table.columns for table in tables.values()):
+    if plan_path is None and not any(opts["target"] in table.columns for table in tables.values()):
         which = "either CSV" if len(tables) == 2 else "any CSV"
         owned = ", ".join(f"{name}: {list(table.columns)}" for name, table in tables.items())
         raise ConfigError(f"--target {opts['target']!r} is not a column of {which} ({owned})")
@@ -136,13 +137,10 @@ def build_run(opts: dict[str, Any]) -> tuple[dict[str, Any], RunConfig]:
         chunk_rows=opts["chunk_rows"],
         id_fold=opts["id_fold"],
         alpha=opts["alpha"],
+        plan=None if plan_path is None else load_plan(plan_path, roster=Roster.of(tuple(tables), compute),
+                                                      columns={name: table.columns for name, table in tables.items()}),
     )
     return tables, config
-
-
-def run_plan(path: Path | None, config: RunConfig) -> Plan:
-    """The plan of ``--plan FILE``, validated against the run's roster and columns; without one, the default plan."""
-    return default_plan(config) if path is None else load_plan(path, roster=config.roster, columns=config.columns)
 
 
 def print_plan(plan: Plan, *, as_json: bool = False, note: str = "") -> None:

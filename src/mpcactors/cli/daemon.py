@@ -217,8 +217,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
                     "party": config.role,
                     "config": str(config.path),
                     "certificate": own.document(),
-                    "plan": {"title": config.plan.title if config.plan else None, "digest": plan_digest,
-                             "warnings": list(config.plan.warnings) if config.plan else []},
+                    "plan": {"title": config.run.study_plan.title, "digest": plan_digest,
+                             "warnings": list(config.run.study_plan.warnings)},
                     "peers": [r.document() for r in reports],
                     "ok": not failed,
                 },
@@ -227,9 +227,9 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
         )
     else:
         click.echo(f"{config.role}: config {config.path} is valid")
-        if plan_digest is not None and config.plan is not None:
-            click.echo(f"  plan {config.plan.title!r}: digest {plan_digest} (every party's must be the same)")
-            for warning in config.plan.warnings:
+        if config.run.plan is not None:
+            click.echo(f"  plan {config.run.plan.title!r}: digest {plan_digest} (every party's must be the same)")
+            for warning in config.run.plan.warnings:
                 click.echo(f"  warning: {warning}")
         else:
             click.echo("  plan: the default plan (no [plan] file)")

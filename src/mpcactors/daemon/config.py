@@ -35,7 +35,7 @@ from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster
 from ..config import DEFAULT_DEADLINES, RunConfig
 from ..crypto.fixedpoint import Params
 from ..errors import ConfigError
-from ..plan import Plan, default_plan, load_plan
+from ..plan import load_plan
 from ..transport.tls import make_ssl_context
 
 __all__ = [
@@ -116,8 +116,6 @@ class PartyConfig:
     max_frame_bytes: int = MAX_MESSAGE_BYTES
     #: ``[audit] path``: the append-only audit file this party adds a record to per run
     audit: Path | None = None
-    #: the plan in force: the ``[plan] file``'s, or the default plan of :attr:`run`
-    plan: Plan | None = None
 
     @property
     def role_by_identity(self) -> dict[str, str]:
@@ -418,7 +416,6 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: [protocol] {exc}") from None
-    plan = default_plan(run)
     if "plan" in data:
         plan_reader = _Reader(path, "plan", data["plan"])
         plan_file = plan_reader.path_value("file")
@@ -426,7 +423,10 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         if not plan_file.is_file():
             raise plan_reader.error("file", f"{plan_file} does not exist")
         plan = load_plan(plan_file, roster=run.roster, columns=run.columns)
-        run = replace(run, plan_digest=plan.digest)
+        try:
+            run = replace(run, plan=plan)
+        except ConfigError as exc:
+            raise plan_reader.error("file", f"{plan_file}: {exc}") from None
 
     # input
     input_config: InputConfig | None = None
@@ -440,7 +440,7 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         csv = reader.path_value("csv")
         assert csv is not None
         columns = reader.strings("columns")
-        mine = run.columns_of(role)
+        mine = tuple(run.columns[role])
         if columns is not None and columns != mine:
             raise reader.error(
                 "columns", f"{list(columns)} differs from {columns_keys[role]} {list(mine)}; they must be the same, in order"
@@ -463,7 +463,6 @@ def load_party_config(path: str | os.PathLike[str]) -> PartyConfig:
         workers=workers,
         max_frame_bytes=max_message_bytes,
         audit=audit,
-        plan=plan,
     )
 
 

@@ -78,7 +78,7 @@ def load_input(config: PartyConfig) -> Any:
     """This party's validated table (``None`` for the TTP). Raises InputError."""
     if config.input is None:
         return None
-    return load_table(
+    table = load_table(
         config.input.csv,
         id_column=config.input.id_column,
         columns=config.input.columns,
@@ -86,6 +86,7 @@ def load_input(config: PartyConfig) -> Any:
         min_rows=config.run.min_intersection,
         id_fold=config.run.id_fold,
     )
+    return config.run.encode_table(config.role, table)
 
 
 async def run_configured_party(config: PartyConfig, *, report: RunReport | None = None, table: Any = None) -> Any:

@@ -31,7 +31,8 @@ vectorised (one round per layer of the computation, whatever the vector length):
   {-1, 0, 1, 2}, no preprocessing); :meth:`Engine.ltz`: exact comparison with zero
   (Catrina-de Hoogh; BitLT as a log-depth tree, one product per bit pair at the first level);
 * :meth:`Engine.open` (masked values inside a protocol) and :meth:`Engine.reveal`
-  (outputs; recorded in :attr:`Engine.revealed`);
+  (outputs; recorded in :attr:`Engine.revealed`; with a :attr:`Engine.gate` installed,
+  only openings it admits, each to the parties it names);
 * Newton :meth:`Engine.reciprocal` and :meth:`Engine.inv_sqrt` on fixed-point values.
 
 Security model: semi-honest, at most one corrupted party, statistical security
@@ -45,13 +46,13 @@ import secrets
 from collections import deque
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..crypto.fixedpoint import Params
 from ..crypto.shamir import LAGRANGE_DEGREE2, reconstruct
 from ..errors import ConfigError, KeyDestroyedError, PeerProtocolError
 
-__all__ = ["BYTES_PER_ELEMENT", "Engine", "Exchange", "Program", "run_local"]
+__all__ = ["BYTES_PER_ELEMENT", "Delivery", "Engine", "Exchange", "Gate", "Program", "run_local"]
 
 R = TypeVar("R")
 #: An MPC program: yields exchanges, is resumed with ``{peer: vector}``, returns ``R``.
@@ -77,6 +78,33 @@ class Exchange:
     send: Mapping[int, list[int]]
     expect: frozenset[int]
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where one :meth:`Engine.reveal` goes, as a :class:`Gate` decided.
+
+    Attributes:
+        to: the engine parties that receive the values (all three for a value that
+            steers the computation); the others send their shares and receive nothing.
+        keep: also keep this party's shares (or, when all three receive the values, the
+            values) in :attr:`Engine.kept`, for recipients outside the computation.
+    """
+
+    to: frozenset[int]
+    keep: bool = False
+
+
+#: Every reveal without a gate: the values to all three parties.
+EVERYONE = Delivery(frozenset((1, 2, 3)))
+
+
+class Gate(Protocol):
+    """Decides each opening of an analysis (the study plan's manifest, :mod:`mpcactors.plan`)."""
+
+    def admit(self, label: str, count: int) -> Delivery:
+        """Where ``count`` values labelled ``label`` go; raises if they may not be opened at all."""
+        ...
 
 
 # ---------------------------------------------------------------------------------
@@ -176,8 +204,13 @@ class Engine:
         self._bit_pool: list[int] = []
         self._stats: dict[str, dict[str, int]] = {}
         self._destroyed = False
-        #: plaintext outputs opened to every party: ``(label, count)`` per reveal
+        #: plaintext outputs opened (to the parties the gate named): ``(label, count)`` per reveal
         self.revealed: list[tuple[str, int]] = []
+        #: decides every reveal while installed (the actors install one per analysis)
+        self.gate: Gate | None = None
+        #: ``(label, clear, values)`` of every reveal a gate asked to keep: the values if
+        #: all three parties received them (``clear``), else this party's shares
+        self.kept: list[tuple[str, bool, list[int]]] = []
         #: masked openings inside protocols: ``(label, count)`` per opening
         self.opened: list[tuple[str, int]] = []
         p = self.prime
@@ -419,20 +452,30 @@ class Engine:
         return [(lm * x + ln * y) % p for x, y in zip(a, theirs)]
 
     def reveal(self, a: Sequence[int], label: str) -> Program[list[int]]:
-        """Program: open output values to every party, checking all three shares agree.
+        """Program: open output values, checking all three shares agree (1 round).
 
         Returns centred integers in ``(-p/2, p/2]`` and records ``(label, len(a))`` in
-        :attr:`revealed`.
+        :attr:`revealed`. Without a :attr:`gate` every party receives the values. With
+        one, the gate is asked first (it raises, before anything is sent, for an opening
+        it does not admit); a party outside :attr:`Delivery.to` sends its shares to the
+        recipients, receives nothing and gets zeros, so an output must never steer a
+        program (only values every party receives may).
         """
         n = len(a)
+        delivery = EVERYONE if self.gate is None else self.gate.admit(label, n)
         self.revealed.append((label, n))
-        received = yield from self._exchange(
-            {peer: list(a) for peer in self.peers}, dict.fromkeys(self.peers, n), label
-        )
-        shares = {self.party: list(a), **received}
-        values = reconstruct(shares, self.prime)
-        half = self.prime // 2
-        return [v - self.prime if v > half else v for v in values]
+        to = delivery.to
+        expect = dict.fromkeys(self.peers, n) if self.party in to else {}
+        received = yield from self._exchange({peer: list(a) for peer in self.peers if peer in to}, expect, label)
+        clear = len(to) == 3
+        values = [0] * n
+        if self.party in to:
+            shares = {self.party: list(a), **received}
+            half = self.prime // 2
+            values = [v - self.prime if v > half else v for v in reconstruct(shares, self.prime)]
+        if delivery.keep:
+            self.kept.append((label, clear, list(values) if clear else [v % self.prime for v in a]))
+        return values
 
     # ---- multiplication ----------------------------------------------------------------
     def reshare(self, products: Sequence[int], label: str = "mul") -> Program[list[int]]:

@@ -26,9 +26,9 @@ __all__ = [
     "MasksEnd",
     "Dealt",
     "DealtEnd",
+    "Delivered",
     "Message",
     "Mpc",
-    "Output",
     "PublicKey",
     "Rows",
     "RowsEnd",
@@ -37,7 +37,8 @@ __all__ = [
 
 HASH_BYTES = 32
 MAX_REASON = 500
-MAX_OUTPUT_ITEMS = 10_000
+#: the most reveals one party may be delivered in step 8 (a lasso checks convergence at most 200 times)
+MAX_DELIVERED = 10_000
 
 
 def _is_count(value: Any) -> bool:
@@ -194,40 +195,41 @@ class DealtEnd(_End):
     kind: ClassVar[str] = "dealt_end"
 
 
-def _is_output_value(value: Any) -> bool:
-    if isinstance(value, bool | int | float):
-        return True
-    return isinstance(value, list) and len(value) <= MAX_OUTPUT_ITEMS and all(
-        isinstance(v, bool | int | float) for v in value
-    )
-
-
 @dataclass(frozen=True, slots=True)
-class Output(Message):
-    """Step 8: an opened output, sent by each compute party to each data party outside the
-    computation (which checks that all three agree); public values only."""
+class Delivered(Message):
+    """Step 8: what one compute party delivers to one data party outside the computation.
 
-    kind: ClassVar[str] = "output"
-    name: str
-    values: dict[str, Any]
+    One entry per reveal of every analysis the receiver is a recipient of, in order:
+    the analysis, the reveal's label, and either the values (``clear``: every compute
+    party received them, so all three send the same) or the sender's Shamir shares of
+    them, which the receiver reconstructs from the three senders.
+    """
+
+    kind: ClassVar[str] = "delivered"
+    analyses: list[str]
+    labels: list[str]
+    clear: list[bool]
+    values: list[BigIntArray]
 
     def __post_init__(self) -> None:
-        self._check("name", isinstance(self.name, str) and 0 < len(self.name) <= 64, "a short name")
-        values = self.values
-        self._check(
-            "values",
-            isinstance(values, dict) and len(values) <= 64
-            and all(isinstance(k, str) and len(k) <= 64 and _is_output_value(v) for k, v in values.items()),
-            "a map of names to numbers or lists of numbers",
-        )
+        n = len(self.values) if isinstance(self.values, list | tuple) else -1
+        self._check("values", 0 <= n <= MAX_DELIVERED and all(isinstance(v, BigIntArray) for v in self.values),
+                    f"a list of at most {MAX_DELIVERED} big-integer arrays")
+        for name in ("analyses", "labels"):
+            value = getattr(self, name)
+            self._check(name, isinstance(value, list | tuple) and len(value) == n
+                        and all(isinstance(v, str) and 0 < len(v) <= 64 for v in value), "one short name per entry")
+        self._check("clear", isinstance(self.clear, list | tuple) and len(self.clear) == n
+                    and all(type(v) is bool for v in self.clear), "one boolean per entry")
 
 
 @dataclass(frozen=True, slots=True)
 class Done(Message):
-    """Step 9: a SHA-256 digest of the sender's outcome (session, intersection, model).
+    """Step 9: a SHA-256 digest of the outcome the sender shares with the receiver: the
+    session, the intersection size, the plan, and the outputs both of them received.
 
-    Every peer already knows what it digests (the model was opened to all at step 8),
-    so it reveals nothing new; a mismatch means the parties computed different results.
+    The receiver already knows everything it digests, so it reveals nothing new; a
+    mismatch means the two parties computed different results.
     """
 
     kind: ClassVar[str] = "done"
@@ -257,7 +259,7 @@ _TYPES: dict[str, type[Message]] = {
     cls.kind: cls
     for cls in (
         HashContribution, PublicKey, Rows, RowsEnd, Intersection, Masks, MasksEnd, Masked, MaskedEnd, Mpc,
-        Dealt, DealtEnd, Output, Done, Abort
+        Dealt, DealtEnd, Delivered, Done, Abort
     )
 }
 

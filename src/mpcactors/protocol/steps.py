@@ -138,7 +138,7 @@ RULES: tuple[Rule, ...] = (
     Rule(Step.TO_SHAMIR, "mpc", Flow.ROUNDS, Group.COMPUTE, Group.COMPUTE),
     Rule(Step.TO_SHAMIR, "dealt", Flow.STREAM, Group.OUTSIDE, Group.COMPUTE),
     Rule(Step.ANALYSIS, "mpc", Flow.ROUNDS, Group.COMPUTE, Group.COMPUTE),
-    Rule(Step.ANALYSIS, "output", Flow.SINGLE, Group.COMPUTE, Group.OUTSIDE),
+    Rule(Step.ANALYSIS, "delivered", Flow.SINGLE, Group.COMPUTE, Group.OUTSIDE),
     Rule(Step.CONFIRM, "done", Flow.SINGLE, Group.ANY, Group.ANY),
 )
 

@@ -32,7 +32,8 @@ def example_messages() -> list[Any]:
         msg.Mpc(2, "mul", BigIntArray((1, 2, 3), 24)),
         msg.Dealt(BigIntArray((4, 5, 6), 24)),
         msg.DealtEnd(3),
-        msg.Output("lasso", {"coefficients": [0.5, -1.25], "intercept": 2.0, "iterations": 15, "converged": True}),
+        msg.Delivered(["days", "days"], ["converged", "result"], [True, False],
+                      [BigIntArray((1,), 1, True), BigIntArray((7, 8, 9), 24)]),
         msg.Done(bytes(range(32))),
         msg.Abort("ttp: something went wrong at step 4"),
     ]
