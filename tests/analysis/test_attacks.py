@@ -203,10 +203,11 @@ def test_disclosures_state_the_run_s_figures(honest):
     model = found["the lasso model"].value
     assert model["coefficients"] == dict(zip(honest.config.features, honest.simulation.result.coefficients))
     assert model["leave_one_out"]["rows_tried"] == 20
-    # step 8 opened one convergence bit per check and the output values, nothing else
+    # step 8 opened the default plan's description, then one convergence bit per check and
+    # the lasso's output values, nothing else
     opened = model["opened_in_clear"]
-    assert set(opened) <= {"converged", "result"}
-    assert opened["result"] == len(honest.config.features) + 2  # coefficients, intercept, R^2
+    assert set(opened) <= {"cohort: mean", "cohort: sd", "cohort: correlation", "lasso: converged", "lasso: result"}
+    assert opened["lasso: result"] == len(honest.config.features) + 2  # coefficients, intercept, R^2
 
 
 def test_plaintext_lasso_matches_scikit_learn(honest):

@@ -125,8 +125,8 @@ def test_the_party_outside_the_computation_holds_nothing_after_dealing_and_recei
     # step 8: no share, no key, no MPC state: the same model from each compute party
     eight = party_view(honest, CBS, 8)
     assert not shares & set(eight.holds[CBS]) and eight.keys[CBS] == []
-    assert sorted((e.sender, e.kind) for e in eight.received) == [(p, "output") for p in sorted(COMPUTE)]
-    assert eight.get(CBS, "result") == honest.simulation.result
+    assert sorted((e.sender, e.kind) for e in eight.received) == [(p, "delivered") for p in sorted(COMPUTE)]
+    assert eight.get(CBS, "result")["lasso"] == honest.simulation.result
     # step 9: the digests of the outcome it holds; even a party that keeps everything never had a Shamir share
     nine = party_view(honest, CBS, 9)
     assert {e.kind for e in nine.received} == {"done"} and len(nine.received) == 3
@@ -208,7 +208,7 @@ def test_the_report_explains_what_each_of_the_four_parties_learns(honest, result
     assert [h["item"] for h in entry(7, CBS)["holds"]] == ["additive_shares", "input", "intersection_size", "public_keys"]
     assert entry(7, CBS)["deleted_at_end"] == ["additive_shares"] and entry(7, CBS)["received"] == []
     assert entry(7, CBS)["questions"]["link"]["evidence"] == ["coalition_reconstruction/cbs/step-7"]
-    assert {r["kind"] for r in entry(8, CBS)["received"]} == {"output"}
+    assert {r["kind"] for r in entry(8, CBS)["received"]} == {"delivered"}
     assert entry(8, CBS)["questions"]["single out"]["answer"] == "no"
     assert entry(8, CBS)["questions"]["infer"]["answer"] == "aggregate only"
     assert "holds no share" in entry(8, CBS)["questions"]["link"]["why"]

@@ -114,8 +114,9 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
         }
         sensitivity = _leave_one_out(run, leave_one_out, rng)
         opened: dict[str, int] = {}
-        for label, count in getattr(run.simulation.parties[run.roster.compute_parties[0]], "revealed", []):
-            opened[label] = opened.get(label, 0) + int(count)
+        for analysis, label, count in getattr(run.simulation.parties[run.roster.compute_parties[0]], "revealed", []):
+            key = f"{analysis}: {label}"
+            opened[key] = opened.get(key, 0) + int(count)
         model["opened_in_clear"] = opened
         opened_text = (
             "During step 8 the compute parties opened in clear only: "

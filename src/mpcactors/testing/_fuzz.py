@@ -33,7 +33,7 @@ def example_messages() -> list[Any]:
         msg.Dealt(BigIntArray((4, 5, 6), 24)),
         msg.DealtEnd(3),
         msg.Delivered(["days", "days"], ["converged", "result"], [True, False],
-                      [BigIntArray((1,), 1, True), BigIntArray((7, 8, 9), 24)]),
+                      [BigIntArray((1,), 16, True), BigIntArray((7, 8, 9), 24)]),
         msg.Done(bytes(range(32))),
         msg.Abort("ttp: something went wrong at step 4"),
     ]
