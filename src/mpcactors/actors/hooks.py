@@ -76,7 +76,7 @@ def _no_retention(role: str, name: str, key: Any) -> None:
     return None
 
 
-def _as_planned(role: str, analysis: str, program: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+def _as_planned(role: str, analysis: str, engine: Any, program: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
     return program
 
 
@@ -93,9 +93,10 @@ class Hooks:
         before_destroy: ``before_destroy(role, name, key)`` is called just before a
             key object is destroyed (the protocol does nothing there).
         at_step: ``at_step(role, step)`` is called as each step begins (fault injection).
-        program: ``program(role, analysis, program)`` returns the MPC program a compute
-            party runs for one analysis of the plan in step 8 (the plan's, unchanged; a
-            test wraps it to attempt an opening the manifest does not list).
+        program: ``program(role, analysis, engine, program)`` returns the MPC program a
+            compute party runs on ``engine`` for one analysis of the plan in step 8 (the
+            plan's, unchanged; a test wraps it to attempt an opening the manifest does
+            not list).
     """
 
     shuffle: Callable[[list[Any]], None] = _shuffle
@@ -103,7 +104,7 @@ class Hooks:
     combine: Callable[[dict[str, int], list[int], list[list[int]]], list[int]] = mask_and_rerandomise
     before_destroy: Callable[[str, str, Any], None] = _no_retention
     at_step: Callable[[str, int], None] | None = None
-    program: Callable[[str, str, Generator[Any, Any, Any]], Generator[Any, Any, Any]] = _as_planned
+    program: Callable[[str, str, Any, Generator[Any, Any, Any]], Generator[Any, Any, Any]] = _as_planned
 
 
 DEFAULT_HOOKS = Hooks()

@@ -230,7 +230,7 @@ class SharedSteps:
         for analysis in self.plan.analyses:
             engine.gate = Gate(manifest, analysis, a.roster)
             before = len(engine.revealed)
-            program = a.hooks.program(a.role, analysis.name, self._program(analysis, engine, self.dealt_scales))
+            program = a.hooks.program(a.role, analysis.name, engine, self._program(analysis, engine, self.dealt_scales))
             progress = None
             if isinstance(analysis.method, Lasso):
                 progress = ("converged", CHECK_EVERY, analysis.method.max_iter, f"{analysis.name}: lasso iterations (at most)")

@@ -79,7 +79,7 @@ _TITLES = {
     Step.MASKS: "masks",
     Step.MASK_AND_FORWARD: "mask and forward",
     Step.TO_SHAMIR: "to Shamir",
-    Step.ANALYSIS: "secure lasso",
+    Step.ANALYSIS: "the plan's analyses",
     Step.CONFIRM: "confirm",
     Step.DONE: "done",
 }
