@@ -168,11 +168,11 @@ def main() -> None:
             load = uptime()
             log(f"## {kind} run {i + 1}: {load}")
             if kind == "lan":
-                run = common.run_deployment(deployment, timeout=args.timeout, label=kind)
+                run = common.run_deployment(deployment, timeout=args.timeout)
             else:
                 with RelayThread(route_through_relays(deployment, shape)) as relays:
                     point_at(deployment, relays.ports)
-                    run = common.run_deployment(deployment, timeout=args.timeout, label=kind)
+                    run = common.run_deployment(deployment, timeout=args.timeout)
                 relay_bytes.append(relays.totals())
             summary = summarise(run, load)
             runs[kind].append(summary)
