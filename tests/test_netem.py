@@ -42,6 +42,12 @@ async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
     return bytes(out)
 
 
+async def _relay_into(outcome: list[bool], a: trio.abc.HalfCloseableStream, b: trio.abc.HalfCloseableStream,
+                      shape: LinkShape) -> None:
+    """Relay with ``shape`` both ways; append what :func:`relay` returned to ``outcome``."""
+    outcome.append(await relay(a, b, shape, shape))
+
+
 async def test_bytes_arrive_intact_and_in_order_both_ways(autojump_clock: trio.testing.MockClock) -> None:
     """Two random streams cross at once (sent in random pieces); each arrives byte for byte."""
     rng = random.Random(7)
@@ -165,12 +171,9 @@ async def test_a_side_that_closes_ends_the_link_after_its_data(autojump_clock: t
     shape = LinkShape(delay=0.02, mbit=10)
     outcome: list[bool] = []
 
-    async def run_relay() -> None:
-        outcome.append(await relay(ra, rb, shape, shape))
-
     with trio.fail_after(60):  # virtual seconds: a hang fails instead of blocking the suite
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_relay)
+            nursery.start_soon(_relay_into, outcome, ra, rb, shape)
             await client.send_all(b"last words" * 1000)
             await client.send_eof()
             assert await _read_all(server) == b"last words" * 1000
@@ -193,12 +196,9 @@ async def test_a_side_that_breaks_cuts_the_link_at_once(autojump_clock: trio.tes
     shape = LinkShape(delay=0.05)
     outcome: list[bool] = []
 
-    async def run_relay() -> None:
-        outcome.append(await relay(ra, rb, shape, shape))
-
     with trio.fail_after(60):  # virtual seconds: a hang fails instead of blocking the suite
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_relay)
+            nursery.start_soon(_relay_into, outcome, ra, rb, shape)
             await client.send_all(b"hello")
             assert await server.receive_some() == b"hello"
             await server.aclose()  # gone, not a half-close
