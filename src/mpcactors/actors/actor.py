@@ -305,6 +305,7 @@ class Actor:
                     )
                 received[peer_index] = list(message.values)
             round_no += 1
+            self.stats[self.scheduler.step].rounds += 1
             if progress is not None and request.label == progress[0]:
                 done = min(done + progress[1], progress[2])
                 self.report(done, progress[2], progress[3])

@@ -58,6 +58,8 @@ class StepStats:
     messages_sent: int = 0
     bytes_received: int = 0
     messages_received: int = 0
+    #: MPC communication rounds this party took in the step (steps 7 and 8; 0 elsewhere)
+    rounds: int = 0
     deleted: list[str] = field(default_factory=list)
 
 
@@ -106,6 +108,7 @@ class PartyResult:
                     "seconds": round(s.seconds, 4),
                     "bytes_sent": s.bytes_sent,
                     "messages_sent": s.messages_sent,
+                    "rounds": s.rounds,
                     "deleted": s.deleted,
                 }
                 for s in sorted(self.steps.values(), key=lambda s: s.step)
