@@ -10,10 +10,12 @@ at its one check whatever the data, so the count depends on the shape only.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from mpcactors.crypto.fixedpoint import Params
 from mpcactors.mpc.engine import Engine, run_local
 from mpcactors.mpc.lasso import lasso_fit
+from mpcactors.plan import Plan, default_plan
 from mpcactors.sim import simulate
 from mpcactors.testing import fast_config, tables_for
 
@@ -33,6 +35,8 @@ def _counted(program, counter: list[int]):
 async def test_every_compute_party_reports_the_lasso_programs_round_count() -> None:
     hospital, insurer = tables_for(60, 0.7, seed=3)
     config = fast_config(hospital, insurer, max_iter=5)
+    lasso = default_plan(config).analysis("lasso")  # a plan of the lasso alone
+    config = replace(config, plan=Plan("the lasso alone", (lasso,)))
     simulation = await simulate((hospital, insurer), config)
     document = simulation.document()
     rounds = {e["party"]: e["rounds"] for e in document["steps"] if e["step"] == 8}
