@@ -351,19 +351,18 @@ def _ns_inverse(engine: Engine, A: list[list[int]], L: LogisticLayout) -> Progra
     """Program: Newton-Schulz ``X <- X (2I - A X)`` from ``X0 = 2^-c0_bits I`` for symmetric
     positive semi-definite ``A`` (``FA`` fractional bits, ``lambda_max <= n/4``), ``NS_STEPS``
     steps. The eigenvalues of ``A X_k`` are ``1 - (1 - c0 lambda)^(2^k)`` in ``[0, 1]``: the
-    iteration never overshoots, and ``|X_k| <= 2^k c0``. Only the upper triangles are computed
-    (every ``X_k`` is a polynomial in ``A``, hence symmetric)."""
+    iteration never overshoots, and ``|X_k| <= 2^k c0``. ``X_(k+1) = 2 X_k - X_k A X_k`` is
+    symmetric, so only its upper triangle is computed."""
     n, p, FA = len(A), engine.prime, L.FA
     tri = [(j, k) for j in range(n) for k in range(j, n)]
     X = [[((1 << (FA - L.c0_bits)) if j == k else 0) for k in range(n)] for j in range(n)]
     ax_op, xy_op = L.op("schulz_ax"), L.op("schulz_xy")
     for _ in range(L.NS_STEPS):
-        raw = yield from engine.dot([(A[j], [X[l][k] for l in range(n)]) for j, k in tri], "schulz")
+        # A X in full: mirroring its upper triangle would make the iteration unstable (the
+        # first-order cancellation of X's error needs the product itself)
+        raw = yield from engine.dot([(A[j], [X[l][k] for l in range(n)]) for j in range(n) for k in range(n)], "schulz")
         T = yield from engine.trunc_fast(raw, *ax_op, "schulz")
-        full = [[0] * n for _ in range(n)]
-        for (j, k), v in zip(tri, T):
-            full[j][k] = full[k][j] = v
-        Y = [[(((2 << FA) if j == k else 0) - full[j][k]) % p for k in range(n)] for j in range(n)]
+        Y = [[(((2 << FA) if j == k else 0) - T[j * n + k]) % p for k in range(n)] for j in range(n)]
         raw = yield from engine.dot([(X[j], [Y[l][k] for l in range(n)]) for j, k in tri], "schulz")
         Xt = yield from engine.trunc_fast(raw, *xy_op, "schulz")
         for (j, k), v in zip(tri, Xt):
