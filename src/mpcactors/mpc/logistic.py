@@ -131,8 +131,6 @@ class LogisticLayout:
     NS_STEPS = 28  #: Newton-Schulz steps per inverse: enough for lambda_min(A) >= 2^-20 (n/4)
     TOL_BITS = 20  #: convergence: ||step|| < 2^-20 in standardised units
     NOISE_BITS = 16  #: granularity noise of the outputs scaled by a secret power of two
-    OUT = 56  #: fractional bits of the opened coefficients and intercept
-    OUT_VAR = 80  #: ... of the opened coefficient variances (times 2^(2 e_j) public factors)
     MEAN_BITS = 30  #: c_m = round(2^(e + MEAN_BITS) / m)
 
     def __init__(self, params: Params, m: int, d: int) -> None:
@@ -144,6 +142,10 @@ class LogisticLayout:
         self.KM = e + self.MEAN_BITS
         self.c_m = round(2**self.KM / m)
         self.span = I - self.SCALE_LO  # P_j = 2^(I - e_j) in [1, 2^span]
+        #: fractional bits of the opened coefficients and intercept (56 at the defaults), and of
+        #: the opened coefficient variances (80): 20 and 8 bits below the exact products' widths
+        self.OUT = self.FB + self.NOISE_BITS + I - 20
+        self.OUT_VAR = self.FV + self.NOISE_BITS + 2 * I - 8
         self.XB = XB = (e + 1) // 2 + 1  # |x~| <= sqrt(m) < 2^XB
         FX, FB, FE, FA, FH = self.FX, self.FB, self.FE, self.FA, self.FH
         self.ZB = ZB = self.BOX_BITS + XB + logn + 1  # |eta| < 2^ZB
