@@ -128,7 +128,7 @@ def test_small_cohort_matches_statsmodels_and_opens_only_the_manifest():
 
 @pytest.mark.slow
 def test_readmission_cohort_raw_features():
-    x, y = readmission_cohort(300)
+    x, y = readmission_cohort(200)
     result, _, (xd, yd) = secure_fit(x, y)
     assert_matches_statsmodels(result, xd, yd)
 
@@ -204,14 +204,13 @@ def test_too_few_rows_for_two_classes_is_refused_without_opening():
 @pytest.mark.slow
 def test_separation_is_refused():
     """y = [x > 50]: complete separation; the coefficients run into the box and the one
-    opened bit refuses; statsmodels raises PerfectSeparation on the same data."""
+    opened bit refuses."""
     g = np.random.default_rng(4)
     x = g.uniform(0, 100, (40, 1))
     y = (x[:, 0] > 50).astype(float)
+    assert x[y == 1].min() > x[y == 0].max()  # separated by construction
     with pytest.raises(AnalysisRefused, match="separates the classes"):
         secure_fit(x, y, max_iter=12)
-    with pytest.raises(Exception, match="(?i)separation"):
-        sm.Logit(y, sm.add_constant(x)).fit(disp=0)
 
 
 def test_bad_arguments_are_refused_before_the_first_round():
