@@ -37,7 +37,7 @@ from ..crypto.fixedpoint import Params
 from ..errors import AnalysisRefused, ConfigError
 from .engine import Engine, Program
 
-__all__ = ["LogisticLayout", "LogisticResult", "inference", "logistic_fit", "openings", "sigmoid_program"]
+__all__ = ["Inference", "LogisticLayout", "LogisticResult", "inference", "logistic_fit", "openings", "sigmoid_program"]
 
 
 @dataclass(frozen=True)
