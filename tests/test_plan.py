@@ -24,6 +24,7 @@ from mpcactors.daemon import establish_links, load_party_config, parameters_dige
 from mpcactors.errors import ConfigError, PeerProtocolError
 from mpcactors.plan import (
     CHECK_EVERY,
+    KINDS,
     Analysis,
     Describe,
     Lasso,
@@ -84,8 +85,8 @@ BAD_PLANS = [
     ('title = "t"' + DAYS.replace('"days"', '"Days"'),
      "[[analysis]] 1 name: must be 1 to 32 of a-z, 0-9, '_' and '-', got a string ('Days')"),
     ('title = "t"' + DAYS + DAYS, f"{A2} name: 'days' is the name of [[analysis]] 1 too"),
-    ('title = "t"' + DAYS.replace('kind = "lasso"\n', ""), f"{A1} kind is required (describe or lasso)"),
-    ('title = "t"' + DAYS.replace('"lasso"', '"anova"'), f"{A1} kind: must be one of describe, lasso, got a string ('anova')"),
+    ('title = "t"' + DAYS.replace('kind = "lasso"\n', ""), f"{A1} kind is required ({' or '.join(KINDS)})"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"anova"'), f"{A1} kind: must be one of {', '.join(KINDS)}, got a string ('anova')"),
     ('title = "t"' + DAYS + 'colums = ["age"]\n',
      f"unknown key {A1} colums (known keys for kind lasso: alpha, features, kind, max_iter, name, recipients, target)"),
     ('title = "t"' + COHORT + 'columns = ["age", "bmi"]\n',

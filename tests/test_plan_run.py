@@ -24,7 +24,7 @@ from mpcactors.codec import decode_envelope
 from mpcactors.data import table_from_rows
 from mpcactors.errors import InputError, UndeclaredOpening
 from mpcactors.mpc.engine import Engine, run_local
-from mpcactors.plan import Analysis, Describe, Gate, Lasso, Plan, load_plan
+from mpcactors.plan import Analysis, Describe, Gate, Lasso, Logistic, Plan, load_plan
 from mpcactors.protocol.roster import Roster
 from mpcactors.sim import simulate
 from mpcactors.testing import fast_config, tables_for
@@ -184,3 +184,25 @@ def test_three_daemons_run_the_example_plan_and_each_writes_only_its_own_outputs
     assert list(documents["insurer"]["outputs"]) == ["cohort"]
     assert documents["ttp"]["outputs"] == {}
     assert documents["hospital"]["outputs"]["cohort"] == documents["insurer"]["outputs"]["cohort"]
+
+
+async def test_a_logistic_analysis_runs_in_the_plan_and_matches_statsmodels() -> None:
+    """The insurer adds a 0/1 column (readmitted: more than 8 hospital days, say); the plan's
+    logistic model of it on two hospital columns equals statsmodels' Logit within 1e-4
+    relative (docs/logistic.md), for its recipient only."""
+    hospital, insurer = tables_for(160, 0.9, seed=8)
+    one = 1 << fast_config(hospital, insurer).params.frac_bits
+    days = insurer.values[:, insurer.columns.index("hospital_days")] / one
+    rows = [[i, *(str(v / one) for v in row), str(int(d > np.median(days)))] for i, row, d in zip(insurer.ids, insurer.values, days)]
+    insurer = table_from_rows("insurer.csv", ["id", *insurer.columns, "readmitted"], rows, min_rows=2)
+    config = fast_config(hospital, insurer)
+    plan = Plan("readmission", (Analysis("readmission", Logistic("readmitted", ("age", "ejection_fraction")), ("insurer",)),))
+    simulation = await simulate({"hospital": hospital, "insurer": insurer}, replace(config, plan=plan), verify=True)
+    assert simulation.verified is True, simulation.verification
+    output = simulation.parties["insurer"].outputs["readmission"]
+    assert output["kind"] == "logistic" and set(output["intercept"]) == {"estimate", "se", "z", "p", "ci_low", "ci_high"}
+    assert simulation.parties["hospital"].outputs == {}
+    # the owner refuses a target that is not 0/1 before step 3
+    bad = table_from_rows("insurer.csv", ["id", *insurer.columns], [[*r[:-1], "2"] for r in rows], min_rows=2)
+    with pytest.raises(InputError, match="'readmitted' is the target of a logistic regression"):
+        replace(config, plan=plan).encode_table("insurer", bad)

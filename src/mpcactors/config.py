@@ -14,7 +14,7 @@ from types import MappingProxyType
 from .crypto import paillier
 from .crypto.fixedpoint import Params
 from .crypto.hashing import IdFold, id_normaliser
-from .data import PartyTable, with_indicators
+from .data import PartyTable, check_binary, with_indicators
 from .errors import ConfigError
 from .plan import Plan, default_plan, indicator_columns
 from .protocol.roster import DEFAULT_DATA_PARTIES, Roster
@@ -175,8 +175,11 @@ class RunConfig:
         already is returned as it is.
 
         Raises:
-            InputError: a categorical column holds a value that is not a whole number.
+            InputError: a categorical column holds a value that is not a whole number, or
+                a logistic regression's target a value that is not 0 or 1.
         """
+        if self.plan is not None:
+            check_binary(table, [c for c in self.plan.binary_columns if c in self.columns.get(party, ())], self.params)
         if tuple(table.columns) == self.columns_of(party):
             return table
         return with_indicators(table, self.indicators_of(party), indicator_columns, self.params)

@@ -53,6 +53,7 @@ from .errors import ConfigError, InputError
 __all__ = [
     "MAX_LINE_BYTES",
     "PartyTable",
+    "check_binary",
     "load_table",
     "plaintext_join",
     "table_from_rows",
@@ -240,6 +241,21 @@ def with_indicators(
     columns = table.columns + tuple(n for column, levels in categorical.items() for n in names(column, levels))
     values = np.column_stack([table.values, *extra]) if len(table) else np.zeros((0, len(columns)), np.int64)
     return PartyTable(table.source, table.ids, columns, values, table.dropped_missing)
+
+
+def check_binary(table: PartyTable, columns: Sequence[str], params: Params) -> None:
+    """Raise :class:`InputError` unless every value of ``columns`` is 0 or 1 (a logistic
+    regression's target), naming the file, the column and the first other row; never the value."""
+    one = 1 << params.frac_bits
+    for column in columns:
+        codes = table.values[:, table.columns.index(column)]
+        other = np.flatnonzero((codes != 0) & (codes != one))
+        if other.size:
+            raise InputError(
+                f"{table.source}: column {column!r} is the target of a logistic regression in the study plan, "
+                f"so it must be 0 or 1, but {other.size} of its values are not (the first in data row "
+                f"{int(other[0]) + 1} of the rows read)"
+            )
 
 
 def plaintext_join(*tables: PartyTable) -> tuple[tuple[str, ...], np.ndarray]:

@@ -22,7 +22,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Protocol
 from .crypto.fixedpoint import LASSO_MAX_COLUMNS
 from .errors import ConfigError, UndeclaredOpening
 from .mpc.engine import Delivery
+from .mpc import logistic
 from .mpc.lasso import CHECK_EVERY
 from .protocol.roster import Roster
 
@@ -41,6 +42,7 @@ __all__ = [
     "Describe",
     "Gate",
     "Lasso",
+    "Logistic",
     "Opening",
     "Plan",
     "default_plan",
@@ -52,7 +54,7 @@ __all__ = [
 #: The version of the canonical form; part of the digest.
 FORMAT = 1
 #: The analysis kinds a plan may name.
-KINDS = ("describe", "lasso")
+KINDS = ("describe", "lasso", "logistic")
 #: Counts below this are suppressed unless a plan says otherwise.
 DEFAULT_MIN_CELL = 10
 DEFAULT_MAX_ITER = 1000
@@ -65,6 +67,7 @@ _TOP_KEYS = {"title", "min_cell", "analysis"}
 _KEYS = {
     "describe": {"name", "kind", "recipients", "columns", "categorical", "levels"},
     "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter"},
+    "logistic": {"name", "kind", "recipients", "target", "features", "max_iter"},
 }
 
 
@@ -89,6 +92,17 @@ class Describe:
     def document(self) -> dict[str, Any]:
         return {"columns": list(self.columns), "categorical": [[c, list(levels)] for c, levels in self.categorical]}
 
+    def openings(self, check_every: int) -> list[_Entry]:
+        c = len(self.columns)
+        found: list[_Entry] = []
+        if c:
+            found += [("mean", (c,), "mean", 1, False), ("sd", (c,), "sd", 1, False)]
+        if c > 1:
+            found.append(("correlation", (c * (c - 1) // 2,), "correlation", 1, False))
+        found += [(f"small_cell:{col}", (len(lv) + 1,), "small_cell", 1, True) for col, lv in self.categorical]
+        found += [(f"count:{col}", (len(lv) + 1,), "count", 1, False) for col, lv in self.categorical]
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class Lasso:
@@ -103,13 +117,58 @@ class Lasso:
     def document(self) -> dict[str, Any]:
         return {"target": self.target, "alpha": float(self.alpha), "features": list(self.features), "max_iter": self.max_iter}
 
+    def openings(self, check_every: int) -> list[_Entry]:
+        checks = math.ceil(self.max_iter / check_every)
+        return [
+            ("converged", (checks,), "converged", checks, True),
+            ("coefficients", (len(self.features),), "result", 1, False),
+            ("intercept", (), "result", 1, False),
+            ("r2", (), "result", 1, False),
+            ("iterations", (), None, 1, False),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Logistic:
+    """Logistic regression of the 0/1 ``target`` on ``features`` by Newton's method, with
+    standard errors (``mpc/logistic.py``; statsmodels' ``Logit``)."""
+
+    kind: ClassVar[str] = "logistic"
+    target: str
+    features: tuple[str, ...]
+    max_iter: int = logistic.DEFAULT_MAX_ITER
+
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "features": list(self.features), "max_iter": self.max_iter}
+
+    def openings(self, check_every: int) -> list[_Entry]:
+        return _from_program(logistic.openings(len(self.features), max_iter=self.max_iter), logistic.CONTROL)
+
+
+#: ``(output, shape, label, reveals, control)``: one entry of a kind's openings
+_Entry = tuple[str, tuple[int, ...], str | None, int, bool]
+
+
+def _from_program(entries: Sequence[tuple[str, tuple[int, ...], str | None, int]], control: Collection[str]) -> list[_Entry]:
+    """A program module's ``openings()`` (``shape`` per reveal) as manifest entries (``shape``
+    of all reveals together; derived outputs counted once)."""
+    found: list[_Entry] = []
+    for output, shape, label, reveals in entries:
+        if label is None:
+            found.append((output, shape, None, 1, False))
+        elif reveals > 1:
+            found.append((output, (reveals * math.prod(shape),), label, reveals, label in control))
+        else:
+            found.append((output, shape, label, 1, label in control))
+    return found
+
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
     """One analysis of a plan: its unique name, what it computes, and who receives its outputs."""
 
     name: str
-    method: Describe | Lasso
+    method: Describe | Lasso | Logistic
     recipients: tuple[str, ...]
 
     @property
@@ -252,31 +311,11 @@ class Plan:
         ``coefficients``, ``intercept`` and ``r2`` in one reveal (``result``), and
         ``iterations``, which follows from the bits.
         """
-        entries: list[Opening] = []
-        for a in self.analyses:
-            def add(output: str, shape: tuple[int, ...], label: str | None, reveals: int = 1,
-                    control: bool = False, a: Analysis = a) -> None:
-                entries.append(Opening(a.name, output, shape, a.recipients, label, reveals, control))
-
-            m = a.method
-            if isinstance(m, Describe):
-                c = len(m.columns)
-                if c:
-                    add("mean", (c,), "mean")
-                    add("sd", (c,), "sd")
-                if c > 1:
-                    add("correlation", (c * (c - 1) // 2,), "correlation")
-                for column, levels in m.categorical:
-                    add(f"small_cell:{column}", (len(levels) + 1,), "small_cell", control=True)
-                for column, levels in m.categorical:
-                    add(f"count:{column}", (len(levels) + 1,), "count")
-            else:
-                checks = math.ceil(m.max_iter / check_every)
-                add("converged", (checks,), "converged", checks, control=True)
-                add("coefficients", (len(m.features),), "result")
-                add("intercept", (), "result")
-                add("r2", (), "result")
-                add("iterations", (), None)
+        entries = [
+            Opening(a.name, output, shape, a.recipients, label, reveals, control)
+            for a in self.analyses
+            for output, shape, label, reveals, control in a.method.openings(check_every)
+        ]
         return tuple(entries)
 
     @property
@@ -329,6 +368,11 @@ class Plan:
                 for column, levels in a.method.categorical:
                     union.setdefault(column, set()).update(levels)
         return {column: tuple(sorted(levels)) for column, levels in union.items()}
+
+    @property
+    def binary_columns(self) -> tuple[str, ...]:
+        """The targets of the logistic regressions: their owners check they are 0 or 1 before step 3."""
+        return tuple(dict.fromkeys(a.method.target for a in self.analyses if isinstance(a.method, Logistic)))
 
     def summary(self) -> list[str]:
         """Lines for people: the title, the digest, and what each analysis opens to whom."""
@@ -496,7 +540,7 @@ class _Context:
                                  default=self.roster.data_parties)
         if not recipients:
             raise table.error("recipients", "must name at least one member")
-        method = self._describe(table) if kind == "describe" else self._lasso(table)
+        method = {"describe": self._describe, "lasso": self._lasso, "logistic": self._logistic}[kind](table)
         return Analysis(name, method, tuple(m for m in members if m in recipients))
 
     def _describe(self, table: _Table) -> Describe:
@@ -525,18 +569,27 @@ class _Context:
             pairs.append((column, tuple(sorted(value))))
         return Describe(columns, tuple(pairs))
 
-    def _lasso(self, table: _Table) -> Lasso:
-        target = table.get("target", " (the column the lasso predicts)")
+    def _model(self, table: _Table, what: str) -> tuple[str, tuple[str, ...]]:
+        """A model's ``target`` and ``features`` (default: every other column)."""
+        target = table.get("target", f" (the column the {what} predicts)")
         if not isinstance(target, str) or target not in self.joined:
             raise table.error("target", f"{target!r} is {self.unknown}" if isinstance(target, str)
                               else f"must be a column name, got {_what(target)}")
-        alpha = table.get("alpha", " (the penalty, as scikit-learn's Lasso(alpha))")
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha <= 0:
-            raise table.error("alpha", f"must be a positive number, got {_what(alpha)}")
         if isinstance(given := table.get("features"), list) and target in given:
             raise table.error("features", f"{target!r} is the target; it cannot be a feature too")
         others = tuple(c for c in self.joined if c != target)
         features = table.names("features", others, self.unknown, default=others)
         if not features or len(features) > LASSO_MAX_COLUMNS:
             raise table.error("features", f"must name 1 to {LASSO_MAX_COLUMNS} columns besides the target")
+        return target, features
+
+    def _logistic(self, table: _Table) -> Logistic:
+        target, features = self._model(table, "logistic regression")
+        return Logistic(target, features, table.whole("max_iter", logistic.DEFAULT_MAX_ITER, 1))
+
+    def _lasso(self, table: _Table) -> Lasso:
+        target, features = self._model(table, "lasso")
+        alpha = table.get("alpha", " (the penalty, as scikit-learn's Lasso(alpha))")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha <= 0:
+            raise table.error("alpha", f"must be a positive number, got {_what(alpha)}")
         return Lasso(target, float(alpha), features, table.whole("max_iter", DEFAULT_MAX_ITER, 1))

@@ -25,7 +25,7 @@ from .actors.failures import first_cause
 from .config import RunConfig
 from .crypto import shamir
 from .data import PartyTable, plaintext_join
-from .plan import OTHER, Describe, Lasso
+from .plan import OTHER, Describe, Lasso, Logistic
 from .protocol.roster import TTP
 from .transport.base import Recorder
 from .transport.memory import memory_mesh
@@ -224,6 +224,8 @@ def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
         if isinstance(method, Describe):
             checks[analysis.name] = compare_with_numpy(outputs[analysis.name], method, data, columns,
                                                        config.study_plan.min_cell)
+        elif isinstance(method, Logistic):
+            checks[analysis.name] = compare_with_statsmodels(outputs[analysis.name], method, data, columns)
         else:
             checks[analysis.name] = compare_with_sklearn(outputs[analysis.name], method, data, columns)
     simulation.verification["analyses"] = checks
@@ -315,4 +317,31 @@ def compare_with_sklearn(
         "max_relative_difference": worst / largest,
         "tolerance": tolerance,
         "within_tolerance": worst / largest <= tolerance,
+    }
+
+
+def compare_with_statsmodels(
+    output: dict[str, Any], method: Logistic, data: np.ndarray, columns: Sequence[str], tolerance: float = 1e-4,
+) -> dict[str, Any]:
+    """Fit statsmodels' ``Logit`` with an intercept on the plaintext join; report the largest
+    relative difference of the estimates and standard errors (docs/logistic.md: 1e-4)."""
+    import statsmodels.api as sm
+
+    x = sm.add_constant(data[:, [columns.index(c) for c in method.features]], has_constant="add")
+    fit = sm.Logit(data[:, columns.index(method.target)], x).fit(disp=0, maxiter=100)
+    ours = [output["intercept"]] + [output["coefficients"][c] for c in method.features]
+    worst = max(
+        max(abs(o["estimate"] - b) / max(abs(b), 1e-12), abs(o["se"] - s) / max(abs(s), 1e-12))
+        for o, b, s in zip(ours, fit.params, fit.bse, strict=True)
+    )
+    return {
+        "statsmodels": {
+            "coefficients": {c: {"estimate": float(b), "se": float(s)}
+                             for c, b, s in zip(method.features, fit.params[1:], fit.bse[1:], strict=True)},
+            "intercept": {"estimate": float(fit.params[0]), "se": float(fit.bse[0])},
+            "loglik": float(fit.llf),
+        },
+        "max_relative_difference": worst,
+        "tolerance": tolerance,
+        "within_tolerance": worst <= tolerance,
     }

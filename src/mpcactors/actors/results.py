@@ -7,8 +7,10 @@ from typing import Any
 
 from ..config import RunConfig
 from ..mpc.describe import Description
+from ..mpc import logistic
 from ..mpc.lasso import LassoResult
-from ..plan import Analysis, Describe, Lasso
+from ..mpc.logistic import LogisticResult
+from ..plan import Analysis, Describe, Lasso, Logistic
 from ..protocol.steps import STEP_NAMES
 
 __all__ = ["PartyResult", "StepStats", "output_document"]
@@ -21,7 +23,9 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
     describe: ``{"kind", "n", "columns": {col: {"count", "mean", "sd"}}, "correlation":
     {"columns", "matrix"}, "frequencies": {col: {level: count or None if suppressed}}}``.
     lasso: ``{"kind", "target", "alpha", "coefficients", "owners", "intercept", "r2",
-    "iterations", "converged"}``.
+    "iterations", "converged"}``. logistic: ``{"kind", "target", "n", "coefficients": {col:
+    {"estimate", "se", "z", "p", "ci_low", "ci_high"}}, "intercept": {same}, "owners",
+    "loglik", "iterations", "converged"}``.
     """
     method = analysis.method
     if isinstance(method, Describe):
@@ -34,6 +38,20 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
             "frequencies": {
                 column: {str(level.level): level.count for level in levels} for column, levels in output.categorical.items()
             },
+        }
+    if isinstance(method, Logistic):
+        assert isinstance(output, LogisticResult)
+        stats = logistic.inference(output)
+
+        def row(s: logistic.Inference) -> dict[str, float]:
+            return {"estimate": s.estimate, "se": s.se, "z": s.z, "p": s.p, "ci_low": s.ci_low, "ci_high": s.ci_high}
+
+        return {
+            "kind": "logistic", "target": method.target, "n": output.n,
+            "coefficients": {c: row(v) for c, v in zip(method.features, stats["coefficients"], strict=True)},  # type: ignore[arg-type]
+            "intercept": row(stats["intercept"]),  # type: ignore[arg-type]
+            "owners": {c: config.owner_of(c) for c in method.features},
+            "loglik": output.loglik, "iterations": output.iterations, "converged": output.converged,
         }
     assert isinstance(method, Lasso) and isinstance(output, LassoResult)
     return {"kind": "lasso", "target": method.target, "alpha": method.alpha, **_lasso_document(output, method.features, config)}

@@ -29,8 +29,9 @@ from ..mpc.convert import to_shamir
 from ..mpc.describe import describe_fit
 from ..mpc.engine import Engine, Program
 from ..mpc.lasso import CHECK_EVERY, DEALT, lasso_fit, scale_inputs
+from ..mpc.logistic import logistic_fit
 from ..mpc.replay import ReplayEngine, replay
-from ..plan import OTHER, Analysis, Describe, Gate, Lasso, indicator_columns
+from ..plan import OTHER, Analysis, Describe, Gate, Lasso, Logistic, indicator_columns
 from ..protocol import messages as msg
 from ..protocol.steps import STEP_NAMES, Group, Step
 from ..protocol.wire import BigIntArray
@@ -199,9 +200,12 @@ class SharedSteps:
                 engine, rows(method.columns), m=m, columns=method.columns, indicators=indicators if categorical else (),
                 categorical=categorical, min_cell=self.plan.min_cell,
             )
-        assert isinstance(method, Lasso)
         x = rows(method.features)
         y = [row[0] for row in rows((method.target,))]
+        if isinstance(method, Logistic):
+            return logistic_fit(engine, x, y, m=m, d=len(method.features), min_cell=self.plan.min_cell,
+                                max_iter=method.max_iter)
+        assert isinstance(method, Lasso)
 
         def index_of(owner: str) -> int:
             return roster.index(owner) if owner in roster.compute_parties else DEALT

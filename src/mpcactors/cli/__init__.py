@@ -169,6 +169,8 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
         to = f"to {', '.join(recipients[name])}"
         if output["kind"] == "describe":
             render_description(name, to, output, checks.get(name, {}).get("numpy"), console)
+        elif output["kind"] == "logistic":
+            render_regression(name, to, output, checks.get(name, {}).get("statsmodels"), console)
         else:
             render_lasso(name, to, output, checks.get(name, {}).get("sklearn"), console)
     for name in recipients:
@@ -182,7 +184,12 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
             f"{'yes' if v['table_matches'] else 'NO'} ({v['shared_rows']} rows)"
         )
         for name, check in v.get("analyses", {}).items():
-            if "sklearn" in check:
+            if "statsmodels" in check:
+                console.print(
+                    f"{escape(name)}: largest relative difference from statsmodels (estimates and standard errors): "
+                    f"{check['max_relative_difference']:.3g} (tolerance {check['tolerance']:g})"
+                )
+            elif "sklearn" in check:
                 console.print(
                     f"{escape(name)}: largest difference from scikit-learn: {check['max_abs_difference']:.3g} "
                     f"({check['max_relative_difference']:.3g} of the largest coefficient; tolerance {check['tolerance']:g})"
@@ -232,6 +239,33 @@ def render_description(name: str, to: str, output: dict[str, Any], numpy: dict[s
                 row.append(str(numpy["frequencies"][column][level]))
             counts.add_row(*row)
         console.print(counts)
+
+
+def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[str, Any] | None, console: Console) -> None:
+    """A model with standard errors, as statsmodels prints it (the oracle's beside, with --verify)."""
+    stat = "z" if output["kind"] == "logistic" else "t"
+    title = f"{escape(name)}: {output['kind']} regression of {escape(output['target'])} (n = {output['n']}), {escape(to)}"
+    table = Table(title=title)
+    for col in ("", "owner", "coef", "std err", stat, "P>|" + stat + "|", "[0.025", "0.975]"):
+        table.add_column(col, justify="left" if col in ("", "owner") else "right")
+    if oracle:
+        table.add_column("statsmodels coef (god view)", justify="right")
+        table.add_column("statsmodels std err", justify="right")
+    rows = [("const", "-", output["intercept"], oracle["intercept"] if oracle else None)]
+    rows += [(c, output["owners"][c], v, oracle["coefficients"][c] if oracle else None) for c, v in output["coefficients"].items()]
+    for column, owner, v, ref in rows:
+        row = [escape(column), owner, f"{v['estimate']:.6g}", f"{v['se']:.6g}", f"{v[stat]:.3f}", f"{v['p']:.4f}",
+               f"{v['ci_low']:.6g}", f"{v['ci_high']:.6g}"]
+        if ref is not None:
+            row += [f"{ref['estimate']:.6g}", f"{ref['se']:.6g}"]
+        table.add_row(*row)
+    console.print(table)
+    if "loglik" in output:
+        status = "converged" if output["converged"] else "not converged (iteration cap)"
+        line = f"log-likelihood = {output['loglik']:.6g}, iterations = {output['iterations']} ({status})"
+        if oracle:
+            line += f"; statsmodels log-likelihood = {oracle['loglik']:.6g}"
+        console.print(line)
 
 
 def render_lasso(name: str, to: str, output: dict[str, Any], sk: dict[str, Any] | None, console: Console) -> None:

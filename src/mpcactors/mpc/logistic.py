@@ -37,7 +37,7 @@ from ..crypto.fixedpoint import Params
 from ..errors import AnalysisRefused, ConfigError
 from .engine import Engine, Program
 
-__all__ = ["Inference", "LogisticLayout", "LogisticResult", "inference", "logistic_fit", "openings", "sigmoid_program"]
+__all__ = ["CONTROL", "DEFAULT_MAX_ITER", "Inference", "LogisticLayout", "LogisticResult", "inference", "logistic_fit", "openings", "sigmoid_program"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,13 @@ class LogisticResult:
     n: int
 
 
-def openings(d: int, *, max_iter: int = 25) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
+#: Newton iterations at most, unless a plan says otherwise.
+DEFAULT_MAX_ITER = 25
+#: The openings that steer the program (all three compute parties must see them).
+CONTROL = frozenset({"small_class", "converged", "separation"})
+
+
+def openings(d: int, *, max_iter: int = DEFAULT_MAX_ITER) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
     """What :func:`logistic_fit` can open, in order: ``(output, shape, reveal label or None if
     derived in public, most reveals)``. ``converged`` is revealed once per iteration (at most
     ``max_iter`` times); ``variance`` holds the d coefficient variances, then the intercept's."""
@@ -407,7 +413,7 @@ def logistic_fit(
     d: int,
     min_cell: int,
     l2: float = 0.0,
-    max_iter: int = 25,
+    max_iter: int = DEFAULT_MAX_ITER,
 ) -> Program[LogisticResult]:
     """Program: maximum-likelihood logistic regression with intercept; every party gets the result.
 
