@@ -1,0 +1,432 @@
+"""Ordinary least squares with standard errors on 3-party Shamir shares.
+
+The model is statsmodels' ``OLS(y, add_constant(X)).fit()``; ``docs/linear.md`` has the
+derivation, the fixed-point budget and the choice of solver.
+
+Outline (every party runs the same program):
+
+1. **Refusal on sizes.** ``m - d - 1 < min_cell`` raises :class:`AnalysisRefused` before
+   the first round (public sizes).
+2. **Centred Gram matrix, one reshare.** With ``Z = [X | y]`` each party forms
+   ``m Z_i^T Z_i - s_i s_i^T`` of its own shares (``local_gram``); one reshare gives
+   ``M = m Z^T Z - s s^T = m^2 cov 2**(2f)``, exact.
+3. **Jacobi scaling** (``describe``'s secret normalisation): powers of two
+   ``P_j = 2**(T - t_j)`` with ``M_jj P_j**2 / 4**T`` in ``[1/4, 1)``; then
+   ``N = M_jk P_j P_k / 4**T`` with ``F = 52`` fractional bits, and the scaled means
+   ``nu_j = s_j / 2**t_j`` (about mean / SD).
+4. **Inverse** of the scaled feature block ``A`` by Newton-Schulz (``mpc/linalg.py``,
+   a fixed schedule). One bit is opened (label ``"singular"``): the inverse did not
+   converge (an eigenvalue below about ``2**-24``: collinear or constant columns) or a
+   column's ``|mean| / SD`` reaches ``2**NU_BITS`` (collinear with the intercept). If it
+   is 1 the program raises :class:`AnalysisRefused` and opens nothing else.
+5. **Outputs** in the scaled units, each opened once: the scales ``P`` (label
+   ``"scale"``: the power of two of every column's SD, see ``docs/linear.md``), the
+   scaled coefficients ``gamma = A^-1 b`` (``"coefficients"``), the scaled intercept
+   ``nu_y - gamma . nu`` (``"intercept"``), the diagonal of ``A^-1`` (``"se"``),
+   ``1 + nu^T A^-1 nu`` (``"intercept_se"``), the scaled residual sum of squares
+   (``"sigma2"``) and the scaled variance of ``y`` (``"r2"``). Everything a user reads
+   (raw coefficients, standard errors, ``sigma2``, ``R^2``) follows from these and the
+   public ``m``, ``d``, ``f`` in float arithmetic; t, p and confidence intervals follow
+   in plaintext (:func:`inference`).
+
+Nothing else is opened except masked values inside truncations and comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..crypto.fixedpoint import Params
+from ..errors import AnalysisRefused, ConfigError
+from .describe import DescribeLayout, _normalise
+from .engine import Engine, Program
+from .lasso import local_gram
+from .linalg import SpdLayout, spd_inverse
+
+__all__ = ["LinearLayout", "LinearResult", "inference", "linear_fit", "openings", "t_cdf", "t_quantile"]
+
+
+@dataclass(frozen=True)
+class LinearResult:
+    """The fitted model (identical at all three parties), in raw units."""
+
+    coefficients: tuple[float, ...]
+    se: tuple[float, ...]
+    intercept: float
+    intercept_se: float | None
+    sigma2: float
+    r2: float
+    r2_adj: float
+    n: int
+    df_resid: int
+
+
+def openings(d: int, *, ridge: bool = False) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
+    """What :func:`linear_fit` opens, in order: ``(output, shape, reveal label, reveals)``.
+
+    Entries with label ``None`` are derived in public from the opened ones. The list is
+    exactly ``Engine.revealed`` of a run that is not refused; a run refused on the
+    singular bit opens only the first entry, one refused on sizes opens nothing.
+    """
+    if ridge:
+        raise ConfigError("linear: ridge is not implemented; use ridge = 0")
+    return (
+        ("singular", (1,), "singular", 1),
+        ("scale", (d + 1,), "scale", 1),
+        ("coefficients", (d,), "coefficients", 1),
+        ("intercept", (1,), "intercept", 1),
+        ("se", (d,), "se", 1),
+        ("intercept_se", (1,), "intercept_se", 1),
+        ("sigma2", (1,), "sigma2", 1),
+        ("r2", (1,), "r2", 1),
+        ("r2_adj", (), None, 0),
+        ("n", (), None, 0),
+        ("df_resid", (), None, 0),
+    )
+
+
+@dataclass(frozen=True)
+class LinearLayout:
+    """Every fixed-point width of :func:`linear_fit` for the public ``m`` and ``d``.
+
+    The inputs have ``f = frac_bits`` fractional bits and ``|x| < 2**int_bits``, so
+    ``|M_jk| < 4**T`` with ``T = bitlen(m) + int_bits + f`` (describe's layout). The scaled
+    matrix and everything after it have ``F = 52`` fractional bits; the scaled means
+    ``NU_FRAC`` (their quadratic form would not fit with more).
+    """
+
+    F = 52
+    COND_BITS = 24
+    #: ``||A^-1|| < 2**INV_BITS`` once the singular bit is 0 (eigenvalues below
+    #: ``2**-(COND_BITS + 3)`` raise it)
+    INV_BITS = COND_BITS + 4
+    #: ``|mean_j| / SD_j`` (and the target's) must stay below ``2**NU_BITS``
+    NU_BITS = 12
+    #: fractional bits of the scaled means: for the intercept and for its variance
+    NU_FRAC = 44
+    NU_QUAD = 32
+
+    params: Params
+    m: int
+    d: int
+
+    @property
+    def describe(self) -> DescribeLayout:
+        return DescribeLayout(self.params, self.m)
+
+    @property
+    def solver(self) -> SpdLayout:
+        return SpdLayout(self.params, self.d, frac_bits=self.F, cond_bits=self.COND_BITS)
+
+    @property
+    def T(self) -> int:
+        return self.describe.T
+
+    @property
+    def logd(self) -> int:
+        """``d + 1 <= 2**logd``."""
+        return max(1, math.ceil(math.log2(self.d + 1)))
+
+    @property
+    def scaled(self) -> tuple[int, int]:
+        """``trunc_fast`` of ``M_jk P_j P_k`` (``|.| < 4**T``, with 1% slack) to ``F`` bits."""
+        return 2 * self.T - self.F, 2 * self.T + 2
+
+    def means(self, frac: int) -> tuple[int, int]:
+        """``trunc_fast`` of ``s_j P_j`` to ``frac`` bits: ``|s_j| < m 2**(int_bits + f) <= 2**T``
+        and ``P_j <= 2**(T + COARSE - 1)`` (a constant column)."""
+        return self.T - frac, 2 * self.T + DescribeLayout.COARSE + 1
+
+    @property
+    def range_bits(self) -> int:
+        """Comparisons of ``nu_j -+ 2**NU_BITS`` (``|nu_j| < 2**(T + COARSE)``, ``NU_FRAC`` bits)."""
+        return self.NU_FRAC + self.T + DescribeLayout.COARSE + 2
+
+    @property
+    def solve(self) -> tuple[int, int]:
+        """``gamma = A^-1 b`` to ``F`` bits: ``|gamma| <= ||A^-1|| ||b||``, ``||b|| < 1.02 sqrt(d)``."""
+        return self.F, 2 * self.F + self.INV_BITS + self.logd + 2
+
+    @property
+    def rss(self) -> tuple[int, int]:
+        """``b . gamma`` to ``F`` bits (``<= ||A^-1|| ||b||**2``)."""
+        return self.F, 2 * self.F + self.INV_BITS + self.logd + 2
+
+    @property
+    def cross(self) -> tuple[int, int]:
+        """``gamma . nu`` to ``F`` bits (``NU_FRAC`` times ``F`` bits, ``<= ||A^-1|| ||b|| ||nu||``)."""
+        return self.NU_FRAC, self.F + self.NU_FRAC + self.INV_BITS + self.NU_BITS + self.logd + 2
+
+    @property
+    def spread(self) -> tuple[int, int]:
+        """``A^-1 nu`` to ``F`` bits (``NU_QUAD`` times ``F`` bits)."""
+        return self.NU_QUAD, self.F + self.NU_QUAD + self.INV_BITS + self.NU_BITS + self.logd + 2
+
+    @property
+    def quad(self) -> tuple[int, int]:
+        """``nu . (A^-1 nu)`` to ``F`` bits (``NU_QUAD`` times ``F`` bits, ``<= ||A^-1|| ||nu||**2``)."""
+        return self.NU_QUAD, self.NU_QUAD + self.F + self.INV_BITS + 2 * self.NU_BITS + self.logd + 2
+
+    @property
+    def any_bits(self) -> int:
+        """The final ``[count of flags >= 1]`` (``count <= 2 (d + 1) + 1``)."""
+        return (2 * self.d + 3).bit_length() + 2
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (naming the parameter) unless every operation fits."""
+        p = self.params
+        if self.d < 1:
+            raise ConfigError(f"linear: at least one feature is needed, got d = {self.d}")
+        if self.scaled[0] <= 0 or self.means(self.NU_FRAC)[0] <= 0:
+            raise ConfigError(
+                f"linear: frac_bits = {p.frac_bits} and int_bits = {p.int_bits} leave the scaled "
+                f"values fewer than {self.F} fractional bits"
+            )
+        self.solver.check()
+        widths = {
+            "the scaled Gram matrix": self.scaled[1] + 1,
+            "the normalisation": max(self.describe.normalise_bits, self.describe.window[1] + 1),
+            "the scaled means": max(self.means(self.NU_FRAC)[1] + 1, self.range_bits),
+            "the solve": self.solve[1] + 1,
+            "the intercept": self.cross[1] + 1,
+            "the intercept's variance": max(self.spread[1], self.quad[1]) + 1,
+        }
+        for what, bits in widths.items():
+            need = bits + p.sigma + 3
+            if need > p.field_bits:
+                raise ConfigError(
+                    f"linear: {what} with m = {self.m}, d = {self.d}, frac_bits = {p.frac_bits}, "
+                    f"int_bits = {p.int_bits} and sigma = {p.sigma} needs a Shamir prime above "
+                    f"2**{need}, but the prime has {p.field_bits} bits"
+                )
+
+
+def linear_fit(
+    engine: Engine,
+    x: Sequence[Sequence[int]],
+    y: Sequence[int],
+    *,
+    m: int,
+    d: int,
+    min_cell: int,
+    ridge: float = 0.0,
+) -> Program[LinearResult]:
+    """Program: ``OLS(y, add_constant(X)).fit()`` on shared data; every party gets the result.
+
+    Args:
+        engine: this party's engine, after :meth:`Engine.setup`.
+        x: this party's shares of the features, ``m`` rows of ``d`` field elements, encoded
+            with ``params.frac_bits`` fractional bits, ``|x| < 2**int_bits``, raw units.
+        y: this party's shares of the encoded target, length ``m``.
+        m, d: the public sizes.
+        min_cell: the residual degrees of freedom ``m - d - 1`` must reach it.
+        ridge: must be 0 (ridge regression is not implemented yet).
+
+    Raises:
+        AnalysisRefused: ``m - d - 1 < min_cell`` (before any round), or the design is
+            numerically singular (after the one opened bit, nothing else opened).
+        ConfigError: bad sizes or parameters, before the first round.
+    """
+    params = engine.params
+    p, f = engine.prime, params.frac_bits
+    if ridge != 0:
+        raise ConfigError("linear: ridge is not implemented; use ridge = 0")
+    if not isinstance(min_cell, int) or min_cell < 1:
+        raise ConfigError(f"linear: min_cell must be a positive integer, got {min_cell!r}")
+    if not isinstance(d, int) or d < 1:
+        raise ConfigError(f"linear: at least one feature is needed, got d = {d!r}")
+    df_resid = m - d - 1
+    if df_resid < min_cell:
+        raise AnalysisRefused(
+            f"linear refused: {m} rows and {d} features leave m - d - 1 = {df_resid} residual "
+            f"degrees of freedom, fewer than min_cell = {min_cell}; nothing is opened"
+        )
+    if not 2 <= m <= params.max_rows:
+        raise ConfigError(f"linear: the number of rows must be in [2, max_rows={params.max_rows}]")
+    if len(x) != m or len(y) != m or any(len(row) != d for row in x):
+        raise ValueError(f"linear: x must be {m} rows of {d} shares and y must have {m} shares")
+    layout = LinearLayout(params, m, d)
+    layout.check()
+    F, T, NF = layout.F, layout.T, layout.NU_FRAC
+    n = d + 1
+
+    # ---- 2. centred Gram matrix: local degree 2, one reshare --------------------------
+    gram_local, sums = local_gram([list(row) + [v] for row, v in zip(x, y)], p)
+    tri = [(j, k) for j in range(n) for k in range(j, n)]
+    centred = yield from engine.reshare([(m * gram_local[j][k] - sums[j] * sums[k]) % p for j, k in tri], "gram")
+    del gram_local
+
+    # ---- 3. Jacobi scaling by secret powers of two -------------------------------------
+    diag = [centred[tri.index((j, j))] for j in range(n)]
+    P, _ = yield from _normalise(engine, diag, layout.describe)
+    half = yield from engine.mul(centred + sums, [P[j] for j, _ in tri] + P, "scale")
+    full = yield from engine.mul(half[: len(tri)], [P[k] for _, k in tri], "scale")
+    scaled = yield from engine.trunc_fast(full, *layout.scaled, "scale")
+    nu = yield from engine.trunc_fast(half[len(tri) :], *layout.means(NF), "scale")
+    nu_q = yield from engine.trunc_fast(half[len(tri) :], *layout.means(layout.NU_QUAD), "scale")
+    entry = dict(zip(tri, scaled))
+
+    def N(j: int, k: int) -> int:
+        return entry[(j, k) if j <= k else (k, j)]
+
+    a = [[N(j, k) for k in range(d)] for j in range(d)]
+    b = [N(j, d) for j in range(d)]
+
+    # ---- 4. inverse and the singular bit -----------------------------------------------
+    inverse, not_converged = yield from spd_inverse(engine, a, layout.solver, "solve")
+    bound = 1 << (layout.NU_BITS + NF)
+    out_of_range = yield from engine.ltz(
+        [(v - bound) % p for v in nu] + [(-v - bound) % p for v in nu], layout.range_bits, "singular"
+    )
+    flags = (2 * n - sum(out_of_range) + not_converged) % p  # bounds not met + not converged
+    # [flags >= 1] = [0 - flags < 0]
+    singular = yield from engine.ltz([(-flags) % p], layout.any_bits, "singular")
+    opened = yield from engine.reveal(singular, "singular")
+    if opened[0] != 0:
+        raise AnalysisRefused(
+            f"linear refused: the design is numerically singular (collinear or constant feature "
+            f"columns, or a column nearly constant next to the intercept: |mean| / SD of "
+            f"2**{layout.NU_BITS} or more) among the {d} features; only the singular bit was opened"
+        )
+
+    # ---- 5. the scaled outputs ----------------------------------------------------------
+    gamma = yield from engine.dot([(inverse[j], b) for j in range(d)], "solve")
+    gamma = yield from engine.trunc_fast(gamma, *layout.solve, "solve")
+    products = yield from engine.dot(
+        [(b, gamma), (gamma, nu[:d])] + [(inverse[j], nu_q[:d]) for j in range(d)], "output"
+    )
+    bg = yield from engine.trunc_fast(products[:1], *layout.rss, "output")
+    cross = yield from engine.trunc_fast(products[1:2], *layout.cross, "output")  # F bits
+    spread = yield from engine.trunc_fast(products[2:], *layout.spread, "output")  # F bits
+    quad = yield from engine.dot([(nu_q[:d], spread)], "output")
+    quad = yield from engine.trunc_fast(quad, *layout.quad, "output")  # F bits
+    rss = (N(d, d) - bg[0]) % p
+    intercept = (nu[d] * (1 << (F - NF)) - cross[0]) % p
+    q = (quad[0] + (1 << F)) % p
+
+    scales = yield from engine.reveal(P, "scale")
+    g_open = yield from engine.reveal(gamma, "coefficients")
+    icpt_open = yield from engine.reveal([intercept], "intercept")
+    inv_diag = yield from engine.reveal([inverse[j][j] for j in range(d)], "se")
+    q_open = yield from engine.reveal([q], "intercept_se")
+    rss_open = yield from engine.reveal([rss], "sigma2")
+    yy_open = yield from engine.reveal([N(d, d)], "r2")
+
+    # ---- public arithmetic: raw units -----------------------------------------------------
+    # P_j = 2**(T - t_j); S_jk (centred cross products, raw) = N_jk 2**(t_j + t_k) / (m 4**f)
+    t = [T - (v.bit_length() - 1) for v in scales]
+    unit = float(1 << F)
+    rss_n = rss_open[0] / unit
+    yy_n = yy_open[0] / unit
+    sigma2 = math.ldexp(rss_n, 2 * t[d] - 2 * f) / (m * df_resid)
+    coefficients = tuple(math.ldexp(g / unit, t[d] - t[j]) for j, g in enumerate(g_open))
+    se = tuple(
+        math.sqrt(max(sigma2 * m * math.ldexp(v / unit, 2 * f - 2 * t[j]), 0.0)) for j, v in enumerate(inv_diag)
+    )
+    intercept_raw = math.ldexp(icpt_open[0] / unit, t[d] - f) / m
+    intercept_se = math.sqrt(max(sigma2 * (q_open[0] / unit) / m, 0.0))
+    r2 = 1.0 - rss_n / yy_n
+    r2_adj = 1.0 - (1.0 - r2) * (m - 1) / df_resid
+    return LinearResult(
+        coefficients=coefficients,
+        se=se,
+        intercept=intercept_raw,
+        intercept_se=intercept_se,
+        sigma2=sigma2,
+        r2=r2,
+        r2_adj=r2_adj,
+        n=m,
+        df_resid=df_resid,
+    )
+
+
+# ---------------------------------------------------------------------------------
+# plaintext inference: Student's t without scipy
+# ---------------------------------------------------------------------------------
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, dd = 1.0, 1.0 - qab * x / qap
+    dd = 1.0 / (dd if abs(dd) > tiny else tiny)
+    h = dd
+    for k in range(1, 10000):
+        m2 = 2 * k
+        aa = k * (b - k) * x / ((qam + m2) * (a + m2))
+        dd = 1.0 + aa * dd
+        dd = 1.0 / (dd if abs(dd) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= dd * c
+        aa = -(a + k) * (qab + k) * x / ((a + m2) * (qap + m2))
+        dd = 1.0 + aa * dd
+        dd = 1.0 / (dd if abs(dd) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = dd * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            return h
+    raise ArithmeticError("incomplete beta: the continued fraction did not converge")
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function ``I_x(a, b)``."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_sf2(t: float, df: float) -> float:
+    """Two-sided tail ``P(|T| >= |t|)`` of Student's t with ``df`` degrees of freedom."""
+    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_cdf(t: float, df: float) -> float:
+    """``P(T <= t)`` of Student's t with ``df`` degrees of freedom."""
+    tail = t_sf2(t, df) / 2.0
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(prob: float, df: float) -> float:
+    """The ``prob`` quantile (``0.5 <= prob < 1``) of Student's t, by bisection on the tail."""
+    if not 0.5 <= prob < 1.0:
+        raise ValueError("t_quantile: prob must be in [0.5, 1)")
+    target = 2.0 * (1.0 - prob)  # two-sided tail
+    lo, hi = 0.0, 1.0
+    while t_sf2(hi, df) > target:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_sf2(mid, df) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-15 * hi:
+            break
+    return (lo + hi) / 2.0
+
+
+def inference(result: LinearResult, level: float = 0.95) -> tuple[tuple[float, float, float, float, float, float], ...]:
+    """Per coefficient, the intercept last: ``(estimate, se, t, p, ci_low, ci_high)``.
+
+    Student's t with ``result.df_resid`` degrees of freedom (statsmodels' ``tvalues``,
+    ``pvalues`` and ``conf_int(1 - level)``). Without standard errors (ridge) there is
+    nothing to infer: :class:`ValueError`.
+    """
+    if len(result.se) != len(result.coefficients) or result.intercept_se is None:
+        raise ValueError("inference needs standard errors (a ridge fit has none)")
+    q = t_quantile(0.5 + level / 2.0, result.df_resid)
+    rows = []
+    pairs = list(zip(result.coefficients, result.se)) + [(result.intercept, result.intercept_se)]
+    for estimate, se in pairs:
+        t = estimate / se
+        rows.append((estimate, se, t, t_sf2(t, result.df_resid), estimate - q * se, estimate + q * se))
+    return tuple(rows)
