@@ -74,3 +74,139 @@ def test_heart_failure_cohort_matches_statsmodels():
     results, engines, xd, yd = secure_linear(x, y)
     assert_matches_statsmodels(results, xd, yd)
     assert engines[1].revealed == [(label, shape[0]) for _, shape, label, count in openings(x.shape[1]) if label]
+
+
+def test_diabetes_raw_features_match_statsmodels():
+    """scikit-learn's bundled diabetes data (no download), raw units (ages, BMI, blood
+    pressures and serum measurements on their own scales)."""
+    x, y = load_diabetes(return_X_y=True, scaled=False)
+    results, _, xd, yd = secure_linear(x, y)
+    assert_matches_statsmodels(results, xd, yd)
+
+
+def test_revealed_is_exactly_the_declared_openings():
+    x, y, _ = heart_failure_cohort(60, seed=4)
+    x = x[:, :4]
+    _, engines, _, _ = secure_linear(x, y)
+    declared = [(label, shape[0]) for _, shape, label, count in openings(4) for _ in range(count) if label]
+    assert declared and all(count in (0, 1) for *_, count in openings(4))
+    for engine in engines.values():
+        assert engine.revealed == declared
+        # everything else that was opened was masked inside a truncation or comparison
+        assert {label for label, _ in engine.opened} <= {"normalise", "scale", "solve", "singular", "output"}
+
+
+def test_rounds_and_bytes_do_not_depend_on_the_data():
+    stats = []
+    for seed in (1, 2):
+        x, y, _ = heart_failure_cohort(80, seed=seed)
+        _, engines, _, _ = secure_linear(x[:, :3] * (1 + 9 * seed), y)
+        stats.append(engines[1].statistics())
+    assert stats[0] == stats[1]
+
+
+def test_too_few_rows_for_the_model_is_refused_before_any_round():
+    engine = Engine(1, PARAMS, b"x")
+    program = linear_fit(engine, [[0] * 3] * 14, [0] * 14, m=14, d=3, min_cell=11)
+    with pytest.raises(AnalysisRefused, match="m - d - 1 = 10 .* fewer than min_cell = 11"):
+        next(program)
+    assert engine.revealed == [] and engine.opened == [] and engine.statistics() == {}
+
+
+@pytest.mark.parametrize("case", ["collinear", "constant", "offset"])
+def test_a_singular_design_opens_one_bit_and_is_refused(case):
+    """Collinear columns, a constant column, and a column whose |mean| / SD exceeds
+    2**NU_BITS (numerically collinear with the intercept) each open only the singular bit."""
+    g = np.random.default_rng(9)
+    x = g.normal(size=(40, 3)) * [10.0, 1.0, 300.0]
+    if case == "collinear":
+        x[:, 2] = 2 * x[:, 0] - 5 * x[:, 1]
+    elif case == "constant":
+        x[:, 1] = 7.25
+    else:
+        x[:, 1] = 5000.0 + g.uniform(-0.5, 0.5, 40)  # mean / SD about 17000
+    y = x @ [0.5, 1.0, -0.01] + g.normal(size=40)
+    with pytest.raises(AnalysisRefused, match="numerically singular"):
+        secure_linear(x, y)
+
+
+def test_a_singular_design_reveals_only_the_bit():
+    g = np.random.default_rng(9)
+    x = g.normal(size=(30, 2))
+    x[:, 1] = -3 * x[:, 0]
+    engines = {}
+
+    def keep(engine_map):
+        engines.update(engine_map)
+
+    xe = [PARAMS.encode(row) for row in x]
+    ye = PARAMS.encode(g.normal(size=30))
+    flat = shamir.share([v for row in xe for v in row] + ye, random.Random(2), PARAMS.prime)
+    engines = {i: Engine(i, PARAMS, b"linear test") for i in (1, 2, 3)}
+    run_local({i: e.setup() for i, e in engines.items()})
+    with pytest.raises(AnalysisRefused):
+        run_local({
+            i: linear_fit(engines[i], [flat[i][r * 2 : r * 2 + 2] for r in range(30)], flat[i][60:], m=30, d=2, min_cell=5)
+            for i in (1, 2, 3)
+        })
+    assert engines[1].revealed == [("singular", 1)]
+
+
+def test_bad_arguments_are_refused_before_the_first_round():
+    engine = Engine(1, PARAMS, b"x")
+    for kwargs in (dict(min_cell=0), dict(d=0), dict(ridge=-1.0)):
+        args = dict(m=20, d=2, min_cell=5) | kwargs
+        with pytest.raises(ConfigError):
+            next(linear_fit(engine, [[0] * args["d"]] * 20, [0] * 20, **args))
+    with pytest.raises(ValueError):
+        next(linear_fit(engine, [[0] * 3] * 20, [0] * 20, m=20, d=2, min_cell=5))
+    assert engine.statistics() == {}
+
+
+class Narrow:
+    """Stand-in parameters with a chosen sigma, to push one budget at a time past the prime
+    (``Params`` itself refuses such a sigma for the lasso's sake)."""
+
+    def __init__(self, sigma: int):
+        self.frac_bits, self.int_bits, self.max_rows = PARAMS.frac_bits, PARAMS.int_bits, PARAMS.max_rows
+        self.sigma, self.field_bits = sigma, PARAMS.field_bits
+
+
+@pytest.mark.parametrize("budget", list(LinearLayout(PARAMS, 5000, 30).widths()))
+def test_each_budget_is_checked(budget):
+    """With sigma one bit too large for this operation, the check names it, and names no
+    operation that still fits."""
+    widths = LinearLayout(PARAMS, 5000, 30).widths()
+    sigma = PARAMS.field_bits - 3 - widths[budget] + 1
+    with pytest.raises(ConfigError, match="sigma") as raised:
+        LinearLayout(Narrow(sigma), 5000, 30).check()
+    message = str(raised.value)
+    assert f"{budget} needs a Shamir prime above 2**{PARAMS.field_bits + 1}" in message
+    for other, bits in widths.items():
+        assert (f"{other} needs" in message) == (bits >= widths[budget])
+    try:  # one bit less: this operation fits (wider ones may not)
+        LinearLayout(Narrow(sigma - 1), 5000, 30).check()
+    except ConfigError as error:
+        assert f"{budget} needs" not in str(error)
+
+
+def test_the_layout_fits_every_accepted_parameter_set_up_to_64_features():
+    for f in range(1, 65):
+        for i in range(1, 65):
+            try:
+                params = Params(frac_bits=f, int_bits=i)
+            except ConfigError:
+                continue
+            LinearLayout(params, params.max_rows, 64).check()
+    with pytest.raises(ConfigError, match="frac_bits = 52 is too few"):
+        LinearLayout(PARAMS, 1000, 65).check()
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 7.5, 30, 441, 10**5])
+def test_student_t_matches_scipy(df):
+    """Tolerance 1e-8 relative: the continued fraction converges to 1e-16, but the
+    log-gamma differences lose up to 5e-9 at df = 1e5 (each lgamma near 5e5)."""
+    for t in (-50.0, -3.1, -1.0, -1e-3, 0.0, 0.4, 1.96, 2.5, 8.0, 40.0):
+        assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-8)
+    for q in (0.5, 0.6, 0.9, 0.975, 0.995, 0.99999):
+        assert t_quantile(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-8, abs=1e-14)

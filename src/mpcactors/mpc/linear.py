@@ -174,8 +174,21 @@ class LinearLayout:
         """The final ``[count of flags >= 1]`` (``count <= 2 (d + 1) + 1``)."""
         return (2 * self.d + 3).bit_length() + 2
 
+    def widths(self) -> dict[str, int]:
+        """The widest value (bits) of every budgeted operation, by what it computes."""
+        return {
+            "the scaled Gram matrix": self.scaled[1] + 1,
+            "the normalisation": max(self.describe.normalise_bits, self.describe.window[1] + 1),
+            "the scaled means": max(self.means(self.NU_FRAC)[1] + 1, self.range_bits),
+            "the solve": self.solve[1] + 1,
+            "the intercept": self.cross[1] + 1,
+            "the intercept's variance": max(self.spread[1], self.quad[1]) + 1,
+            "the inverse": self.solver.product_bits + 1,
+        }
+
     def check(self) -> None:
-        """Raise :class:`ConfigError` (naming the parameter) unless every operation fits."""
+        """Raise :class:`ConfigError` (naming the parameters and every operation that does
+        not fit) unless every operation fits."""
         p = self.params
         if self.d < 1:
             raise ConfigError(f"linear: at least one feature is needed, got d = {self.d}")
@@ -184,23 +197,15 @@ class LinearLayout:
                 f"linear: frac_bits = {p.frac_bits} and int_bits = {p.int_bits} leave the scaled "
                 f"values fewer than {self.F} fractional bits"
             )
-        self.solver.check()
-        widths = {
-            "the scaled Gram matrix": self.scaled[1] + 1,
-            "the normalisation": max(self.describe.normalise_bits, self.describe.window[1] + 1),
-            "the scaled means": max(self.means(self.NU_FRAC)[1] + 1, self.range_bits),
-            "the solve": self.solve[1] + 1,
-            "the intercept": self.cross[1] + 1,
-            "the intercept's variance": max(self.spread[1], self.quad[1]) + 1,
-        }
-        for what, bits in widths.items():
-            need = bits + p.sigma + 3
-            if need > p.field_bits:
-                raise ConfigError(
-                    f"linear: {what} with m = {self.m}, d = {self.d}, frac_bits = {p.frac_bits}, "
-                    f"int_bits = {p.int_bits} and sigma = {p.sigma} needs a Shamir prime above "
-                    f"2**{need}, but the prime has {p.field_bits} bits"
-                )
+        widths = self.widths()
+        failing = {what: bits + p.sigma + 3 for what, bits in widths.items() if bits + p.sigma + 3 > p.field_bits}
+        if failing:
+            listed = "; ".join(f"{what} needs a Shamir prime above 2**{need}" for what, need in failing.items())
+            raise ConfigError(
+                f"linear: with m = {self.m}, d = {self.d}, frac_bits = {p.frac_bits}, int_bits = "
+                f"{p.int_bits} and sigma = {p.sigma}, {listed}; the prime has {p.field_bits} bits"
+            )
+        self.solver.check()  # its remaining rule: frac_bits against cond_bits and d
 
 
 def linear_fit(
@@ -372,21 +377,22 @@ def _betacf(a: float, b: float, x: float) -> float:
     raise ArithmeticError("incomplete beta: the continued fraction did not converge")
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function ``I_x(a, b)``."""
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """The regularised incomplete beta function ``I_x(a, b)``; ``y = 1 - x``, passed
+    separately so that neither loses precision to the subtraction."""
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if y <= 0.0:
         return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+    return 1.0 - math.exp(log_front) * _betacf(b, a, y) / b
 
 
 def t_sf2(t: float, df: float) -> float:
     """Two-sided tail ``P(|T| >= |t|)`` of Student's t with ``df`` degrees of freedom."""
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return _betainc(df / 2.0, 0.5, df / (df + t * t), t * t / (df + t * t))
 
 
 def t_cdf(t: float, df: float) -> float:
