@@ -18,6 +18,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
 
 from mpcactors.crypto import shamir
 from mpcactors.crypto.fixedpoint import Params
@@ -210,3 +211,24 @@ def test_student_t_matches_scipy(df):
         assert t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-8)
     for q in (0.5, 0.6, 0.9, 0.975, 0.995, 0.99999):
         assert t_quantile(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-8, abs=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 300.0])
+def test_ridge_matches_scikit_learn(alpha):
+    """``Ridge(alpha)`` with an unpenalised intercept: coefficients, intercept and R^2
+    within 1e-6 relative (the penalised system is better conditioned than the OLS one);
+    no standard errors; the openings as declared."""
+    x, y, _ = heart_failure_cohort(200, seed=11)
+    results, engines, xd, yd = secure_linear(x, y, ridge=alpha)
+    assert results[1] == results[2] == results[3]
+    result = results[1]
+    reference = Ridge(alpha=alpha, solver="cholesky").fit(xd, yd)
+    np.testing.assert_allclose(result.coefficients, reference.coef_, rtol=RTOL)
+    assert result.intercept == pytest.approx(reference.intercept_, rel=RTOL)
+    assert result.r2 == pytest.approx(reference.score(xd, yd), rel=RTOL)
+    residual = yd - reference.predict(xd)
+    assert result.sigma2 == pytest.approx(residual @ residual / (len(yd) - x.shape[1] - 1), rel=RTOL)
+    assert result.se == () and result.intercept_se is None
+    assert engines[1].revealed == [(label, shape[0]) for _, shape, label, _ in openings(x.shape[1], ridge=True) if label]
+    with pytest.raises(ValueError, match="ridge"):
+        inference(result)

@@ -71,7 +71,19 @@ def openings(d: int, *, ridge: bool = False) -> tuple[tuple[str, tuple[int, ...]
     singular bit opens only the first entry, one refused on sizes opens nothing.
     """
     if ridge:
-        raise ConfigError("linear: ridge is not implemented; use ridge = 0")
+        return (
+            ("scale", (d + 1,), "scale", 1),
+            ("singular", (1,), "singular", 1),
+            ("coefficients", (d,), "coefficients", 1),
+            ("intercept", (1,), "intercept", 1),
+            ("sigma2", (1,), "sigma2", 1),
+            ("r2", (1,), "r2", 1),
+            ("se", (0,), None, 0),
+            ("intercept_se", (), None, 0),
+            ("r2_adj", (), None, 0),
+            ("n", (), None, 0),
+            ("df_resid", (), None, 0),
+        )
     return (
         ("singular", (1,), "singular", 1),
         ("scale", (d + 1,), "scale", 1),
@@ -107,6 +119,10 @@ class LinearLayout:
     #: fractional bits of the scaled means: for the intercept and for its variance
     NU_FRAC = 44
     NU_QUAD = 32
+    #: with ridge, each scaled diagonal ``A_jj + rho_j`` is brought below 1.02 by a public
+    #: ``4**-k_j``; ``k_j`` above this (a penalty beyond ``4**RIDGE_SHIFT`` times the
+    #: column's scaled variance) is refused
+    RIDGE_SHIFT = 24
 
     params: Params
     m: int
@@ -174,6 +190,16 @@ class LinearLayout:
         """The final ``[count of flags >= 1]`` (``count <= 2 (d + 1) + 1``)."""
         return (2 * self.d + 3).bit_length() + 2
 
+    @property
+    def ridge_scale(self) -> tuple[int, int]:
+        """``A_jk 2**(2S - k_j - k_l)`` and ``b_j 2**(2S - k_j)`` (``S = RIDGE_SHIFT``) back to ``F`` bits."""
+        return 2 * self.RIDGE_SHIFT, self.F + 2 * self.RIDGE_SHIFT + 3
+
+    @property
+    def ridge_gamma(self) -> tuple[int, int]:
+        """``gamma''_j 2**(S - k_j)`` back to ``F`` bits (``|gamma''| < 2**(INV_BITS + logd)``)."""
+        return self.RIDGE_SHIFT, self.F + self.INV_BITS + self.logd + self.RIDGE_SHIFT + 2
+
     def widths(self) -> dict[str, int]:
         """The widest value (bits) of every budgeted operation, by what it computes."""
         return {
@@ -184,6 +210,7 @@ class LinearLayout:
             "the intercept": self.cross[1] + 1,
             "the intercept's variance": max(self.spread[1], self.quad[1]) + 1,
             "the inverse": self.solver.product_bits + 1,
+            "the ridge scaling": max(self.ridge_scale[1], self.ridge_gamma[1]) + 1,
         }
 
     def check(self) -> None:
@@ -227,7 +254,11 @@ def linear_fit(
         y: this party's shares of the encoded target, length ``m``.
         m, d: the public sizes.
         min_cell: the residual degrees of freedom ``m - d - 1`` must reach it.
-        ridge: must be 0 (ridge regression is not implemented yet).
+        ridge: scikit-learn's ``Ridge(alpha=ridge)`` penalty (public, ``0 <= ridge <
+            2**int_bits``; the intercept is not penalised). With ``ridge > 0`` no standard
+            errors are computed or opened (``se == ()``, ``intercept_se is None``), and
+            the scales are opened first (the penalty's scaled size ``ridge m 4**f /
+            4**t_j`` becomes a public diagonal; see ``docs/linear.md``).
 
     Raises:
         AnalysisRefused: ``m - d - 1 < min_cell`` (before any round), or the design is
@@ -236,8 +267,8 @@ def linear_fit(
     """
     params = engine.params
     p, f = engine.prime, params.frac_bits
-    if ridge != 0:
-        raise ConfigError("linear: ridge is not implemented; use ridge = 0")
+    if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and 0 <= ridge < 2.0**params.int_bits):
+        raise ConfigError(f"linear: ridge must be a number in [0, 2**{params.int_bits}), got {ridge!r}")
     if not isinstance(min_cell, int) or min_cell < 1:
         raise ConfigError(f"linear: min_cell must be a positive integer, got {min_cell!r}")
     if not isinstance(d, int) or d < 1:
@@ -278,6 +309,8 @@ def linear_fit(
 
     a = [[N(j, k) for k in range(d)] for j in range(d)]
     b = [N(j, d) for j in range(d)]
+    if ridge > 0:
+        return (yield from _ridge(engine, layout, a, b, N(d, d), nu, P, ridge, df_resid))
 
     # ---- 4. inverse and the singular bit -----------------------------------------------
     inverse, not_converged = yield from spd_inverse(engine, a, layout.solver, "solve")
@@ -342,6 +375,82 @@ def linear_fit(
         sigma2=sigma2,
         r2=r2,
         r2_adj=r2_adj,
+        n=m,
+        df_resid=df_resid,
+    )
+
+
+def _ridge(
+    engine: Engine, layout: LinearLayout, a: list[list[int]], b: list[int], yy: int, nu: list[int],
+    P: list[int], ridge: float, df_resid: int,
+) -> Program[LinearResult]:
+    """Program: the ridge branch of :func:`linear_fit` after the scaling (step 3).
+
+    The scales are opened first, so the scaled penalty ``rho_j = ridge m 4**f / 4**t_j``
+    is public; ``A_r = Q (A + diag(rho)) Q`` with public ``Q_j = 2**-k_j`` has its diagonal
+    below 1.02 (the solver's contract); then ``gamma = Q A_r^-1 Q b``.
+    """
+    p, d, m = engine.prime, layout.d, layout.m
+    F, T, NF, f = layout.F, layout.T, layout.NU_FRAC, engine.params.frac_bits
+    S = layout.RIDGE_SHIFT
+    scales = yield from engine.reveal(P, "scale")
+    t = [T - (v.bit_length() - 1) for v in scales]
+    rho = [math.ldexp(ridge * m, 2 * f - 2 * t[j]) for j in range(d)]
+    k = [max(0, math.ceil(math.log((1.02 + r) / 1.02, 4))) for r in rho]
+    while any((1.02 + r) * 4.0**-kj > 1.02 for r, kj in zip(rho, k)):  # float rounding of the log
+        k = [kj + ((1.02 + r) * 4.0**-kj > 1.02) for r, kj in zip(rho, k)]
+    # the singular bit is opened whatever k is, so the rounds do not depend on the data
+    too_big = max(k) > S
+    k = [min(kj, S) for kj in k]
+    flat = engine.scale(
+        [a[j][l] for j in range(d) for l in range(d)] + b,
+        [1 << (2 * S - k[j] - k[l]) for j in range(d) for l in range(d)] + [1 << (2 * S - k[j]) for j in range(d)],
+    )
+    shifted = yield from engine.trunc_fast(flat, *layout.ridge_scale, "ridge")
+    a_r = [
+        [(shifted[j * d + l] + (round(math.ldexp(rho[j], F - 2 * k[j])) if j == l else 0)) % p for l in range(d)]
+        for j in range(d)
+    ]
+    b_r = shifted[d * d :]
+    inverse, not_converged = yield from spd_inverse(engine, a_r, layout.solver, "solve")
+    opened = yield from engine.reveal([not_converged], "singular")
+    if too_big:
+        raise AnalysisRefused(
+            f"linear refused: ridge = {ridge} outweighs a feature's variance by more than 4**{S}; "
+            f"only the scales and the singular bit were opened"
+        )
+    if opened[0] != 0:
+        raise AnalysisRefused(
+            f"linear refused: the penalised design is numerically singular among the {d} features; "
+            f"only the scales and the singular bit were opened"
+        )
+    g_r = yield from engine.dot([(inverse[j], b_r) for j in range(d)], "solve")
+    g_r = yield from engine.trunc_fast(g_r, *layout.solve, "solve")
+    # RSS = c_yy - 2 g.(Q b) + g^T (Q A Q) g in scaled units, g = gamma''
+    a_g = yield from engine.dot([(shifted[j * d : (j + 1) * d], g_r) for j in range(d)], "output")
+    a_g = yield from engine.trunc_fast(a_g, *layout.solve, "output")
+    gamma = engine.scale(g_r, [1 << (S - kj) for kj in k])  # gamma = Q gamma'', S extra bits
+    gamma = yield from engine.trunc_fast(gamma, *layout.ridge_gamma, "output")
+    terms = yield from engine.dot([(g_r, engine.sub(a_g, engine.scale(b_r, 2))), (gamma, nu[:d])], "output")
+    fits = yield from engine.trunc_fast(terms[:1], *layout.rss, "output")
+    cross = yield from engine.trunc_fast(terms[1:], *layout.cross, "output")
+    rss = (yy + fits[0]) % p
+    intercept = (nu[d] * (1 << (F - NF)) - cross[0]) % p
+    g_open = yield from engine.reveal(g_r, "coefficients")
+    icpt_open = yield from engine.reveal([intercept], "intercept")
+    rss_open = yield from engine.reveal([rss], "sigma2")
+    yy_open = yield from engine.reveal([yy], "r2")
+    unit = float(1 << F)
+    rss_n, yy_n = rss_open[0] / unit, yy_open[0] / unit
+    r2 = 1.0 - rss_n / yy_n
+    return LinearResult(
+        coefficients=tuple(math.ldexp(g / unit, t[d] - t[j] - k[j]) for j, g in enumerate(g_open)),
+        se=(),
+        intercept=math.ldexp(icpt_open[0] / unit, t[d] - f) / m,
+        intercept_se=None,
+        sigma2=math.ldexp(rss_n, 2 * t[d] - 2 * f) / (m * df_resid),
+        r2=r2,
+        r2_adj=1.0 - (1.0 - r2) * (m - 1) / df_resid,
         n=m,
         df_resid=df_resid,
     )
