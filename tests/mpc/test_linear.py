@@ -77,6 +77,7 @@ def test_heart_failure_cohort_matches_statsmodels():
     assert engines[1].revealed == [(label, shape[0]) for _, shape, label, count in openings(x.shape[1]) if label]
 
 
+@pytest.mark.slow
 def test_diabetes_raw_features_match_statsmodels():
     """scikit-learn's bundled diabetes data (no download), raw units (ages, BMI, blood
     pressures and serum measurements on their own scales)."""
@@ -135,11 +136,6 @@ def test_a_singular_design_reveals_only_the_bit():
     g = np.random.default_rng(9)
     x = g.normal(size=(30, 2))
     x[:, 1] = -3 * x[:, 0]
-    engines = {}
-
-    def keep(engine_map):
-        engines.update(engine_map)
-
     xe = [PARAMS.encode(row) for row in x]
     ye = PARAMS.encode(g.normal(size=30))
     flat = shamir.share([v for row in xe for v in row] + ye, random.Random(2), PARAMS.prime)
@@ -191,6 +187,7 @@ def test_each_budget_is_checked(budget):
         assert f"{budget} needs" not in str(error)
 
 
+@pytest.mark.slow
 def test_the_layout_fits_every_accepted_parameter_set_up_to_64_features():
     for f in range(1, 65):
         for i in range(1, 65):
@@ -213,7 +210,7 @@ def test_student_t_matches_scipy(df):
         assert t_quantile(q, df) == pytest.approx(stats.t.ppf(q, df), rel=1e-8, abs=1e-14)
 
 
-@pytest.mark.parametrize("alpha", [0.5, 300.0])
+@pytest.mark.parametrize("alpha", [0.5, pytest.param(300.0, marks=pytest.mark.slow)])
 def test_ridge_matches_scikit_learn(alpha):
     """``Ridge(alpha)`` with an unpenalised intercept: coefficients, intercept and R^2
     within 1e-6 relative (the penalised system is better conditioned than the OLS one);
