@@ -229,3 +229,14 @@ def test_ridge_matches_scikit_learn(alpha):
     assert engines[1].revealed == [(label, shape[0]) for _, shape, label, _ in openings(x.shape[1], ridge=True) if label]
     with pytest.raises(ValueError, match="ridge"):
         inference(result)
+
+
+def test_ridge_refuses_a_column_nearly_constant_next_to_the_intercept():
+    """Ridge fits collinear columns, but a column with |mean| / SD beyond 2**12 would overflow
+    the intercept's budget: refused after the scales and the singular bit."""
+    g = np.random.default_rng(3)
+    x = g.normal(size=(40, 2))
+    x[:, 1] = 5000.0 + g.uniform(-0.5, 0.5, 40)
+    y = x[:, 0] + g.normal(size=40)
+    with pytest.raises(AnalysisRefused, match="nearly constant"):
+        secure_linear(x, y, ridge=1.0)

@@ -314,14 +314,7 @@ def linear_fit(
 
     # ---- 4. inverse and the singular bit -----------------------------------------------
     inverse, not_converged = yield from spd_inverse(engine, a, layout.solver, "solve")
-    bound = 1 << (layout.NU_BITS + NF)
-    out_of_range = yield from engine.ltz(
-        [(v - bound) % p for v in nu] + [(-v - bound) % p for v in nu], layout.range_bits, "singular"
-    )
-    flags = (2 * n - sum(out_of_range) + not_converged) % p  # bounds not met + not converged
-    # [flags >= 1] = [0 - flags < 0]
-    singular = yield from engine.ltz([(-flags) % p], layout.any_bits, "singular")
-    opened = yield from engine.reveal(singular, "singular")
+    opened = yield from _singular(engine, layout, nu, not_converged)
     if opened[0] != 0:
         raise AnalysisRefused(
             f"linear refused: the design is numerically singular (collinear or constant feature "
@@ -380,6 +373,19 @@ def linear_fit(
     )
 
 
+def _singular(engine: Engine, layout: LinearLayout, nu: list[int], not_converged: int) -> Program[list[int]]:
+    """Program: open (label ``singular``) the one bit ``[the inverse did not converge or
+    some |nu_j| >= 2**NU_BITS]``, from ``2 (d + 1) + 1`` flags summed and compared with 1."""
+    p = engine.prime
+    bound = 1 << (layout.NU_BITS + layout.NU_FRAC)
+    within = yield from engine.ltz(
+        [(v - bound) % p for v in nu] + [(-v - bound) % p for v in nu], layout.range_bits, "singular"
+    )
+    flags = (len(within) - sum(within) + not_converged) % p  # bounds not met + not converged
+    singular = yield from engine.ltz([(-flags) % p], layout.any_bits, "singular")  # [0 - flags < 0]
+    return (yield from engine.reveal(singular, "singular"))
+
+
 def _ridge(
     engine: Engine, layout: LinearLayout, a: list[list[int]], b: list[int], yy: int, nu: list[int],
     P: list[int], ridge: float, df_resid: int,
@@ -413,7 +419,7 @@ def _ridge(
     ]
     b_r = shifted[d * d :]
     inverse, not_converged = yield from spd_inverse(engine, a_r, layout.solver, "solve")
-    opened = yield from engine.reveal([not_converged], "singular")
+    opened = yield from _singular(engine, layout, nu, not_converged)
     if too_big:
         raise AnalysisRefused(
             f"linear refused: ridge = {ridge} outweighs a feature's variance by more than 4**{S}; "
@@ -421,8 +427,9 @@ def _ridge(
         )
     if opened[0] != 0:
         raise AnalysisRefused(
-            f"linear refused: the penalised design is numerically singular among the {d} features; "
-            f"only the scales and the singular bit were opened"
+            f"linear refused: the penalised design is numerically singular (or a column is nearly "
+            f"constant next to the intercept: |mean| / SD of 2**{layout.NU_BITS} or more) among the "
+            f"{d} features; only the scales and the singular bit were opened"
         )
     g_r = yield from engine.dot([(inverse[j], b_r) for j in range(d)], "solve")
     g_r = yield from engine.trunc_fast(g_r, *layout.solve, "solve")
