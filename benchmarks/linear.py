@@ -18,7 +18,6 @@ the slowest party's CPU to it is the price of the secrecy, without the network).
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time

@@ -10,7 +10,6 @@ correlation matrix (below 1e4 here), so the margin is wide.
 
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np

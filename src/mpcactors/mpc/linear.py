@@ -266,7 +266,7 @@ def linear_fit(
         ConfigError: bad sizes or parameters, before the first round.
     """
     params = engine.params
-    p, f = engine.prime, params.frac_bits
+    p = engine.prime
     if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and 0 <= ridge < 2.0**params.int_bits):
         raise ConfigError(f"linear: ridge must be a number in [0, 2**{params.int_bits}), got {ridge!r}")
     if not isinstance(min_cell, int) or min_cell < 1:
@@ -285,7 +285,7 @@ def linear_fit(
         raise ValueError(f"linear: x must be {m} rows of {d} shares and y must have {m} shares")
     layout = LinearLayout(params, m, d)
     layout.check()
-    F, T, NF = layout.F, layout.T, layout.NU_FRAC
+    F, NF = layout.F, layout.NU_FRAC
     n = d + 1
 
     # ---- 2. centred Gram matrix: local degree 2, one reshare --------------------------
@@ -345,29 +345,41 @@ def linear_fit(
     rss_open = yield from engine.reveal([rss], "sigma2")
     yy_open = yield from engine.reveal([N(d, d)], "r2")
 
-    # ---- public arithmetic: raw units -----------------------------------------------------
-    # P_j = 2**(T - t_j); S_jk (centred cross products, raw) = N_jk 2**(t_j + t_k) / (m 4**f)
-    t = [T - (v.bit_length() - 1) for v in scales]
-    unit = float(1 << F)
-    rss_n = rss_open[0] / unit
-    yy_n = yy_open[0] / unit
-    sigma2 = math.ldexp(rss_n, 2 * t[d] - 2 * f) / (m * df_resid)
-    coefficients = tuple(math.ldexp(g / unit, t[d] - t[j]) for j, g in enumerate(g_open))
-    se = tuple(
-        math.sqrt(max(sigma2 * m * math.ldexp(v / unit, 2 * f - 2 * t[j]), 0.0)) for j, v in enumerate(inv_diag)
+    return _raw_result(
+        engine.params.frac_bits, layout, df_resid, scales, g_open, [0] * d, icpt_open[0], rss_open[0], yy_open[0],
+        inv_diag, q_open[0],
     )
-    intercept_raw = math.ldexp(icpt_open[0] / unit, t[d] - f) / m
-    intercept_se = math.sqrt(max(sigma2 * (q_open[0] / unit) / m, 0.0))
-    r2 = 1.0 - rss_n / yy_n
-    r2_adj = 1.0 - (1.0 - r2) * (m - 1) / df_resid
+
+
+def _raw_result(
+    f: int, layout: LinearLayout, df_resid: int, scales: list[int], gamma: list[int], shifts: list[int],
+    intercept: int, rss: int, yy: int, inv_diag: list[int] | None = None, q: int | None = None,
+) -> LinearResult:
+    """The public arithmetic: raw units from the opened scaled values (``F`` fractional
+    bits) and scales ``P_j = 2**(T - t_j)``; the centred cross products are
+    ``S_jk = N_jk 2**(t_j + t_k) / (m 4**f)``. ``shifts`` are the ridge's public ``k_j``
+    (coefficient ``j`` is ``gamma_j 2**(t_y - t_j - k_j)``); without ``inv_diag`` and
+    ``q`` (ridge) no standard errors."""
+    m, F = layout.m, layout.F
+    t = [layout.T - (v.bit_length() - 1) for v in scales]
+    y = t[-1]
+    unit = float(1 << F)
+    rss_n = rss / unit
+    sigma2 = math.ldexp(rss_n, 2 * y - 2 * f) / (m * df_resid)
+    r2 = 1.0 - rss_n / (yy / unit)
+    se: tuple[float, ...] = ()
+    intercept_se = None
+    if inv_diag is not None and q is not None:
+        se = tuple(math.sqrt(max(sigma2 * m * math.ldexp(v / unit, 2 * f - 2 * t[j]), 0.0)) for j, v in enumerate(inv_diag))
+        intercept_se = math.sqrt(max(sigma2 * (q / unit) / m, 0.0))
     return LinearResult(
-        coefficients=coefficients,
+        coefficients=tuple(math.ldexp(g / unit, y - t[j] - k) for j, (g, k) in enumerate(zip(gamma, shifts))),
         se=se,
-        intercept=intercept_raw,
+        intercept=math.ldexp(intercept / unit, y - f) / m,
         intercept_se=intercept_se,
         sigma2=sigma2,
         r2=r2,
-        r2_adj=r2_adj,
+        r2_adj=1.0 - (1.0 - r2) * (m - 1) / df_resid,
         n=m,
         df_resid=df_resid,
     )
@@ -447,20 +459,7 @@ def _ridge(
     icpt_open = yield from engine.reveal([intercept], "intercept")
     rss_open = yield from engine.reveal([rss], "sigma2")
     yy_open = yield from engine.reveal([yy], "r2")
-    unit = float(1 << F)
-    rss_n, yy_n = rss_open[0] / unit, yy_open[0] / unit
-    r2 = 1.0 - rss_n / yy_n
-    return LinearResult(
-        coefficients=tuple(math.ldexp(g / unit, t[d] - t[j] - k[j]) for j, g in enumerate(g_open)),
-        se=(),
-        intercept=math.ldexp(icpt_open[0] / unit, t[d] - f) / m,
-        intercept_se=None,
-        sigma2=math.ldexp(rss_n, 2 * t[d] - 2 * f) / (m * df_resid),
-        r2=r2,
-        r2_adj=1.0 - (1.0 - r2) * (m - 1) / df_resid,
-        n=m,
-        df_resid=df_resid,
-    )
+    return _raw_result(f, layout, df_resid, scales, g_open, k, icpt_open[0], rss_open[0], yy_open[0])
 
 
 # ---------------------------------------------------------------------------------
