@@ -27,7 +27,6 @@ from pathlib import Path
 # one BLAS thread: statsmodels' CPU time and the parties' Gram products are then
 # single-core figures (spinning BLAS threads inflate CPU time on a loaded machine)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
