@@ -29,6 +29,10 @@ Outline (every party runs the same program):
    public ``m``, ``d``, ``f`` in float arithmetic; t, p and confidence intervals follow
    in plaintext (:func:`inference`).
 
+With ``ridge > 0`` (scikit-learn's ``Ridge``) the scales are opened before the singular
+bit, the penalty becomes a public diagonal and no standard errors are computed
+(:func:`openings` with ``ridge=True``; ``docs/linear.md`` says why).
+
 Nothing else is opened except masked values inside truncations and comparisons.
 """
 
@@ -45,7 +49,7 @@ from .engine import Engine, Program
 from .lasso import local_gram
 from .linalg import SpdLayout, spd_inverse
 
-__all__ = ["LinearLayout", "LinearResult", "inference", "linear_fit", "openings", "t_cdf", "t_quantile"]
+__all__ = ["LinearLayout", "LinearResult", "inference", "linear_fit", "openings", "t_cdf", "t_quantile", "t_sf2"]
 
 
 @dataclass(frozen=True)
