@@ -239,3 +239,18 @@ def test_ridge_refuses_a_column_nearly_constant_next_to_the_intercept():
     y = x[:, 0] + g.normal(size=40)
     with pytest.raises(AnalysisRefused, match="nearly constant"):
         secure_linear(x, y, ridge=1.0)
+
+
+def test_ridge_fits_exactly_collinear_columns():
+    """The penalty makes the system definite: where OLS refuses, Ridge(alpha) is matched
+    within 1e-6 relative."""
+    g = np.random.default_rng(12)
+    x = g.normal(size=(60, 3)) * [1.0, 50.0, 0.01]
+    x[:, 2] = x[:, 0] - 0.02 * x[:, 1]
+    y = x @ [1.0, 0.05, 3.0] + g.normal(size=60)
+    with pytest.raises(AnalysisRefused, match="singular"):
+        secure_linear(x, y)
+    results, _, xd, yd = secure_linear(x, y, ridge=2.0)
+    reference = Ridge(alpha=2.0, solver="cholesky").fit(xd, yd)
+    np.testing.assert_allclose(results[1].coefficients, reference.coef_, rtol=RTOL)
+    assert results[1].intercept == pytest.approx(reference.intercept_, rel=RTOL)
