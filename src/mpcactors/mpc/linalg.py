@@ -1,0 +1,169 @@
+"""Secure inverse of a Jacobi-scaled symmetric positive definite matrix (Newton-Schulz).
+
+A reusable building block of the regression programs (``mpc/linear.py``; logistic
+regression's Newton step). ``docs/linear.md`` explains the choice against Cholesky or
+Gauss-Jordan elimination.
+
+Contract. The input ``A`` (``d x d``, shares with ``F = frac_bits`` fractional bits) is
+symmetric positive semidefinite with its diagonal in ``[1/4, 1.02)`` (a Jacobi-scaled
+Gram or Hessian matrix, e.g. from ``describe``'s secret power-of-two normalisation), so
+``lambda_max <= trace <= 1.02 d``. The iteration
+
+    X_0 = 2**-a I  (2**a >= 1.02 d),    X_(k+1) = 2 X_k - X_k (A X_k)
+
+squares the residual ``R_k = I - A X_k`` every step (``R_(k+1) = R_k**2``), so after the public number
+:attr:`SpdLayout.iterations` of steps every eigenvalue ``lambda >= 2**-cond_bits`` has
+converged to ``2**-F`` relative: a fixed schedule whose rounds do not depend on the data.
+Newton's iteration is self-correcting, so the truncation errors of early steps vanish
+and the result is accurate to about ``d 2**-F / lambda_min``. The product is formed as
+``X (A X)`` with the full ``A X`` and only the upper triangle of ``X (A X)`` (symmetric in
+exact arithmetic for any symmetric ``X``): symmetrising ``A X`` instead would add the
+commutator ``[A, E]`` of the iterate's error ``E`` to the residual, which ``X`` then
+amplifies by its norm every step (measured: it diverges once ``|X| > 2**13``).
+
+Singularity. The trace of the last residual ``R_(k-1)`` (before the final update) is
+below ``2**-THRESHOLD_BITS`` when every eigenvalue ``>= 2**-cond_bits`` has converged
+(its rounding noise, about ``d 2**(cond_bits - F)``, is kept 16 times below that); a
+matrix with an eigenvalue below about ``2**-(cond_bits + 3)`` (collinear columns) leaves
+it near 1. The program returns shares of the bit ``[trace(R_(k-1)) >= 2**-THRESHOLD_BITS]``
+unopened: the caller reveals it under its own label (one bit) and refuses the analysis
+when it is 1. When the bit is 0 every eigenvalue of the returned inverse has converged to
+``2**-(2 THRESHOLD_BITS)`` relative or better.
+
+Only the masked values inside truncations and the one comparison are opened here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..crypto.fixedpoint import Params
+from ..errors import ConfigError
+from .engine import Engine, Program
+
+__all__ = ["THRESHOLD_BITS", "SpdLayout", "spd_inverse"]
+
+#: the singular bit is ``[trace(R_(k-1)) >= 2**-THRESHOLD_BITS]``
+THRESHOLD_BITS = 16
+
+
+@dataclass(frozen=True)
+class SpdLayout:
+    """Every width of :func:`spd_inverse` for a ``d x d`` matrix.
+
+    Attributes:
+        params: the run's parameters (the prime and ``sigma`` bound every width).
+        d: the matrix size (public).
+        frac_bits: ``F``, fractional bits of the input, the iterates and the result.
+        cond_bits: every eigenvalue at least ``2**-cond_bits`` converges (so a condition
+            number up to about ``2**cond_bits / d``); smaller ones raise the singular bit.
+    """
+
+    params: Params
+    d: int
+    frac_bits: int = 52
+    cond_bits: int = 24
+
+    @property
+    def start_exp(self) -> int:
+        """``a`` with ``X_0 = 2**-a I`` and ``2**a >= 1.02 d >= lambda_max``."""
+        return max(0, math.ceil(math.log2(1.02 * self.d)))
+
+    @property
+    def iterations(self) -> int:
+        """Steps until ``(1 - 2**-(cond_bits + a))**(2**k) <= 2**-F``, plus one: the last
+        residual tested (``R_(k-1)``) is then below ``2**-F`` at ``lambda = 2**-cond_bits``."""
+        need = math.log2(self.frac_bits * math.log(2)) + self.cond_bits + self.start_exp
+        return math.ceil(need) + 1
+
+    @property
+    def iterate_bits(self) -> int:
+        """``|X_k| < 2**iterate_bits`` (real): each step at most doubles an eigenvalue of ``X``."""
+        return self.iterations - self.start_exp + 1
+
+    @property
+    def product_bits(self) -> int:
+        """Raw products ``A X`` and ``X (A X)`` (entries of ``A`` and ``A X`` below 2, sums of ``d``)."""
+        return 2 * self.frac_bits + self.iterate_bits + max(1, math.ceil(math.log2(self.d))) + 3
+
+    @property
+    def check_bits(self) -> int:
+        """The comparison of ``trace(R)`` (``|.| < 2 d``) with the threshold."""
+        return self.frac_bits + max(1, math.ceil(math.log2(self.d))) + 3
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (naming the parameter) unless every operation fits."""
+        if self.d < 1:
+            raise ConfigError(f"spd_inverse: the matrix size d must be at least 1, got {self.d}")
+        if self.cond_bits < 1:
+            raise ConfigError(f"spd_inverse: cond_bits must be positive, got {self.cond_bits}")
+        # a slightly negative eigenvalue (rounding of A, at most 2 d 2**-F) must not grow
+        # during the schedule: 2**k * 2**-a * 2 d 2**-F stays below 2**-4
+        # the rounding noise of the residual, d 2**(cond_bits - F + 2), stays 16 times below
+        # the threshold; and a slightly negative eigenvalue (rounding of A, at most
+        # 2 d 2**-F) does not grow during the schedule (2**(k - a) 2 d 2**-F < 2**-4)
+        logd = math.ceil(math.log2(self.d)) if self.d > 1 else 0
+        least = max(self.cond_bits + THRESHOLD_BITS + logd + 6, self.iterations + logd + 6)
+        if self.frac_bits < least:
+            raise ConfigError(
+                f"spd_inverse: frac_bits = {self.frac_bits} is too few for cond_bits = {self.cond_bits} "
+                f"with d = {self.d}: need at least {least}"
+            )
+        need = self.product_bits + 1 + self.params.sigma + 3
+        if need > self.params.field_bits:
+            raise ConfigError(
+                f"spd_inverse: frac_bits = {self.frac_bits}, cond_bits = {self.cond_bits} and d = {self.d} "
+                f"with sigma = {self.params.sigma} need a Shamir prime above 2**{need}, "
+                f"but the prime has {self.params.field_bits} bits"
+            )
+
+
+def spd_inverse(
+    engine: Engine, a: Sequence[Sequence[int]], layout: SpdLayout, label: str = "solve"
+) -> Program[tuple[list[list[int]], int]]:
+    """Program: shares of ``A**-1`` (``F`` fractional bits, symmetric) and of the singular bit.
+
+    Args:
+        engine: this party's engine.
+        a: this party's shares of ``A`` (``d x d``, symmetric: only ``a[j][k]`` with
+            ``j <= k`` are read), as the module docstring requires.
+        layout: the widths; call :meth:`SpdLayout.check` before the first round.
+        label: the label of every exchange (statistics and masked openings).
+
+    Returns:
+        ``(X, singular)``: the inverse as a full symmetric matrix of shares and the share
+        of ``[trace(R_(k-1)) >= 2**-THRESHOLD_BITS]``, not opened.
+
+    Rounds: ``4 * layout.iterations`` plus one comparison. Communication per step: a
+    reshare and a truncation of ``d**2`` elements (``A X``) and of ``d (d + 1) / 2``.
+    """
+    p = engine.prime
+    d, F = layout.d, layout.frac_bits
+    if len(a) != d or any(len(row) != d for row in a):
+        raise ValueError(f"spd_inverse: the matrix must be {d} x {d}")
+    tri = [(j, k) for j in range(d) for k in range(j, d)]
+    one = 1 << F
+    x = [[(one >> layout.start_exp) if j == k else 0 for k in range(d)] for j in range(d)]
+    sym_a = [[a[min(j, k)][max(j, k)] for k in range(d)] for j in range(d)]
+    bits = layout.product_bits
+    trace = 0
+    for _ in range(layout.iterations):
+        flat = yield from engine.dot([(sym_a[j], x[k]) for j in range(d) for k in range(d)], label)
+        flat = yield from engine.trunc_fast(flat, F, bits, label)
+        ax_cols = [[flat[j * d + k] for j in range(d)] for k in range(d)]  # column k of A X
+        xax = yield from engine.dot([(x[j], ax_cols[k]) for j, k in tri], label)
+        xax = yield from engine.trunc_fast(xax, F, bits, label)
+        trace = (d * one - sum(flat[j * d + j] for j in range(d))) % p  # trace(I - A X_k)
+        x = _symmetric(d, tri, [(2 * x[j][k] - v) % p for (j, k), v in zip(tri, xax)])
+    threshold = 1 << (F - THRESHOLD_BITS)
+    singular = yield from engine.ltz([(threshold - 1 - trace) % p], layout.check_bits, label)
+    return x, singular[0]
+
+
+def _symmetric(d: int, tri: list[tuple[int, int]], values: list[int]) -> list[list[int]]:
+    out = [[0] * d for _ in range(d)]
+    for (j, k), v in zip(tri, values):
+        out[j][k] = out[k][j] = v
+    return out
