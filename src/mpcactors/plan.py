@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol
 from .crypto.fixedpoint import LASSO_MAX_COLUMNS
 from .errors import ConfigError, UndeclaredOpening
 from .mpc.engine import Delivery
-from .mpc import logistic
+from .mpc import linear, logistic
 from .mpc.lasso import CHECK_EVERY
 from .protocol.roster import Roster
 
@@ -42,6 +42,7 @@ __all__ = [
     "Describe",
     "Gate",
     "Lasso",
+    "Linear",
     "Logistic",
     "Opening",
     "Plan",
@@ -54,7 +55,7 @@ __all__ = [
 #: The version of the canonical form; part of the digest.
 FORMAT = 1
 #: The analysis kinds a plan may name.
-KINDS = ("describe", "lasso", "logistic")
+KINDS = ("describe", "lasso", "linear", "logistic")
 #: Counts below this are suppressed unless a plan says otherwise.
 DEFAULT_MIN_CELL = 10
 DEFAULT_MAX_ITER = 1000
@@ -67,6 +68,7 @@ _TOP_KEYS = {"title", "min_cell", "analysis"}
 _KEYS = {
     "describe": {"name", "kind", "recipients", "columns", "categorical", "levels"},
     "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter"},
+    "linear": {"name", "kind", "recipients", "target", "features", "ridge"},
     "logistic": {"name", "kind", "recipients", "target", "features", "max_iter"},
 }
 
@@ -129,6 +131,24 @@ class Lasso:
 
 
 @dataclass(frozen=True, slots=True)
+class Linear:
+    """Ordinary least squares of ``target`` on ``features`` with an intercept and standard
+    errors (``mpc/linear.py``; statsmodels' ``OLS``), or ridge with penalty ``ridge``
+    (scikit-learn's ``Ridge(alpha=ridge)``, no standard errors)."""
+
+    kind: ClassVar[str] = "linear"
+    target: str
+    features: tuple[str, ...]
+    ridge: float = 0.0
+
+    def document(self) -> dict[str, Any]:
+        return {"target": self.target, "features": list(self.features), "ridge": float(self.ridge)}
+
+    def openings(self, check_every: int) -> list[_Entry]:
+        return _from_program(linear.openings(len(self.features), ridge=self.ridge > 0), linear.CONTROL)
+
+
+@dataclass(frozen=True, slots=True)
 class Logistic:
     """Logistic regression of the 0/1 ``target`` on ``features`` by Newton's method, with
     standard errors (``mpc/logistic.py``; statsmodels' ``Logit``)."""
@@ -168,7 +188,7 @@ class Analysis:
     """One analysis of a plan: its unique name, what it computes, and who receives its outputs."""
 
     name: str
-    method: Describe | Lasso | Logistic
+    method: Describe | Lasso | Linear | Logistic
     recipients: tuple[str, ...]
 
     @property
@@ -540,7 +560,7 @@ class _Context:
                                  default=self.roster.data_parties)
         if not recipients:
             raise table.error("recipients", "must name at least one member")
-        method = {"describe": self._describe, "lasso": self._lasso, "logistic": self._logistic}[kind](table)
+        method = {"describe": self._describe, "lasso": self._lasso, "linear": self._linear, "logistic": self._logistic}[kind](table)
         return Analysis(name, method, tuple(m for m in members if m in recipients))
 
     def _describe(self, table: _Table) -> Describe:
@@ -582,6 +602,14 @@ class _Context:
         if not features or len(features) > LASSO_MAX_COLUMNS:
             raise table.error("features", f"must name 1 to {LASSO_MAX_COLUMNS} columns besides the target")
         return target, features
+
+    def _linear(self, table: _Table) -> Linear:
+        target, features = self._model(table, "linear model")
+        ridge = table.get("ridge")
+        ridge = 0.0 if ridge is None else ridge
+        if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not math.isfinite(ridge) or ridge < 0:
+            raise table.error("ridge", f"must be a number of at least 0 (0: ordinary least squares), got {_what(ridge)}")
+        return Linear(target, features, float(ridge))
 
     def _logistic(self, table: _Table) -> Logistic:
         target, features = self._model(table, "logistic regression")

@@ -25,7 +25,7 @@ from .actors.failures import first_cause
 from .config import RunConfig
 from .crypto import shamir
 from .data import PartyTable, plaintext_join
-from .plan import OTHER, Describe, Lasso, Logistic
+from .plan import OTHER, Describe, Lasso, Linear, Logistic
 from .protocol.roster import TTP
 from .transport.base import Recorder
 from .transport.memory import memory_mesh
@@ -224,7 +224,7 @@ def _verify(simulation: Simulation, tables: dict[str, PartyTable]) -> None:
         if isinstance(method, Describe):
             checks[analysis.name] = compare_with_numpy(outputs[analysis.name], method, data, columns,
                                                        config.study_plan.min_cell)
-        elif isinstance(method, Logistic):
+        elif isinstance(method, Linear | Logistic):
             checks[analysis.name] = compare_with_statsmodels(outputs[analysis.name], method, data, columns)
         else:
             checks[analysis.name] = compare_with_sklearn(outputs[analysis.name], method, data, columns)
@@ -321,26 +321,46 @@ def compare_with_sklearn(
 
 
 def compare_with_statsmodels(
-    output: dict[str, Any], method: Logistic, data: np.ndarray, columns: Sequence[str], tolerance: float = 1e-4,
+    output: dict[str, Any], method: Linear | Logistic, data: np.ndarray, columns: Sequence[str],
 ) -> dict[str, Any]:
-    """Fit statsmodels' ``Logit`` with an intercept on the plaintext join; report the largest
-    relative difference of the estimates and standard errors (docs/logistic.md: 1e-4)."""
+    """Fit statsmodels' ``Logit`` or ``OLS`` with an intercept on the plaintext join (for
+    ridge, scikit-learn's ``Ridge``); report the largest relative difference of the estimates
+    and standard errors (docs/logistic.md: 1e-4; docs/linear.md: 1e-6)."""
     import statsmodels.api as sm
 
-    x = sm.add_constant(data[:, [columns.index(c) for c in method.features]], has_constant="add")
-    fit = sm.Logit(data[:, columns.index(method.target)], x).fit(disp=0, maxiter=100)
+    features = data[:, [columns.index(c) for c in method.features]]
+    y = data[:, columns.index(method.target)]
+    x = sm.add_constant(features, has_constant="add")
+    ridge = isinstance(method, Linear) and method.ridge > 0
+    if ridge:
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=method.ridge).fit(features, y)
+        params, bse = np.concatenate([[model.intercept_], model.coef_]), None
+        extra: dict[str, float] = {}
+    elif isinstance(method, Logistic):
+        fit = sm.Logit(y, x).fit(disp=0, maxiter=100)
+        params, bse, extra = fit.params, fit.bse, {"loglik": float(fit.llf)}
+    else:
+        fit = sm.OLS(y, x).fit()
+        params, bse, extra = fit.params, fit.bse, {"r2": float(fit.rsquared), "sigma2": float(fit.scale)}
     ours = [output["intercept"]] + [output["coefficients"][c] for c in method.features]
-    worst = max(
-        max(abs(o["estimate"] - b) / max(abs(b), 1e-12), abs(o["se"] - s) / max(abs(s), 1e-12))
-        for o, b, s in zip(ours, fit.params, fit.bse, strict=True)
-    )
+
+    def rel(a: float, b: float) -> float:
+        return abs(a - b) / max(abs(b), 1e-12)
+
+    worst = max(rel(o["estimate"], b) for o, b in zip(ours, params, strict=True))
+    if bse is not None:
+        worst = max(worst, max(rel(o["se"], s) for o, s in zip(ours, bse, strict=True)))
+    for key, value in extra.items():
+        worst = max(worst, rel(output["loglik" if key == "loglik" else key], value))
+
+    def row(j: int) -> dict[str, float]:
+        return {"estimate": float(params[j]), **({} if bse is None else {"se": float(bse[j])})}
+
+    tolerance = 1e-4 if isinstance(method, Logistic) else 1e-6
     return {
-        "statsmodels": {
-            "coefficients": {c: {"estimate": float(b), "se": float(s)}
-                             for c, b, s in zip(method.features, fit.params[1:], fit.bse[1:], strict=True)},
-            "intercept": {"estimate": float(fit.params[0]), "se": float(fit.bse[0])},
-            "loglik": float(fit.llf),
-        },
+        "statsmodels": {"coefficients": {c: row(j + 1) for j, c in enumerate(method.features)}, "intercept": row(0), **extra},
         "max_relative_difference": worst,
         "tolerance": tolerance,
         "within_tolerance": worst <= tolerance,

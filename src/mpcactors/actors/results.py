@@ -7,10 +7,11 @@ from typing import Any
 
 from ..config import RunConfig
 from ..mpc.describe import Description
-from ..mpc import logistic
+from ..mpc import linear, logistic
 from ..mpc.lasso import LassoResult
+from ..mpc.linear import LinearResult
 from ..mpc.logistic import LogisticResult
-from ..plan import Analysis, Describe, Lasso, Logistic
+from ..plan import Analysis, Describe, Lasso, Linear, Logistic
 from ..protocol.steps import STEP_NAMES
 
 __all__ = ["PartyResult", "StepStats", "output_document"]
@@ -25,7 +26,9 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
     lasso: ``{"kind", "target", "alpha", "coefficients", "owners", "intercept", "r2",
     "iterations", "converged"}``. logistic: ``{"kind", "target", "n", "coefficients": {col:
     {"estimate", "se", "z", "p", "ci_low", "ci_high"}}, "intercept": {same}, "owners",
-    "loglik", "iterations", "converged"}``.
+    "loglik", "iterations", "converged"}``. linear: ``{"kind", "target", "n", "ridge",
+    "coefficients": {col: {"estimate", "se", "t", "p", "ci_low", "ci_high"}} (the estimate
+    only with ridge), "intercept", "owners", "r2", "r2_adj", "sigma2", "df_resid"}``.
     """
     method = analysis.method
     if isinstance(method, Describe):
@@ -39,6 +42,19 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
                 column: {str(level.level): level.count for level in levels} for column, levels in output.categorical.items()
             },
         }
+    if isinstance(method, Linear):
+        assert isinstance(output, LinearResult)
+        document: dict[str, Any] = {"kind": "linear", "target": method.target, "n": output.n, "ridge": method.ridge}
+        keys = ("estimate", "se", "t", "p", "ci_low", "ci_high")
+        if method.ridge > 0:  # no standard errors: a biased estimator (docs/linear.md)
+            rows = [{"estimate": b} for b in (*output.coefficients, output.intercept)]
+        else:
+            rows = [dict(zip(keys, r, strict=True)) for r in linear.inference(output)]
+        document["coefficients"] = dict(zip(method.features, rows[:-1], strict=True))
+        document["intercept"] = rows[-1]
+        document["owners"] = {c: config.owner_of(c) for c in method.features}
+        document.update(r2=output.r2, r2_adj=output.r2_adj, sigma2=output.sigma2, df_resid=output.df_resid)
+        return document
     if isinstance(method, Logistic):
         assert isinstance(output, LogisticResult)
         stats = logistic.inference(output)

@@ -29,9 +29,10 @@ from ..mpc.convert import to_shamir
 from ..mpc.describe import describe_fit
 from ..mpc.engine import Engine, Program
 from ..mpc.lasso import CHECK_EVERY, DEALT, lasso_fit, scale_inputs
+from ..mpc.linear import linear_fit
 from ..mpc.logistic import logistic_fit
 from ..mpc.replay import ReplayEngine, replay
-from ..plan import OTHER, Analysis, Describe, Gate, Lasso, Logistic, indicator_columns
+from ..plan import OTHER, Analysis, Describe, Gate, Lasso, Linear, Logistic, indicator_columns
 from ..protocol import messages as msg
 from ..protocol.steps import STEP_NAMES, Group, Step
 from ..protocol.wire import BigIntArray
@@ -202,6 +203,8 @@ class SharedSteps:
             )
         x = rows(method.features)
         y = [row[0] for row in rows((method.target,))]
+        if isinstance(method, Linear):
+            return linear_fit(engine, x, y, m=m, d=len(method.features), min_cell=self.plan.min_cell, ridge=method.ridge)
         if isinstance(method, Logistic):
             return logistic_fit(engine, x, y, m=m, d=len(method.features), min_cell=self.plan.min_cell,
                                 max_iter=method.max_iter)

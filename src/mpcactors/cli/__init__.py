@@ -169,7 +169,7 @@ def render_simulation(doc: dict[str, Any], console: Console) -> None:
         to = f"to {', '.join(recipients[name])}"
         if output["kind"] == "describe":
             render_description(name, to, output, checks.get(name, {}).get("numpy"), console)
-        elif output["kind"] == "logistic":
+        elif output["kind"] in ("linear", "logistic"):
             render_regression(name, to, output, checks.get(name, {}).get("statsmodels"), console)
         else:
             render_lasso(name, to, output, checks.get(name, {}).get("sklearn"), console)
@@ -254,12 +254,20 @@ def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[s
     rows = [("const", "-", output["intercept"], oracle["intercept"] if oracle else None)]
     rows += [(c, output["owners"][c], v, oracle["coefficients"][c] if oracle else None) for c, v in output["coefficients"].items()]
     for column, owner, v, ref in rows:
-        row = [escape(column), owner, f"{v['estimate']:.6g}", f"{v['se']:.6g}", f"{v[stat]:.3f}", f"{v['p']:.4f}",
-               f"{v['ci_low']:.6g}", f"{v['ci_high']:.6g}"]
+        row = [escape(column), owner, f"{v['estimate']:.6g}"]
+        row += [f"{v['se']:.6g}", f"{v[stat]:.3f}", f"{v['p']:.4f}", f"{v['ci_low']:.6g}", f"{v['ci_high']:.6g}"] if "se" in v else ["-"] * 5
         if ref is not None:
-            row += [f"{ref['estimate']:.6g}", f"{ref['se']:.6g}"]
+            row += [f"{ref['estimate']:.6g}", f"{ref['se']:.6g}" if "se" in ref else "-"]
         table.add_row(*row)
     console.print(table)
+    if output["kind"] == "linear":
+        line = (f"R^2 = {output['r2']:.6g}, adjusted R^2 = {output['r2_adj']:.6g}, residual variance = "
+                f"{output['sigma2']:.6g}, residual df = {output['df_resid']}")
+        if output["ridge"]:
+            line += f"; ridge {output['ridge']:g}: no standard errors (a biased estimator; docs/linear.md)"
+        if oracle and "r2" in oracle:
+            line += f"; statsmodels R^2 = {oracle['r2']:.6g}"
+        console.print(line)
     if "loglik" in output:
         status = "converged" if output["converged"] else "not converged (iteration cap)"
         line = f"log-likelihood = {output['loglik']:.6g}, iterations = {output['iterations']} ({status})"

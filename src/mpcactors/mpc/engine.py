@@ -459,7 +459,8 @@ class Engine:
         one, the gate is asked first (it raises, before anything is sent, for an opening
         it does not admit); a party outside :attr:`Delivery.to` sends its shares to the
         recipients, receives nothing and gets zeros, so an output must never steer a
-        program (only values every party receives may).
+        program (only values every party receives may), and a program's public decoding
+        of its outputs must accept zeros (that party's result is dropped).
         """
         n = len(a)
         delivery = EVERYONE if self.gate is None else self.gate.admit(label, n)

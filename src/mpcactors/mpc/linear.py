@@ -49,7 +49,7 @@ from .engine import Engine, Program
 from .lasso import local_gram
 from .linalg import SpdLayout, spd_inverse
 
-__all__ = ["LinearLayout", "LinearResult", "inference", "linear_fit", "openings", "t_cdf", "t_quantile", "t_sf2"]
+__all__ = ["CONTROL", "LinearLayout", "LinearResult", "inference", "linear_fit", "openings", "t_cdf", "t_quantile", "t_sf2"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,11 @@ class LinearResult:
     r2_adj: float
     n: int
     df_resid: int
+
+
+#: The openings every compute party must see: the singular bit steers the program, and
+#: the columns' powers of two fix the outputs' scales (with ridge, the penalty's too).
+CONTROL = frozenset({"singular", "scale"})
 
 
 def openings(d: int, *, ridge: bool = False) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
@@ -370,7 +375,9 @@ def _raw_result(
     unit = float(1 << F)
     rss_n = rss / unit
     sigma2 = math.ldexp(rss_n, 2 * y - 2 * f) / (m * df_resid)
-    r2 = 1.0 - rss_n / (yy / unit)
+    # yy > 0 whenever the design is not singular; 0 where a compute party that is not a
+    # recipient decodes the zeros its engine returned (Engine.reveal), whose result is dropped
+    r2 = 1.0 - rss_n / (yy / unit) if yy else math.nan
     se: tuple[float, ...] = ()
     intercept_se = None
     if inv_diag is not None and q is not None:
