@@ -213,7 +213,7 @@ CASES = [
          "chronic_conditions, hospital_days)", 2,
          edit=_with_plan('title = "t"\n[[analysis]]\nname = "days"\nkind = "lasso"\ntarget = "length_of_stay"\nalpha = 0.1\n')),
     Case("plan-unknown-kind", "The study plan names an analysis kind that does not exist", "party",
-         "plan.toml: [[analysis]] 1 (table) kind: must be one of describe, lasso, got a string ('crosstab')", 2,
+         "plan.toml: [[analysis]] 1 (table) kind: must be one of describe, lasso, linear, logistic, got a string ('crosstab')", 2,
          edit=_with_plan('title = "t"\n[[analysis]]\nname = "table"\nkind = "crosstab"\n')),
     Case("missing-input", "The CSV named in [input] does not exist", "party",
          "hospital: data/hospital.csv: the file does not exist", 3, edit=_remove("data/hospital.csv")),
