@@ -613,7 +613,8 @@ class Engine:
         p = self.prime
         bits = yield from self.random_bits(n * m)
         weights = [1 << i for i in range(m)]
-        r_low = [sum(w * b for w, b in zip(weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
+        mul = operator.mul
+        r_low = [sum(map(mul, weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
         return (yield from self._open_and_shift(a, r_low, m, k, label, carry=0))
 
     def _open_and_shift(
@@ -672,7 +673,8 @@ class Engine:
         groups = [bits[q * nb : (q + 1) * nb] for q in range(n)]
         high = self.random_bounded(n, self.params.sigma + 1)
         weights = [1 << i for i in range(nb)]
-        r_low = [sum(w * b for w, b in zip(weights, g)) % p for g in groups]
+        mul = operator.mul
+        r_low = [sum(map(mul, weights, g)) % p for g in groups]
         shift = 1 << nb
         masked = [(x + shift + r + shift * h) % p for x, r, h in zip(a, r_low, high)]
         opened = yield from self.open(masked, label)
@@ -698,33 +700,32 @@ class Engine:
         left = [bs[2 * g + 1] for bs in bits for g in range(pairs)]
         right = [bs[2 * g] for bs in bits for g in range(pairs)]
         prod = yield from self.mul(left, right, label)
-        e_flat: list[int] = []
-        l_flat: list[int] = []
-        pos = 0
-        for c, bs in zip(public, bits):
-            for g in range(pairs):
-                bl, bh, pp = bs[2 * g], bs[2 * g + 1], prod[pos]
-                pos += 1
-                ch, cl = (c >> (2 * g + 1)) & 1, (c >> (2 * g)) & 1
-                if ch and cl:
-                    e, eh_ll = pp, 0
-                elif ch:
-                    e, eh_ll = bh - pp, pp
-                elif cl:
-                    e, eh_ll = bl - pp, 0
-                else:
-                    e, eh_ll = 1 - bh - bl + pp, bl - pp
-                lh = 0 if ch else bh
-                e_flat.append(e % p)
-                l_flat.append((lh + eh_ll) % p)
-            if nb % 2:
-                b = bs[nb - 1]
-                if (c >> (nb - 1)) & 1:
-                    e_flat.append(b)
-                    l_flat.append(0)
-                else:
-                    e_flat.append((1 - b) % p)
-                    l_flat.append(b)
+        # per pair (b_h, b_l) with product pp and public bits (c_h, c_l) = code >> 1, code & 1:
+        #   code 3: e = pp,                l = 0
+        #   code 2: e = b_h - pp,          l = pp
+        #   code 1: e = b_l - pp,          l = b_h
+        #   code 0: e = 1 - b_h - b_l + pp, l = b_h + b_l - pp
+        codes = [(c >> (2 * g)) & 3 for c in public for g in range(pairs)]
+        quads = list(zip(codes, left, right, prod))
+        e_pairs = [
+            pp if k == 3 else (bh - pp) % p if k == 2 else (bl - pp) % p if k == 1 else (1 - bh - bl + pp) % p
+            for k, bh, bl, pp in quads
+        ]
+        l_pairs = [
+            0 if k == 3 else pp if k == 2 else bh if k == 1 else (bh + bl - pp) % p
+            for k, bh, bl, pp in quads
+        ]
+        if nb % 2:
+            # an odd top bit b stays alone: (e, l) = (b, 0) if c's bit is 1, else (1 - b, b)
+            top = [((c >> (nb - 1)) & 1, bs[nb - 1]) for c, bs in zip(public, bits)]
+            e_flat, l_flat = [], []
+            for q, (ct, b) in enumerate(top):
+                e_flat += e_pairs[q * pairs : (q + 1) * pairs]
+                l_flat += l_pairs[q * pairs : (q + 1) * pairs]
+                e_flat.append(b if ct else (1 - b) % p)
+                l_flat.append(0 if ct else b)
+        else:
+            e_flat, l_flat = e_pairs, l_pairs
         nb = pairs + nb % 2
         rows = len(public)
         while nb > 1:
