@@ -10,7 +10,7 @@ import pytest
 from mpcactors.crypto import shamir
 from mpcactors.crypto.fixedpoint import Params
 from mpcactors.errors import KeyDestroyedError, PeerProtocolError
-from mpcactors.mpc.engine import BYTES_PER_ELEMENT, Engine, Exchange, run_local
+from mpcactors.mpc.engine import BYTES_PER_ELEMENT, Engine, Exchange, _division_table, run_local
 
 PARAMS = Params()
 P = PARAMS.prime
@@ -252,3 +252,51 @@ def test_trunc_fast_error_bound(engines, rng, m, k):
     got = opened(out)
     assert set(r - (x >> m) for r, x in zip(got, a)) <= {-1, 0, 1, 2}
     assert abs(sum(r - x / 2**m for r, x in zip(got, a)) / len(a) + 2.0**-m) < 0.25
+
+
+# ---- the fast internals against their textbook forms ------------------------------------
+def test_prf_streams_are_the_documented_shake_output(engines):
+    """A PRF vector is SHAKE-256(key || nonce || tag) cut into 24-byte big-endian integers
+    (bounded ones masked, bits least significant first), and both holders of a key draw the
+    same vector: what the resharing masks and the PRSS shares rely on."""
+    import hashlib
+
+    e1, e2 = engines[1], engines[2]
+    stream = hashlib.shake_256(e1._keys[2] + (7).to_bytes(8, "big") + b"t").digest(24 * 40)
+    expected = [int.from_bytes(stream[i : i + 24], "big") for i in range(0, 24 * 40, 24)]
+    assert e1._prf_field(2, 7, b"t", 40) == e2._prf_field(1, 7, b"t", 40) == expected
+    assert e1._prf_field(2, 7, b"t", 0) == []
+    bounded = e1._prf_bounded(2, 7, b"t", 30, 13)
+    assert bounded == [int.from_bytes(stream[i : i + 2], "big") & 0x1FFF for i in range(0, 60, 2)]
+    bits = e1._prf_bits(2, 7, b"t", 21)
+    assert bits == [(stream[i // 8] >> (i % 8)) & 1 for i in range(21)]
+
+
+@pytest.mark.parametrize("prime", [P, 11, 1000003])  # p = 1 and p = 2 mod 3
+def test_division_by_two_and_three(engines, prime):
+    """v // d + table[v % d] is v * d**-1 mod p, in [0, p), at the edges and for random v;
+    the engine's _div_small is that (and the identity for d = 1)."""
+    r = random.Random(5)
+    values = sorted({0, 1, 2, 3, prime - 1, prime - 2, prime - 3} | {r.randrange(prime) for _ in range(200)})
+    for d in (2, 3):
+        table = _division_table(prime, d)
+        assert [v // d + table[v % d] for v in values] == [v * pow(d, -1, prime) % prime for v in values]
+    if prime == P:
+        for d in (1, 2, 3):
+            assert engines[1]._div_small(values, d) == [v * pow(d, -1, P) % P for v in values]
+
+
+def test_mul_sends_the_textbook_resharing(engines, rng):
+    """Each party sends ``prev`` the value at ``prev`` of the line through ``(0, lambda h)`` and
+    ``(next, r)``: ``lambda h (1 - prev/next) + r prev/next`` with ``r`` from the key shared
+    with ``next`` (computed here with full-size field constants, as the protocol states it)."""
+    a, b = signed_values(rng, 60, 10), signed_values(rng, 60, 10)
+    sa, sb = shamir.share(a, rng), shamir.share(b, rng)
+    for i, e in engines.items():
+        nonce = e._nonce + 1
+        exchange = next(e.mul(sa[i], sb[i]))
+        r = e._prf_field(e.next, nonce, b"rsh", len(a))
+        c = e.prev * pow(e.next, -1, P) % P
+        lam = shamir.LAGRANGE_DEGREE2[i]
+        h = [x * y % P for x, y in zip(sa[i], sb[i])]
+        assert exchange.send == {e.prev: [(lam * v * (1 - c) + q * c) % P for v, q in zip(h, r)]}
