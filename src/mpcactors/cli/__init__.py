@@ -111,9 +111,12 @@ def simulate(
         run_simulation = partial(simulate_audited, directory=audit_dir)  # type: ignore[assignment]
     configure_logging(json=True, level="error")
     try:
-        if verify and importlib.util.find_spec("sklearn") is None:  # the god view's oracle: an extra
-            raise ConfigError("--verify needs scikit-learn: pip install 'mpcactors[verify]'")
         tables, config = build_run(opts, plan_path)
+        if verify:  # the god view's oracles: an extra
+            missing = [name for module, name in (("sklearn", "scikit-learn"), ("statsmodels", "statsmodels"))
+                       if importlib.util.find_spec(module) is None]
+            if missing:
+                raise ConfigError(f"--verify needs {' and '.join(missing)}: pip install 'mpcactors[verify]'")
         if check_plan:
             print_plan(config.study_plan, as_json=as_json, note="the plan is valid for these inputs")
             return
