@@ -142,7 +142,7 @@ def block(results: list[dict], command: str, load_before: str, load_after: str) 
         "rounds and bytes do not). "
         f"Command: `{command}`. Three parties in one process (`run_local`); CPU is the sum over the parties, bytes "
         f"are per party (the largest). Grid: {len(GRID)} alphas ({', '.join(str(g) for g in GRID)} times the "
-        f"smallest alpha that zeroes every coefficient), K = {FOLDS} folds (`KFold(5)` split); the "
+        f"smallest alpha that zeroes every coefficient), K = {FOLDS} folds (`KFold({FOLDS})` split); the "
         "cross-validated run fits every alpha on every fold's training rows and on all rows "
         f"({len(GRID)} x {FOLDS + 1} = {len(GRID) * (FOLDS + 1)} problems) in one batched FISTA. "
         "References in the same run: one `lasso_fit` at the chosen alpha, and one at the grid's smallest "
@@ -188,12 +188,20 @@ def write_docs(text: str) -> None:
 
 
 def main() -> None:
+    global GRID, FOLDS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="diabetes only")
+    parser.add_argument("--data", choices=("pilot", "diabetes", "both"), default="both")
+    parser.add_argument("--grid", default=",".join(map(str, GRID)),
+                        help="alphas as fractions of the smallest alpha that zeroes every coefficient")
+    parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument("--write-docs", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args()
     load_before = f"{os.getloadavg()[0]:.2f}"
-    data = [diabetes_data()] if args.quick else [pilot_data(), diabetes_data()]
+    GRID = tuple(float(g) for g in args.grid.split(","))
+    FOLDS = args.folds
+    choice = "diabetes" if args.quick else args.data
+    data = [make() for name, make in (("pilot", pilot_data), ("diabetes", diabetes_data)) if choice in (name, "both")]
     results = []
     for item in data:
         results.append(measure(item))
