@@ -153,7 +153,7 @@ def block(results: list[dict], command: str, load_before: str, load_after: str) 
     ]
     for r in results:
         ref = r["single"]
-        for label, run_ in (("cross-validated, 5 alphas x 5 folds", r["cv"]),
+        for label, run_ in ((f"cross-validated, {len(GRID)} alphas x {FOLDS} folds", r["cv"]),
                             (f"one fit, chosen alpha {r['cv']['result'].alpha:g}", ref),
                             (f"one fit, smallest alpha {min(r['alphas']):g}", r["slowest"])):
             res = run_.get("result")

@@ -475,6 +475,11 @@ def solve_batch(
     iterations = 0
     beta = 0.0
     last_bits: list[list[int]] = [[] for _ in problems]
+    # several problems: a check's joining comparison [number failing < 1] rides along with the
+    # next iteration's soft-threshold comparisons (no rounds of its own); if it opens 1, the
+    # result is the state at that check and the iteration after it is discarded
+    pending: list[int] = []
+    at_check: tuple[list[list[int]], list[list[int]], int] = (w, last_bits, 0)
     for iteration in range(1, max_iter + 1):
         b1 = round((1 + beta) * 2**_BETA_BITS)
         b0 = round(beta * 2**_BETA_BITS)
@@ -488,9 +493,16 @@ def solve_batch(
         z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
         bits = yield from engine.ltz(
             [v for tp, zp in zip(tau, z)
-             for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]],
+             for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
             L.soft, "soft",
         )
+        if pending:
+            pending = []
+            opened = yield from engine.reveal([bits.pop()], "converged")
+            if opened[0] == 1:
+                w, last_bits, iterations = at_check
+                converged = True
+                break
         last_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
         pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
                  for lb, zp, tp in zip(last_bits, z, tau) for j in range(d)]
@@ -513,12 +525,16 @@ def solve_batch(
             gaps = [(sq[2 * P] * (1 << ft) - tol_enc * sq[2 * P + 1] - tol_enc * delta_enc) % p
                     for P in range(n_problems)]
             bit = yield from engine.ltz(gaps, L.check_bits, "check")
+            w_check = w
             if n_problems > 1:
                 # [number of problems that did not pass < 1]: |count - 1| <= n_problems
-                failing = (n_problems - sum(bit)) % p
-                bit = yield from engine.ltz([(failing - 1) % p], n_problems.bit_length() + 1, "check")
+                failing = (n_problems - sum(bit) - 1) % p
+                if iteration < max_iter:
+                    pending = [failing]
+                    at_check = (w, last_bits, iteration)
+                    continue
+                bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
             opened = yield from engine.reveal(bit, "converged")
-            w_check = w
             if opened[0] == 1:
                 converged = True
                 break
