@@ -61,6 +61,15 @@ def encode(x: np.ndarray, y: np.ndarray, params: Params = PARAMS) -> tuple[list[
 
 def secure_fit(x, y, owners, alpha, *, target_owner=2, seed=1, params=PARAMS, **options):
     """Share the encoded data, run lasso_fit at the three parties, return results and engines."""
+    return secure_run(
+        x, y, owners, lambda engine, **shared: lasso_fit(engine, alpha=alpha, **shared, **options),
+        target_owner=target_owner, seed=seed, params=params,
+    )
+
+
+def secure_run(x, y, owners, program, *, target_owner=2, seed=1, params=PARAMS):
+    """Share the encoded data and run ``program(engine, x=, y=, m=, d=, owners=, scales=,
+    target_owner=)`` at the three parties; return results, engines and the decoded data."""
     m, d = x.shape
     xe, ye = encode(x, y, params)
     rng = random.Random(seed)
@@ -77,8 +86,8 @@ def secure_fit(x, y, owners, alpha, *, target_owner=2, seed=1, params=PARAMS, **
     engines = {i: Engine(i, params, b"lasso test") for i in (1, 2, 3)}
     run_local({i: e.setup() for i, e in engines.items()})
     results = run_local({
-        i: lasso_fit(engines[i], x_shares[i], y_shares[i], m=m, d=d, owners=owners, scales=scales[i],
-                     alpha=alpha, target_owner=target_owner, **options)
+        i: program(engines[i], x=x_shares[i], y=y_shares[i], m=m, d=d, owners=owners, scales=scales[i],
+                   target_owner=target_owner)
         for i in (1, 2, 3)
     })
     return results, engines, xd, yd

@@ -41,7 +41,7 @@ from ..crypto.fixedpoint import LASSO_MAX_COLUMNS, LASSO_TOL, LassoLayout
 from ..errors import ConfigError
 from .engine import Engine, Program
 
-__all__ = ["CHECK_EVERY", "DEALT", "LassoResult", "lasso_fit", "local_gram", "scale_inputs"]
+__all__ = ["CHECK_EVERY", "DEALT", "Batch", "LassoResult", "check_arguments", "lasso_fit", "local_gram", "model_outputs", "scale_inputs", "solve_batch"]
 
 # The fixed-point layout (every width below) is crypto.fixedpoint.LassoLayout, which
 # Params checks at construction; these are its constants under their local names.
@@ -186,40 +186,128 @@ def lasso_fit(
         number of iterations and whether the stopping test passed.
     """
     params = engine.params
-    f, I, p = params.frac_bits, params.int_bits, engine.prime
-    me = engine.party
-    n = d + 1
+    f, I = params.frac_bits, params.int_bits
+    check_arguments(params, x, y, m=m, d=d, owners=owners, dealt=dealt, target_owner=target_owner,
+                    max_iter=max_iter, tol=tol, check_every=check_every, restart_every=restart_every)
+    if not (2.0**-f <= alpha < 2.0**I):
+        raise ConfigError(f"alpha must be in [2**-{f}, 2**{I})")
+    L = params.lasso_layout(rows=m, columns=d, alpha=alpha, tol=tol, target_scaled=target_owner is not None)
+    L.check(blame=f"tol = {tol} with {d} columns")  # Params guarantees everything else
+    batch = yield from solve_batch(
+        engine, L, x, y, m=m, d=d, owners=owners, scales=scales, alphas=[alpha], chunks=[(0, m)],
+        fits=[(0,)], extras=[], max_iter=max_iter, tol=tol, check_every=check_every,
+        restart_every=restart_every, target_owner=target_owner, dealt=dealt,
+    )
+    return (yield from model_outputs(engine, L, batch, problem=0))
+
+
+def check_arguments(
+    params: Any, x: Sequence[Sequence[int]], y: Sequence[int], *, m: int, d: int, owners: Sequence[int],
+    dealt: Mapping[int, int] | None, target_owner: int | None, max_iter: int, tol: float, check_every: int,
+    restart_every: int,
+) -> None:
+    """The checks :func:`lasso_fit` and the cross-validated lasso share (before any round)."""
     if len(owners) != d or any(o not in (DEALT, 1, 2, 3) for o in owners):
         raise ConfigError("owners must name a party (1, 2 or 3, or DEALT) for every feature column")
-    dealt = dict(dealt or {})
     expected_dealt = {j for j in range(d) if owners[j] == DEALT} | ({d, d + 1} if target_owner == DEALT else set())
-    if set(dealt) != expected_dealt:
+    if set(dealt or {}) != expected_dealt:
         raise ConfigError("dealt scale shares must be given for exactly the columns owned outside the engine")
     if m < 4 or m > params.max_rows:
         raise ConfigError(f"the intersection size must be in [4, max_rows={params.max_rows}]")
-    if not (2.0**-f <= alpha < 2.0**I):
-        raise ConfigError(f"alpha must be in [2**-{f}, 2**{I})")
     if len(x) != m or len(y) != m or any(len(row) != d for row in x):
         raise ValueError("x must be m rows of d shares and y must have m shares")
     if max_iter < 1 or check_every < 1 or restart_every < 1 or not 0 < tol < 1:
         raise ConfigError("max_iter, check_every and restart_every must be positive and 0 < tol < 1")
     if not 1 <= d <= LASSO_MAX_COLUMNS:
         raise ConfigError(f"the lasso takes 1 to {LASSO_MAX_COLUMNS} feature columns, got {d}")
-    L = params.lasso_layout(rows=m, columns=d, alpha=alpha, tol=tol, target_scaled=target_owner is not None)
-    L.check(blame=f"tol = {tol} with {d} columns")  # Params guarantees everything else
+    if target_owner is not None and target_owner not in (DEALT, 1, 2, 3):
+        raise ConfigError("target_owner must be 1, 2 or 3, or DEALT")
+
+
+@dataclass
+class Batch:
+    """The secret state a batched solve leaves for the outputs (shares; internal to step 8).
+
+    Datasets are the fits (each solved, with its own preconditioning), then the extras
+    (scaled like the fit they are paired with, not solved). Problems are alpha-major:
+    problem ``a * len(fits) + F`` is alpha ``a`` on fit ``F``.
+    """
+
+    d: int
+    n_fits: int
+    #: per dataset: the upper triangle of the preconditioned covariance, FI fractional bits
+    entries: list[dict[tuple[int, int], int]]
+    #: per dataset: the column means in the solved units (FI fractional bits)
+    mean_hat: list[list[int]]
+    #: per fit: sigma_j 2**(Ps + SB) for the features and rho_y last (exact)
+    sig: list[list[int]]
+    #: per fit: 2**SB / s_y (exact)
+    s_inv_y: list[int]
+    #: 2**(8 + e_y): the target's scale D_y with 8 fractional bits
+    v_y: int
+    #: per problem: the solution in the solved units (FI fractional bits)
+    gamma: list[list[int]]
+    #: per problem: the last soft-threshold bits ([z > tau] then [z < -tau], d each)
+    last_bits: list[list[int]]
+    iterations: int
+    converged: bool
+
+    def G(self, dataset: int, j: int, k: int) -> int:
+        return self.entries[dataset][(j, k) if j <= k else (k, j)]
+
+
+def solve_batch(
+    engine: Engine,
+    L: LassoLayout,
+    x: Sequence[Sequence[int]],
+    y: Sequence[int],
+    *,
+    m: int,
+    d: int,
+    owners: Sequence[int],
+    scales: Mapping[int, float],
+    alphas: Sequence[float],
+    chunks: Sequence[tuple[int, int]],
+    fits: Sequence[tuple[int, ...]],
+    extras: Sequence[tuple[tuple[int, ...], int]],
+    max_iter: int,
+    tol: float,
+    check_every: int,
+    restart_every: int,
+    target_owner: int | None,
+    dealt: Mapping[int, int] | None,
+) -> Program[Batch]:
+    """Program: steps 1-7 of the module docstring for several lasso problems in the same rounds.
+
+    The rows are cut into ``chunks`` (row ranges); a dataset is a set of chunk indices, its
+    Gram matrix the sum of theirs (one reshare for all chunks). Every fit dataset gets its
+    own centring, preconditioning, step size, and for every alpha its own thresholds and
+    FISTA iterate; the extras (dataset, fit index) are centred and scaled with that fit's
+    powers of two. All vectors of one step go through the same engine calls, so the round
+    count is that of one problem (plus one small comparison per check when there are
+    several problems: the revealed bit says that *every* problem passed its test). ``L``
+    must cover every alpha (:func:`lasso_fit` passes the layout of its one alpha).
+    """
+    params = engine.params
+    I, p = params.int_bits, engine.prime
+    me = engine.party
+    n = d + 1
     B = COEF_BITS
+    n_fits = len(fits)
+    datasets = list(fits) + [chunk_set for chunk_set, _ in extras]
+    fit_of = list(range(n_fits)) + [fit for _, fit in extras]
+    n_sets = len(datasets)
+    problems = [(a, fit) for a in range(len(alphas)) for fit in range(n_fits)]
+    n_problems = len(problems)
     # owner scales are input as 2**(Ps - e_j) with Ps = int_bits (integers >= 1; scale_inputs)
 
     # ---- 1. private scales: each owner inputs its columns' 2**(Ps - e) --------------------
     u = [0] * n  # shares of 2**(Ps - e_j); column d is the target
     v_y = 0  # shares of 2**(8 + e_y): D_y with 8 fractional bits
     owned_by = {o: [j for j in range(d) if owners[j] == o] for o in (1, 2, 3)}
-    if target_owner is not None:
-        if target_owner not in (DEALT, 1, 2, 3):
-            raise ConfigError("target_owner must be 1, 2 or 3, or DEALT")
-        if target_owner != DEALT:
-            owned_by[target_owner].append(d)
-    for j, share in dealt.items():
+    if target_owner is not None and target_owner != DEALT:
+        owned_by[target_owner].append(d)
+    for j, share in (dealt or {}).items():
         if j == d + 1:
             v_y = share
         else:
@@ -245,97 +333,140 @@ def lasso_fit(
         u[d] = 1  # D_y = 2**I, public
         v_y = 1 << (8 + I)
 
-    # ---- 2. Gram products, one reshare; exact centring -------------------------------
-    rows = [list(row) + [yv] for row, yv in zip(x, y)]
-    gram_local, sums = local_gram(rows, p)
-    del rows
+    # ---- 2. Gram products of every chunk, one reshare; exact centring of every dataset -------
     tri = [(j, k) for j in range(n) for k in range(j, n)]
-    gram = yield from engine.reshare([gram_local[j][k] for j, k in tri], "gram")
-    outer = yield from engine.mul([sums[j] for j, _ in tri], [sums[k] for _, k in tri], "centre")
-    centred = [(m * g - o) % p for g, o in zip(gram, outer)]  # m^2 cov(j, k) 2^(2f), exact
-    e = L.e
+    T = len(tri)
+    chunk_grams: list[int] = []
+    chunk_sums = []
+    for start, stop in chunks:
+        rows = [list(row) + [yv] for row, yv in zip(x[start:stop], y[start:stop])]
+        gram_local, local_sums = local_gram(rows, p)
+        del rows
+        chunk_grams.extend(gram_local[j][k] for j, k in tri)
+        chunk_sums.append(local_sums)
+    reshared = yield from engine.reshare(chunk_grams, "gram")
+    sizes = [sum(chunks[c][1] - chunks[c][0] for c in chunk_set) for chunk_set in datasets]
+    grams = [[sum(reshared[c * T + i] for c in chunk_set) % p for i in range(T)] for chunk_set in datasets]
+    sums = [[sum(chunk_sums[c][j] for c in chunk_set) % p for j in range(n)] for chunk_set in datasets]
+    outer = yield from engine.mul(
+        [s[j] for s in sums for j, _ in tri], [s[k] for s in sums for _, k in tri], "centre"
+    )
+    # m_D^2 cov(j, k) 2^(2f), exact
+    centred = [(sizes[D] * grams[D][i] - outer[D * T + i]) % p for D in range(n_sets) for i in range(T)]
+    e = L.e  # every dataset has at most m rows, so the widths for m cover it
     t1 = L.centre[0]
     # trunc_fast (no random bits) for the two truncations whose width depends on m, so the
     # communication of the whole program does not depend on m at all
     c1 = yield from engine.trunc_fast(centred, *L.centre, "centre")
     Q = L.covariance[0]
-    c_m = round(2 ** (t1 + Q) / (m * m))
+    c_m = [round(2 ** (t1 + Q) / (sizes[D] * sizes[D])) for D in range(n_sets) for _ in range(T)]
     cov = yield from engine.trunc(engine.scale(c1, c_m), *L.covariance, "centre")  # cov 2^(2f)
 
     # ---- 3. owner scaling (exact powers of two), then the means ------------------------
     FG = LassoLayout.SCALED_FRAC_BITS
-    scaled1 = yield from engine.mul(cov + sums, [u[j] for j, _ in tri] + u, "scale")
-    scaled2 = yield from engine.mul(scaled1[: len(tri)], [u[k] for _, k in tri], "scale")
+    scaled1 = yield from engine.mul(
+        [v for D in range(n_sets) for v in cov[D * T : (D + 1) * T] + sums[D]],
+        ([u[j] for j, _ in tri] + u) * n_sets, "scale",
+    )
+    scaled2 = yield from engine.mul(
+        [v for D in range(n_sets) for v in scaled1[D * (T + n) : D * (T + n) + T]],
+        [u[k] for _, k in tri] * n_sets, "scale",
+    )
     g_tilde = yield from engine.trunc(scaled2, *L.owner_scale, "scale")
-    c_mean = round(2 ** (e + LassoLayout.MEAN_BITS) / m)
+    c_mean = [round(2 ** (e + LassoLayout.MEAN_BITS) / sizes[D]) for D in range(n_sets) for _ in range(n)]
     mean_tilde = yield from engine.trunc_fast(
-        engine.scale(scaled1[len(tri) :], c_mean), *L.means, "scale"
+        engine.scale([v for D in range(n_sets) for v in scaled1[D * (T + n) + T : (D + 1) * (T + n)]], c_mean),
+        *L.means, "scale",
     )  # mean of the owner-scaled column, FG fractional bits
 
-    # ---- 4. Jacobi: powers of two s_j with var_j s_j^2 in [1/4, 1) ------------------
-    SB = f  # s and 1/s are represented with f fractional bits (exact)
+    # ---- 4. Jacobi: powers of two s_j with var_j s_j^2 in [1/4, 1) (per fit) ---------------
+    SB = params.frac_bits  # s and 1/s are represented with f fractional bits (exact)
     diag_index = [tri.index((j, j)) for j in range(n)]
-    diag = [g_tilde[i] for i in diag_index]
-    s_x, s_x_inv = yield from engine.pow2_normalise(diag[:d], FG, LassoLayout.JACOBI_LO, 2, 2, L.jacobi, SB, "jacobi")
-    s_y, s_y_inv = yield from engine.pow2_normalise(diag[d:], FG, L.target_lo, 2, 2, L.jacobi, SB, "jacobi")
-    s = s_x + s_y
-    s_inv_y = s_y_inv[0]
+    diag = [[g_tilde[F * T + i] for i in diag_index] for F in range(n_fits)]
+    s_x, _ = yield from engine.pow2_normalise(
+        [v for dg in diag for v in dg[:d]], FG, LassoLayout.JACOBI_LO, 2, 2, L.jacobi, SB, "jacobi"
+    )
+    s_y, s_y_inv = yield from engine.pow2_normalise(
+        [dg[d] for dg in diag], FG, L.target_lo, 2, 2, L.jacobi, SB, "jacobi"
+    )
+    s = [s_x[F * d : (F + 1) * d] + [s_y[F]] for F in range(n_fits)]
     # s_j <= 2**L.smax_x (2**L.smax_y for the target); real bounds (log2) of
     # sigma_j = s_j / D_j and rho_y = s_y / D_y: L.lsig and L.lrho
-    t3 = yield from engine.mul(g_tilde + mean_tilde, [s[j] for j, _ in tri] + s, "jacobi")
-    t4 = yield from engine.mul(t3[: len(tri)], [s[k] for _, k in tri], "jacobi")
+    t3 = yield from engine.mul(
+        [v for D in range(n_sets) for v in g_tilde[D * T : (D + 1) * T] + mean_tilde[D * n : (D + 1) * n]],
+        [v for D in range(n_sets) for v in [s[fit_of[D]][j] for j, _ in tri] + s[fit_of[D]]], "jacobi",
+    )
+    t4 = yield from engine.mul(
+        [v for D in range(n_sets) for v in t3[D * (T + n) : D * (T + n) + T]],
+        [s[fit_of[D]][k] for D in range(n_sets) for _, k in tri], "jacobi",
+    )
     FI = ITER_FRAC_BITS
     one = 1 << FI
-    g_hat = yield from engine.trunc(t4, *L.g_hat, "jacobi")  # FI bits, |.| <= 1
-    mean_hat = yield from engine.trunc(t3[len(tri) :], *L.mean_hat, "jacobi")  # |.| <= s
-    entry = {jk: g_hat[i] for i, jk in enumerate(tri)}
+    g_hat = yield from engine.trunc(t4, *L.g_hat, "jacobi")  # FI bits, |.| <= 1 for the fits
+    mean_hat = yield from engine.trunc(
+        [v for D in range(n_sets) for v in t3[D * (T + n) + T : (D + 1) * (T + n)]], *L.mean_hat, "jacobi"
+    )  # |.| <= s
+    entries = [{jk: g_hat[D * T + i] for i, jk in enumerate(tri)} for D in range(n_sets)]
 
-    def G(j: int, k: int) -> int:
-        return entry[(j, k) if j <= k else (k, j)]
+    def G(F: int, j: int, k: int) -> int:
+        return entries[F][(j, k) if j <= k else (k, j)]
 
-    # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max) -----------------------------
+    # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max), per fit -----------------------
     feature_tri = [(j, k) for j, k in tri if k < d]
-    weighted = [G(j, k) * (1 if j == k else 2) % p for j, k in feature_tri]
-    fro2_raw = yield from engine.dot([(weighted, [G(j, k) for j, k in feature_tri])], "step")
+    fro2_raw = yield from engine.dot(
+        [([G(F, j, k) * (1 if j == k else 2) % p for j, k in feature_tri], [G(F, j, k) for j, k in feature_tri])
+         for F in range(n_fits)], "step",
+    )
     fro2 = yield from engine.trunc(fro2_raw, *L.frobenius, "step")
     # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
     y0, _ = yield from engine.pow2_normalise(fro2, FI, LassoLayout.STEP_LO, L.step_hi, 2, L.step_search, FI, "step")
     eta = yield from engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step")
+    block = d * d + d
     a_off = yield from engine.mul(
-        [eta[0]] * (d * d + d), [G(j, k) for j in range(d) for k in range(d)] + [G(j, d) for j in range(d)], "step"
+        [eta[F] for F in range(n_fits) for _ in range(block)],
+        [v for F in range(n_fits)
+         for v in [G(F, j, k) for j in range(d) for k in range(d)] + [G(F, j, d) for j in range(d)]], "step",
     )
     a_off = yield from engine.trunc(a_off, *L.step_matrix, "step")
-    A = [[((one if j == k else 0) - a_off[j * d + k]) % p for k in range(d)] for j in range(d)]
-    c_vec = a_off[d * d :]
+    A = [[[((one if j == k else 0) - a_off[F * block + j * d + k]) % p for k in range(d)] for j in range(d)]
+         for F in range(n_fits)]
+    c_vec = [a_off[F * block + d * d : (F + 1) * block] for F in range(n_fits)]
 
-    # ---- 6. thresholds tau_j = eta * alpha * sigma_j * rho_y, clamped to 2**B --------------
+    # ---- 6. thresholds tau_j = eta * alpha * sigma_j * rho_y, clamped to 2**B, per problem --
     # sigma_j = u_j s_j / 2**Ps and rho_y = u_y s_y / 2**Ps are exact powers of two
-    sig = yield from engine.mul(u, s, "tau")  # sigma * 2**(Ps + SB), rho_y last
-    q_raw = yield from engine.mul(sig[:d], [sig[d]] * d, "tau")  # sigma_j rho_y 2**(2Ps + 2SB), exact
+    sig_flat = yield from engine.mul(u * n_fits, [v for sf in s for v in sf], "tau")
+    sig = [sig_flat[F * n : (F + 1) * n] for F in range(n_fits)]  # sigma * 2**(Ps + SB), rho_y last
+    q_raw = yield from engine.mul(
+        [v for sf in sig for v in sf[:d]], [sf[d] for sf in sig for _ in range(d)], "tau"
+    )  # sigma_j rho_y 2**(2Ps + 2SB), exact
     # |sigma_j rho_y| < 2**L.sig_bits (real)
     FQ = L.q_frac  # so that eta * alpha * (error of q) stays below 2**-FI
     q = yield from engine.trunc(q_raw, *L.q, "tau")
     # where q > 2**(B+2) d / alpha, tau > 2**(B+2) anyway (eta >= 1/d): clamp q first
-    q_cap = max(1, math.floor(2.0 ** (B + 2 + FQ) * d / alpha))
-    q_over = yield from engine.ltz([(q_cap - v) % p for v in q], L.q_clamp, "tau")
-    q_excess = yield from engine.mul(q_over, [(v - q_cap) % p for v in q], "tau")
-    q = engine.sub(q, q_excess)
-    alpha_enc = round(alpha * 2**L.alpha_frac)
-    theta = engine.scale(eta, alpha_enc)  # eta alpha 2**(FI + f_alpha)
+    q_caps = [max(1, math.floor(2.0 ** (B + 2 + FQ) * d / alphas[a])) for a, _ in problems]
+    q_of = [q[F * d : (F + 1) * d] for _, F in problems]
+    q_over = yield from engine.ltz(
+        [(cap - v) % p for cap, qp in zip(q_caps, q_of) for v in qp], L.q_clamp, "tau"
+    )
+    q_excess = yield from engine.mul(q_over, [(v - cap) % p for cap, qp in zip(q_caps, q_of) for v in qp], "tau")
+    q_p = engine.sub([v for qp in q_of for v in qp], q_excess)
+    alpha_enc = [round(alphas[a] * 2**L.alpha_frac) for a, _ in problems]
+    theta = engine.scale([eta[F] for _, F in problems], alpha_enc)  # eta alpha 2**(FI + f_alpha)
     if L.alpha_frac:
         theta = yield from engine.trunc(theta, *L.theta, "tau")
-    tau_raw = yield from engine.mul(q, theta * d, "tau")
+    tau_raw = yield from engine.mul(q_p, [t for t in theta for _ in range(d)], "tau")
     # tau_raw < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
-    tau = yield from engine.trunc(tau_raw, *L.tau, "tau")
+    tau_flat = yield from engine.trunc(tau_raw, *L.tau, "tau")
     cap = 1 << (B + FI)
-    over = yield from engine.ltz([(cap - t) % p for t in tau], L.tau_clamp, "tau")
-    excess = yield from engine.mul(over, [(t - cap) % p for t in tau], "tau")
-    tau = engine.sub(tau, excess)
+    over = yield from engine.ltz([(cap - t) % p for t in tau_flat], L.tau_clamp, "tau")
+    excess = yield from engine.mul(over, [(t - cap) % p for t in tau_flat], "tau")
+    tau_flat = engine.sub(tau_flat, excess)
+    tau = [tau_flat[P * d : (P + 1) * d] for P in range(n_problems)]
 
-    # ---- 7. FISTA with a public restart schedule ------------------------------------------
-    w = [0] * d
-    w_prev = [0] * d
-    w_check = [0] * d
+    # ---- 7. FISTA with a public restart schedule, every problem in the same rounds ----------
+    w = [[0] * d for _ in problems]
+    w_prev = [[0] * d for _ in problems]
+    w_check = [[0] * d for _ in problems]
     t_k = 1.0
     ft = L.tol_frac  # tol**2 with >= 6 significant bits
     tol_enc = round(tol * tol * 2**ft)
@@ -343,42 +474,90 @@ def lasso_fit(
     converged = False
     iterations = 0
     beta = 0.0
-    last_bits: list[int] = []
+    last_bits: list[list[int]] = [[] for _ in problems]
+    # several problems: a check's joining comparison [number failing < 1] rides along with the
+    # next iteration's soft-threshold comparisons (no rounds of its own); if it opens 1, the
+    # result is the state at that check and the iteration after it is discarded
+    pending: list[int] = []
+    at_check: tuple[list[list[int]], list[list[int]], int] = (w, last_bits, 0)
     for iteration in range(1, max_iter + 1):
         b1 = round((1 + beta) * 2**_BETA_BITS)
         b0 = round(beta * 2**_BETA_BITS)
-        v = [(b1 * wn - b0 * wo) % p for wn, wo in zip(w, w_prev)]
-        z_raw = yield from engine.dot([(A[j], v) for j in range(d)], "iterate")
+        v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
+        z_raw = yield from engine.dot([(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], "iterate")
         shift = 1 << (FI + _BETA_BITS)
-        z = yield from engine.trunc_fast(
-            [(zr + cj * shift) % p for zr, cj in zip(z_raw, c_vec)], *L.iterate, "iterate"
+        z_flat = yield from engine.trunc_fast(
+            [(z_raw[P * d + j] + c_vec[F][j] * shift) % p for P, (_, F) in enumerate(problems) for j in range(d)],
+            *L.iterate, "iterate",
         )
-        last_bits = yield from engine.ltz(
-            [(t - zz) % p for t, zz in zip(tau, z)] + [(zz + t) % p for t, zz in zip(tau, z)], L.soft, "soft"
+        z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
+        bits = yield from engine.ltz(
+            [v for tp, zp in zip(tau, z)
+             for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
+            L.soft, "soft",
         )
-        pairs = [([last_bits[j], last_bits[d + j]], [(z[j] - tau[j]) % p, (z[j] + tau[j]) % p]) for j in range(d)]
-        w_new = yield from engine.dot(pairs, "soft")
+        if pending:
+            pending = []
+            opened = yield from engine.reveal([bits.pop()], "converged")
+            if opened[0] == 1:
+                w, last_bits, iterations = at_check
+                converged = True
+                break
+        last_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
+        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
+                 for lb, zp, tp in zip(last_bits, z, tau) for j in range(d)]
+        w_flat = yield from engine.dot(pairs, "soft")
         iterations = iteration
         if iteration % restart_every == 0:
             t_k = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t_k * t_k)) / 2
         beta = (t_k - 1) / t_next
         t_k = t_next
-        w_prev, w = w, w_new
+        w_prev, w = w, [w_flat[P * d : (P + 1) * d] for P in range(n_problems)]
         if iteration % check_every == 0 or iteration == max_iter:
             # one bit: ||w_k - w_(k - check_every)|| < tol (||w_(k - check_every)|| + delta)
-            delta_w = engine.sub(w, w_check)
-            sq = yield from engine.dot([(delta_w, delta_w), (w_check, w_check)], "check")
-            gap = (sq[0] * (1 << ft) - tol_enc * sq[1] - tol_enc * delta_enc) % p
-            bit = yield from engine.ltz([gap], L.check_bits, "check")
-            opened = yield from engine.reveal(bit, "converged")
+            # for every problem
+            quads = []
+            for wp, wc in zip(w, w_check):
+                delta_w = engine.sub(wp, wc)
+                quads += [(delta_w, delta_w), (wc, wc)]
+            sq = yield from engine.dot(quads, "check")
+            gaps = [(sq[2 * P] * (1 << ft) - tol_enc * sq[2 * P + 1] - tol_enc * delta_enc) % p
+                    for P in range(n_problems)]
+            bit = yield from engine.ltz(gaps, L.check_bits, "check")
             w_check = w
+            if n_problems > 1:
+                # [number of problems that did not pass < 1]: |count - 1| <= n_problems
+                failing = (n_problems - sum(bit) - 1) % p
+                if iteration < max_iter:
+                    pending = [failing]
+                    at_check = (w, last_bits, iteration)
+                    continue
+                bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
+            opened = yield from engine.reveal(bit, "converged")
             if opened[0] == 1:
                 converged = True
                 break
+    return Batch(
+        d=d, n_fits=n_fits, entries=entries, mean_hat=[mean_hat[D * n : (D + 1) * n] for D in range(n_sets)],
+        sig=sig, s_inv_y=s_y_inv, v_y=v_y, gamma=w, last_bits=last_bits, iterations=iterations, converged=converged,
+    )
 
-    # ---- 8. outputs -------------------------------------------------------------------------
-    gamma = w
+
+def model_outputs(engine: Engine, L: LassoLayout, batch: Batch, problem: int) -> Program[LassoResult]:
+    """Program: step 8 of the module docstring for one problem of ``batch`` (public index):
+    R^2, the coefficients in raw units and the intercept, revealed under ``"result"``."""
+    p = engine.prime
+    d = batch.d
+    FI = ITER_FRAC_BITS
+    one = 1 << FI
+    F = problem % batch.n_fits
+    gamma, last_bits = batch.gamma[problem], batch.last_bits[problem]
+    sig, mean_hat = batch.sig[F], batch.mean_hat[F]
+
+    def G(j: int, k: int) -> int:
+        return batch.G(F, j, k)
+
     # R^2 = 1 - RSS / TSS in preconditioned units (scale-free)
     g_gamma_raw = yield from engine.dot([([G(j, k) for k in range(d)], gamma) for j in range(d)], "r2")
     g_gamma = yield from engine.trunc(g_gamma_raw, *L.g_gamma, "r2")
@@ -396,7 +575,7 @@ def lasso_fit(
     # 72-bit PRSS value U scaled by it) hides any run of trailing zero bits that would
     # otherwise show the ratio of the private scales. It moves a value by at most 1.5
     # granules and is zero for coefficients the lasso set to exactly 0.
-    r_y = yield from engine.mul([v_y], [s_inv_y], "output")  # (1 / rho_y) 2**RB, exact
+    r_y = yield from engine.mul([batch.v_y], [batch.s_inv_y[F]], "output")  # (1 / rho_y) 2**RB, exact
     # 1 / rho_y carries L.r_y_frac fractional bits; the noise's granule factors carry f
     noise_u = engine.add_public(engine.random_bounded(d + 1, _NOISE_BITS), -(3 << (_NOISE_BITS - 1)))
     nonzero = engine.add(last_bits[:d], last_bits[d:]) + [1]
@@ -422,6 +601,6 @@ def lasso_fit(
         coefficients=tuple(v / out_scale for v in values[:d]),
         intercept=values[d] / out_scale,
         r2=values[d + 1] / float(one),
-        iterations=iterations,
-        converged=converged,
+        iterations=batch.iterations,
+        converged=batch.converged,
     )
