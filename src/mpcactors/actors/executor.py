@@ -26,10 +26,22 @@ is decided here too, so callers never compare policy names.
 ``inline``. Below that size the process policy's fixed costs (starting workers, a
 fixed-base table per worker and key) outweigh what the extra cores save
 (``docs/benchmarks.md``, "Executor policy by table size").
+
+A simulation runs every party in one process, so it decides once for the whole run
+(:meth:`Executor.shared`): one executor for every party, sized by the run's total
+rows (:data:`AUTO_SHARED_MIN_ROWS`), with one public-key worker pool and one limit of
+``pool_size`` jobs at once across all parties' public and secret-key work. Its worker
+processes are forked from a forkserver that is started early (while the parties
+generate their keys) and has imported the crypto once, so a worker costs milliseconds
+instead of a fresh interpreter: that is what makes every core pay off on a small run.
+The forkserver is a fresh interpreter, not a copy of this process, and never holds a
+key; secret-key workers still get the key only through the scoped handoff.
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -37,12 +49,13 @@ from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 import trio
+import trio_parallel
 
 from ..crypto import paillier
 from ..crypto.paillier import SecretKey
 from .secret_pool import open_secret_key_workers
 
-__all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
+__all__ = ["AUTO_PROCESS_MIN_ROWS", "AUTO_SHARED_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
 
 T = TypeVar("T")
 Policy = Literal["auto", "inline", "thread", "process"]
@@ -50,6 +63,12 @@ POLICIES: tuple[Policy, ...] = ("auto", "inline", "thread", "process")
 #: ``auto`` uses worker processes from this many rows (a party's table; the TTP's
 #: intersection), measured on 2 cores: see the module docstring.
 AUTO_PROCESS_MIN_ROWS = 2048
+#: ``auto`` in a simulation (:meth:`Executor.shared`) uses worker processes from this
+#: many rows in all data parties' tables together, measured on 2 cores
+#: (``docs/benchmarks.md``, "Every core in one process").
+AUTO_SHARED_MIN_ROWS = 200
+#: Modules the forkserver imports once, so a forked worker starts with them loaded.
+_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "mpcactors.actors.hooks", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
 #: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
 _PARALLEL_BATCH_ROWS = 64
@@ -99,14 +118,52 @@ class Executor:
         self.policy: Policy = "inline" if policy == "auto" else policy
         self.workers = workers
         self._limiter: trio.CapacityLimiter | None = None
+        #: set by :meth:`shared`: the run's public-key pool and how its workers start
+        self._context: trio_parallel.WorkerContext | None = None
+        self._worker_type = trio_parallel.WorkerType.SPAWN
+        self._secret_workers: int | None = None
 
     def sized(self, rows: int) -> Executor:
         """The executor for a job of ``rows`` rows: ``auto`` resolved, any other policy as is."""
         if self.requested != "auto":
             return self
+        return Executor(self._resolved(rows, AUTO_PROCESS_MIN_ROWS), workers=self.workers)
+
+    def _resolved(self, rows: int, threshold: int) -> Policy:
+        if self.requested != "auto":
+            return self.policy
         cores = self.workers or os.cpu_count() or 1
-        policy: Policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
-        return Executor(policy, workers=self.workers)
+        return "process" if rows >= threshold and cores > 1 else "inline"
+
+    @asynccontextmanager
+    async def shared(self, rows: int, *, keys: int = 1) -> AsyncIterator[Executor]:
+        """One executor for every party of a run in this process, until the scope closes.
+
+        ``rows`` is the run's whole table work (all data parties' rows) and ``keys``
+        the number of secret keys that will work at the same time (the data parties);
+        ``auto`` resolves once, by :data:`AUTO_SHARED_MIN_ROWS`. Under ``process``,
+        every party shares one limit of :attr:`pool_size` jobs at once (public and
+        secret-key work together, so the parties never oversubscribe the cores) and
+        one public-key worker pool that ends with the scope; workers are forked from a
+        forkserver started here, in the background. Secret-key work still runs in each
+        key's own scoped workers (:meth:`secret_key_scope`), ``pool_size // keys`` of
+        them (at least one): the keys work side by side, so fewer workers per key keep
+        the cores as busy while each builds that key's tables once. The returned
+        executor's :meth:`sized` keeps it as it is.
+        """
+        executor = Executor(self._resolved(rows, AUTO_SHARED_MIN_ROWS), workers=self.workers)
+        if executor.policy != "process":
+            yield executor
+            return
+        executor._limiter = trio.CapacityLimiter(executor.pool_size)
+        executor._secret_workers = max(1, executor.pool_size // max(keys, 1))
+        if _start_forkserver():
+            executor._worker_type = trio_parallel.WorkerType.FORKSERVER
+        async with trio_parallel.open_worker_context(
+            worker_type=executor._worker_type, idle_timeout=math.inf
+        ) as context:
+            executor._context = context
+            yield executor
 
     @property
     def pool_size(self) -> int:
@@ -133,7 +190,10 @@ class Executor:
         work runs in this process.
         """
         if self.policy == "process":
-            async with open_secret_key_workers(secret, workers=self.pool_size) as workers:
+            async with open_secret_key_workers(
+                secret, workers=self._secret_workers or self.pool_size, limiter=self._limiter,
+                worker_type=self._worker_type,
+            ) as workers:
                 yield workers
             if retired is not None:
                 retired(workers)
@@ -141,9 +201,7 @@ class Executor:
             yield _InProcess(self, secret)
 
     def _capacity(self) -> trio.CapacityLimiter | None:
-        if self.workers is None:
-            return None
-        if self._limiter is None:
+        if self._limiter is None and self.workers is not None:
             self._limiter = trio.CapacityLimiter(self.workers)
         return self._limiter
 
@@ -154,8 +212,8 @@ class Executor:
             return fn(*args)
         if self.policy == "thread":
             return await trio.to_thread.run_sync(fn, *args, limiter=self._capacity())
-        import trio_parallel
-
+        if self._context is not None:
+            return await self._context.run_sync(fn, *args, limiter=self._capacity())
         return await trio_parallel.run_sync(fn, *args, limiter=self._capacity())
 
     async def run_secret(self, fn: Callable[..., T], *args: Any) -> T:
@@ -164,3 +222,20 @@ class Executor:
             await trio.lowlevel.checkpoint()
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
+
+
+def _start_forkserver() -> bool:
+    """Start multiprocessing's forkserver now (it imports in the background); False if unavailable.
+
+    The forkserver is a fresh interpreter (not a fork of this process, so it holds
+    none of its keys or data) that imports the crypto modules once; workers forked
+    from it start in milliseconds. Starting it early lets its imports overlap the
+    parties' key generation.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(["__main__", *_FORKSERVER_PRELOAD])
+    forkserver.ensure_running()
+    return True
