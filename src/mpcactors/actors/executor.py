@@ -43,8 +43,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -64,7 +64,8 @@ POLICIES: tuple[Policy, ...] = ("auto", "inline", "thread", "process")
 #: intersection), measured on 2 cores: see the module docstring.
 AUTO_PROCESS_MIN_ROWS = 2048
 #: ``auto`` in a simulation (:meth:`Executor.shared`) uses worker processes from this
-#: many rows in all data parties' tables together, measured on 2 cores
+#: many rows in all data parties' tables together, counted at 2048 bits (a row at
+#: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
 AUTO_SHARED_MIN_ROWS = 200
 #: Modules the forkserver imports once, so a forked worker starts with them loaded.
@@ -121,7 +122,11 @@ class Executor:
         #: set by :meth:`shared`: the run's public-key pool and how its workers start
         self._context: trio_parallel.WorkerContext | None = None
         self._worker_type = trio_parallel.WorkerType.SPAWN
-        self._secret_workers: int | None = None
+        self._per_key_workers: int | None = None
+        #: under :meth:`shared`: a public-key pool per ``affinity`` of :meth:`run`
+        self._stack: AsyncExitStack | None = None
+        self._affine: dict[Hashable, tuple[trio_parallel.WorkerContext, trio.CapacityLimiter]] = {}
+        self._affine_lock = trio.Lock()
 
     def sized(self, rows: int) -> Executor:
         """The executor for a job of ``rows`` rows: ``auto`` resolved, any other policy as is."""
@@ -136,12 +141,12 @@ class Executor:
         return "process" if rows >= threshold and cores > 1 else "inline"
 
     @asynccontextmanager
-    async def shared(self, rows: int, *, keys: int = 1) -> AsyncIterator[Executor]:
+    async def shared(self, rows: int, *, key_bits: int = 2048, keys: int = 1) -> AsyncIterator[Executor]:
         """One executor for every party of a run in this process, until the scope closes.
 
-        ``rows`` is the run's whole table work (all data parties' rows) and ``keys``
-        the number of secret keys that will work at the same time (the data parties);
-        ``auto`` resolves once, by :data:`AUTO_SHARED_MIN_ROWS`. Under ``process``,
+        ``rows`` is the run's whole table work (all data parties' rows) at
+        ``key_bits``, and ``keys`` the number of secret keys that work at the same time
+        (the data parties); ``auto`` resolves once, by :data:`AUTO_SHARED_MIN_ROWS`. Under ``process``,
         every party shares one limit of :attr:`pool_size` jobs at once (public and
         secret-key work together, so the parties never oversubscribe the cores) and
         one public-key worker pool that ends with the scope; workers are forked from a
@@ -151,19 +156,24 @@ class Executor:
         the cores as busy while each builds that key's tables once. The returned
         executor's :meth:`sized` keeps it as it is.
         """
-        executor = Executor(self._resolved(rows, AUTO_SHARED_MIN_ROWS), workers=self.workers)
+        work = rows * (key_bits / 2048) ** 3  # in 2048-bit rows
+        executor = Executor(self._resolved(math.ceil(work), AUTO_SHARED_MIN_ROWS), workers=self.workers)
         if executor.policy != "process":
             yield executor
             return
         executor._limiter = trio.CapacityLimiter(executor.pool_size)
-        executor._secret_workers = max(1, executor.pool_size // max(keys, 1))
+        executor._per_key_workers = max(1, executor.pool_size // max(keys, 1))
         if _start_forkserver():
             executor._worker_type = trio_parallel.WorkerType.FORKSERVER
-        async with trio_parallel.open_worker_context(
-            worker_type=executor._worker_type, idle_timeout=math.inf
-        ) as context:
-            executor._context = context
-            yield executor
+        async with AsyncExitStack() as stack:
+            executor._context = await stack.enter_async_context(
+                trio_parallel.open_worker_context(worker_type=executor._worker_type, idle_timeout=math.inf)
+            )
+            executor._stack = stack
+            try:
+                yield executor
+            finally:
+                executor._stack = None
 
     @property
     def pool_size(self) -> int:
@@ -191,7 +201,7 @@ class Executor:
         """
         if self.policy == "process":
             async with open_secret_key_workers(
-                secret, workers=self._secret_workers or self.pool_size, limiter=self._limiter,
+                secret, workers=self._per_key_workers or self.pool_size, limiter=self._limiter,
                 worker_type=self._worker_type,
             ) as workers:
                 yield workers
@@ -205,14 +215,34 @@ class Executor:
             self._limiter = trio.CapacityLimiter(self.workers)
         return self._limiter
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run public-data work ``fn(*args)`` under the policy (``fn`` must be picklable for ``process``)."""
+    async def _affine_pool(self, affinity: Hashable) -> tuple[trio_parallel.WorkerContext, trio.CapacityLimiter]:
+        async with self._affine_lock:
+            if affinity not in self._affine:
+                assert self._stack is not None
+                context = await self._stack.enter_async_context(
+                    trio_parallel.open_worker_context(worker_type=self._worker_type, idle_timeout=math.inf)
+                )
+                self._affine[affinity] = (context, trio.CapacityLimiter(self._per_key_workers or self.pool_size))
+            return self._affine[affinity]
+
+    async def run(self, fn: Callable[..., T], *args: Any, affinity: Hashable | None = None) -> T:
+        """Run public-data work ``fn(*args)`` under the policy (``fn`` must be picklable for ``process``).
+
+        ``affinity`` (e.g. a public key's fingerprint) names what the work's per-process
+        state is built for: under :meth:`shared`, jobs with the same affinity go to the
+        same few workers (``pool_size // keys``), so a per-key fixed-base table is built
+        in as few processes as keep the cores busy. Elsewhere it is ignored.
+        """
         if self.policy == "inline":
             await trio.lowlevel.checkpoint()
             return fn(*args)
         if self.policy == "thread":
             return await trio.to_thread.run_sync(fn, *args, limiter=self._capacity())
         if self._context is not None:
+            if affinity is not None and self._stack is not None:
+                context, own = await self._affine_pool(affinity)
+                async with own:
+                    return await context.run_sync(fn, *args, limiter=self._capacity())
             return await self._context.run_sync(fn, *args, limiter=self._capacity())
         return await trio_parallel.run_sync(fn, *args, limiter=self._capacity())
 

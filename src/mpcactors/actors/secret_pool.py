@@ -112,7 +112,10 @@ class SecretKeyWorkers:
         self._context = context
         self._workers = workers
         self._batch_size = batch_size
-        self._limiter = limiter or trio.CapacityLimiter(workers)
+        # at most `workers` jobs (so processes) for this key; `shared` also caps the
+        # jobs of every scope together (one simulation's parties on one machine)
+        self._limiter = trio.CapacityLimiter(workers)
+        self._shared = limiter if limiter is not None else trio.CapacityLimiter(workers)
         self._pids: set[int] = set()
         self._jobs = 0
         self._values = 0
@@ -208,12 +211,13 @@ class SecretKeyWorkers:
 
         async def run_one(index: int, start: int, stop: int) -> None:
             try:
-                pid, out = await self._context.run_sync(
-                    job,
-                    *arguments(items[start:stop], start),
-                    kill_on_cancel=True,
-                    limiter=self._limiter,
-                )
+                async with self._limiter:
+                    pid, out = await self._context.run_sync(
+                        job,
+                        *arguments(items[start:stop], start),
+                        kill_on_cancel=True,
+                        limiter=self._shared,
+                    )
             except Exception as error:
                 # Report the first failing batch as a plain exception (not a group)
                 # and stop the others: their workers are killed, new ones start on
@@ -259,9 +263,10 @@ async def open_secret_key_workers(
         workers: the maximum number of worker processes (the pool-size setting).
         batch_size: the maximum number of values per job.
         grace_period: seconds to wait for a worker to exit before killing it.
-        limiter: caps the jobs running at once (default: ``workers``); a simulation
-            passes one limiter shared by every party, so all of them together use
-            the cores once.
+        limiter: also caps the jobs running at once, together with other users of
+            the same limiter: a simulation passes one limiter shared by every party,
+            so all of them together use the cores once. ``workers`` still caps this
+            scope's processes.
         worker_type: how workers start: ``SPAWN`` (a fresh interpreter) or
             ``FORKSERVER`` (forked from a fresh interpreter that already imported the
             crypto, never from this process, so a worker holds no other key).
