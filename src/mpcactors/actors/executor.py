@@ -140,6 +140,16 @@ class Executor:
         cores = self.workers or os.cpu_count() or 1
         return "process" if rows >= threshold and cores > 1 else "inline"
 
+    def shared_policy(self, rows: int, *, key_bits: int = 2048) -> Policy:
+        """The policy :meth:`shared` runs a whole run of ``rows`` rows at ``key_bits`` under.
+
+        ``auto``: ``process`` from :data:`AUTO_SHARED_MIN_ROWS` rows counted at 2048
+        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core;
+        any other policy as it is.
+        """
+        work = math.ceil(rows * (key_bits / 2048) ** 3)
+        return self._resolved(work, AUTO_SHARED_MIN_ROWS)
+
     @asynccontextmanager
     async def shared(self, rows: int, *, key_bits: int = 2048, keys: int = 1) -> AsyncIterator[Executor]:
         """One executor for every party of a run in this process, until the scope closes.
@@ -156,8 +166,7 @@ class Executor:
         the cores as busy while each builds that key's tables once. The returned
         executor's :meth:`sized` keeps it as it is.
         """
-        work = rows * (key_bits / 2048) ** 3  # in 2048-bit rows
-        executor = Executor(self._resolved(math.ceil(work), AUTO_SHARED_MIN_ROWS), workers=self.workers)
+        executor = Executor(self.shared_policy(rows, key_bits=key_bits), workers=self.workers)
         if executor.policy != "process":
             yield executor
             return
