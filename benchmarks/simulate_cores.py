@@ -4,6 +4,8 @@ Usage::
 
     # the race (issue 18, item 1): this checkout against another one, TNO in the same run
     python benchmarks/simulate_cores.py race --before /tmp/simcores-before [--rows 1000] [--repeats 3]
+    # the README's main command (``mpcactors simulate``, its defaults), before and after
+    python benchmarks/simulate_cores.py readme --before /tmp/simcores-before [--repeats 3]
     # where ``auto`` should switch from inline to worker processes in a simulation
     python benchmarks/simulate_cores.py policy [--sizes 25,50,100,250,500] [--bits 2048 3072]
 
@@ -124,6 +126,45 @@ def race(args: argparse.Namespace) -> None:
         common.update_docs("simulate-race", text, prefix="cores", heading=HEADING, intro=INTRO)
 
 
+def readme(args: argparse.Namespace) -> None:
+    """The README's main command, ``mpcactors simulate`` with its defaults, before and after."""
+    before = args.before / ".venv" / "bin" / "mpcactors"
+    before_commit = subprocess.run(["git", "-C", str(args.before), "rev-parse", "--short", "HEAD"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    walls: dict[str, list[float]] = {"before": [], "after": []}
+    loads = []
+    for repeat in range(args.repeats):
+        for which in (("before", "after") if repeat % 2 == 0 else ("after", "before")):
+            loads.append(common.load_average())
+            started = time.perf_counter()
+            subprocess.run([str(before if which == "before" else HERE), "simulate", *args.extra],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            walls[which].append(time.perf_counter() - started)
+            print(f"  {which}: {walls[which][-1]:.2f} s, load {loads[-1]:.2f}", flush=True)
+    median = {which: statistics.median(w) for which, w in walls.items()}
+    command = " ".join(["mpcactors simulate", *args.extra])
+    text = f"""\
+### The README's main command: `{command}`, before and after
+
+- Command: `{common.command_line()}`
+- Date: {common.today()}; after = commit {common.git_commit()}, before = commit {before_commit}
+- Machine: {common.machine_line()}
+- Load: the 1-minute load average was {min(loads):.2f} to {max(loads):.2f}; before and after alternate.
+- Process start to exit, output to /dev/null (300 rows per party, 3072-bit keys, steps 1 to 8).
+
+| checkout | wall s per run | median s |
+|---|---:|---:|
+| before | {fmt(walls['before'])} | {median['before']:.2f} |
+| after | {fmt(walls['after'])} | {median['after']:.2f} |
+
+After / before (medians): {median['after'] / median['before']:.2f}.
+"""
+    print()
+    print(text)
+    if not args.no_docs:
+        common.update_docs("simulate-readme", text, prefix="cores", heading=HEADING, intro=INTRO)
+
+
 def policy(args: argparse.Namespace) -> None:
     from mpcactors.actors.executor import AUTO_SHARED_MIN_ROWS
 
@@ -155,7 +196,7 @@ def policy(args: argparse.Namespace) -> None:
         ["bits", "rows per party", "inline: wall s", "process: wall s", "inline / process (median)", "faster",
          "auto picks"], table_rows, "rrrrrll")
     text = f"""\
-### Where `auto` switches to worker processes in a simulation
+### Where `auto` switches to worker processes in a simulation ({", ".join(map(str, args.bits))} bits)
 
 - Command: `{common.command_line()}`
 - Date: {common.today()}; commit {common.git_commit()}
@@ -171,7 +212,7 @@ def policy(args: argparse.Namespace) -> None:
     print()
     print(text)
     if not args.no_docs:
-        common.update_docs("simulate-policy", text, prefix="cores", heading=HEADING, intro=INTRO)
+        common.update_docs("simulate-policy-" + "-".join(map(str, args.bits)), text, prefix="cores", heading=HEADING, intro=INTRO)
 
 
 HEADING = "## Every core in one process: `mpcactors simulate`"
@@ -196,13 +237,18 @@ def main() -> None:
     r.add_argument("--repeats", type=int, default=3, help="runs per checkout")
     r.add_argument("--no-tno", action="store_true")
     r.add_argument("--no-docs", action="store_true")
+    m = sub.add_parser("readme")
+    m.add_argument("--before", type=Path, required=True)
+    m.add_argument("--repeats", type=int, default=3)
+    m.add_argument("--no-docs", action="store_true")
+    m.add_argument("extra", nargs="*", help="arguments after `simulate` (default: none, the README's command)")
     p = sub.add_parser("policy")
     p.add_argument("--sizes", default="25,50,100,250,500", help="rows per party, comma-separated")
     p.add_argument("--bits", type=int, nargs="+", default=[2048])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
-    race(args) if args.mode == "race" else policy(args)
+    {"race": race, "readme": readme, "policy": policy}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ AUTO_PROCESS_MIN_ROWS = 2048
 #: many rows in all data parties' tables together, counted at 2048 bits (a row at
 #: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
-AUTO_SHARED_MIN_ROWS = 200
+AUTO_SHARED_MIN_ROWS = 300
 #: Modules the forkserver imports once, so a forked worker starts with them loaded.
 _FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "mpcactors.actors.hooks", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
