@@ -212,7 +212,8 @@ def policy(args: argparse.Namespace) -> None:
     print()
     print(text)
     if not args.no_docs:
-        common.update_docs("simulate-policy-" + "-".join(map(str, args.bits)), text, prefix="cores", heading=HEADING, intro=INTRO)
+        block = "simulate-policy-" + "-".join(map(str, args.bits))
+        common.update_docs(block, text, prefix="cores", heading=HEADING, intro=INTRO)
 
 
 HEADING = "## Every core in one process: `mpcactors simulate`"

@@ -170,7 +170,8 @@ async def simulate(
     started = time.perf_counter()
     try:
         rows = sum(len(t) for t in inputs.values())
-        async with executor.shared(rows, key_bits=config.key_bits, keys=len(inputs)) as shared, trio.open_nursery() as nursery:
+        run_executor = executor.shared(rows, key_bits=config.key_bits, keys=len(inputs))
+        async with run_executor as shared, trio.open_nursery() as nursery:
             for role in members:
                 nursery.start_soon(one, role, shared)
     except BaseExceptionGroup as group:

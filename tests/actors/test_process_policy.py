@@ -105,52 +105,16 @@ def test_a_simulation_decides_its_policy_once_by_rows_and_key_size(rows, bits, c
     assert Executor("thread").shared_policy(rows, key_bits=bits) == "thread"  # an explicit policy is kept
 
 
-@pytest.mark.slow
-async def test_nothing_derived_from_a_secret_reaches_the_public_workers(monkeypatch):
-    # Public-key workers (the run's pool, or trio-parallel's cached ones for a daemon)
-    # are not scoped to a key, so whatever a job carries could outlive the deletion
-    # step: only the TTP's public step-6 work may go there. The data parties' masks
-    # (their additive shares) go to the scoped workers, and no pool mixes the two.
+async def recorded_process_run(monkeypatch) -> tuple[list[tuple[int, object, object]], WorkerWatch]:
+    """A verified two-party run under ``process`` on two workers, with every worker job
+    recorded as ``(id of its worker pool, function, limiter)``."""
     import trio_parallel
 
-    from mpcactors.actors.hooks import mask_and_rerandomise
-    from mpcactors.crypto import workers as crypto_workers
-
-    jobs: dict[int, set] = {}
-    original = trio_parallel.WorkerContext.run_sync
-
-    async def recording(self, fn, *args, **kwargs):
-        jobs.setdefault(id(self), set()).add(fn)
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(trio_parallel.WorkerContext, "run_sync", recording)
-    hospital, insurer = tables_for(160, 0.5, seed=5)
-    watch = WorkerWatch()
-    simulation = await simulate(
-        (hospital, insurer), fast_config(hospital, insurer, lasso=False),
-        executor=Executor("process", workers=2), observer=watch, verify=True,
-    )
-    assert simulation.verified is True
-    secret_jobs = {crypto_workers.encrypt_batch, crypto_workers.decrypt_batch, crypto_workers.encrypt_under_batch}
-    public = [fns for fns in jobs.values() if mask_and_rerandomise in fns]
-    scoped = [fns for fns in jobs.values() if fns & secret_jobs]
-    assert public and scoped
-    assert all(fns == {mask_and_rerandomise} for fns in public)
-    assert all(fns <= secret_jobs for fns in scoped)
-
-
-@pytest.mark.slow
-async def test_one_limit_for_the_run_and_each_keys_work_in_few_workers(monkeypatch):
-    """Two cores, two keys: every job of every party (public and secret-key) waits on
-    one limit of two, so the parties together never oversubscribe the cores, and each
-    key's secret-key scope starts one worker, so its tables are built once."""
-    import trio_parallel
-
-    limiters = set()
+    jobs = []
     original = trio_parallel.WorkerContext.run_sync
 
     async def recording(self, fn, *args, limiter=None, **kwargs):
-        limiters.add(limiter)
+        jobs.append((id(self), fn, limiter))
         return await original(self, fn, *args, limiter=limiter, **kwargs)
 
     monkeypatch.setattr(trio_parallel.WorkerContext, "run_sync", recording)
@@ -161,5 +125,36 @@ async def test_one_limit_for_the_run_and_each_keys_work_in_few_workers(monkeypat
         executor=Executor("process", workers=2), observer=watch, verify=True,
     )
     assert simulation.verified is True
+    return jobs, watch
+
+
+@pytest.mark.slow
+async def test_nothing_derived_from_a_secret_reaches_the_public_workers(monkeypatch):
+    # Public-key workers (the run's pools, or trio-parallel's cached ones for a daemon)
+    # are not scoped to a key, so whatever a job carries could outlive the deletion
+    # step: only the TTP's public step-6 work may go there. The data parties' masks
+    # (their additive shares) go to the scoped workers, and no pool mixes the two.
+    from mpcactors.actors.hooks import mask_and_rerandomise
+    from mpcactors.crypto import workers as crypto_workers
+
+    jobs, _ = await recorded_process_run(monkeypatch)
+    by_pool: dict[int, set] = {}
+    for pool, fn, _ in jobs:
+        by_pool.setdefault(pool, set()).add(fn)
+    secret_jobs = {crypto_workers.encrypt_batch, crypto_workers.decrypt_batch, crypto_workers.encrypt_under_batch}
+    public = [fns for fns in by_pool.values() if mask_and_rerandomise in fns]
+    scoped = [fns for fns in by_pool.values() if fns & secret_jobs]
+    assert public and scoped
+    assert all(fns == {mask_and_rerandomise} for fns in public)
+    assert all(fns <= secret_jobs for fns in scoped)
+
+
+@pytest.mark.slow
+async def test_one_limit_for_the_run_and_each_keys_work_in_few_workers(monkeypatch):
+    """Two cores, two keys: every job of every party (public and secret-key) waits on
+    one limit of two, so the parties together never oversubscribe the cores, and each
+    key's secret-key scope starts one worker, so its tables are built once."""
+    jobs, watch = await recorded_process_run(monkeypatch)
+    limiters = {limiter for _, _, limiter in jobs}
     assert len(limiters) == 1 and next(iter(limiters)).total_tokens == 2
     assert {role: len(pids) for role, pids in watch.checked.items()} == {"hospital": 1, "insurer": 1}

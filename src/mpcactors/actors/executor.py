@@ -29,8 +29,10 @@ fixed-base table per worker and key) outweigh what the extra cores save
 
 A simulation runs every party in one process, so it decides once for the whole run
 (:meth:`Executor.shared`): one executor for every party, sized by the run's total
-rows (:data:`AUTO_SHARED_MIN_ROWS`), with one public-key worker pool and one limit of
-``pool_size`` jobs at once across all parties' public and secret-key work. Its worker
+rows (:data:`AUTO_SHARED_MIN_ROWS`), with public-key worker pools that end with the run
+and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
+work; each key's work stays on ``pool_size // data parties`` workers, so its
+fixed-base tables are built in few processes. Its worker
 processes are forked from a forkserver that is started early (while the parties
 generate their keys) and has imported the crypto once, so a worker costs milliseconds
 instead of a fresh interpreter: that is what makes every core pay off on a small run.
@@ -156,11 +158,12 @@ class Executor:
 
         ``rows`` is the run's whole table work (all data parties' rows) at
         ``key_bits``, and ``keys`` the number of secret keys that work at the same time
-        (the data parties); ``auto`` resolves once, by :data:`AUTO_SHARED_MIN_ROWS`. Under ``process``,
-        every party shares one limit of :attr:`pool_size` jobs at once (public and
-        secret-key work together, so the parties never oversubscribe the cores) and
-        one public-key worker pool that ends with the scope; workers are forked from a
-        forkserver started here, in the background. Secret-key work still runs in each
+        (the data parties); ``auto`` resolves once (:meth:`shared_policy`). Under
+        ``process``, every party shares one limit of :attr:`pool_size` jobs at once
+        (public and secret-key work together, so the parties never oversubscribe the
+        cores), and public-key work goes to worker pools that end with the scope (one
+        per :meth:`run` ``affinity``); workers are forked from a forkserver started
+        here, in the background. Secret-key work still runs in each
         key's own scoped workers (:meth:`secret_key_scope`), ``pool_size // keys`` of
         them (at least one): the keys work side by side, so fewer workers per key keep
         the cores as busy while each builds that key's tables once. The returned
