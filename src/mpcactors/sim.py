@@ -161,6 +161,9 @@ async def simulate(
     Args:
         tables: each data party's table, by name or in roster order.
         session: the 16-byte session id (default: a fresh random one).
+        executor: where crypto runs (default ``auto``): one executor shared by every
+            party, its policy decided once by the whole run's rows
+            (:meth:`Executor.shared`).
 
     Raises:
         MpcactorsError: the root cause if any party fails (every party is stopped and
@@ -172,20 +175,23 @@ async def simulate(
     session = session or secrets.token_bytes(16)
     members = config.roster.members
     links = memory_mesh(members, recorder=recorder)
+    # one executor for the whole run: every party's Paillier work shares the cores
     executor = executor or Executor()
     results: dict[str, PartyResult] = {}
 
-    async def one(role: str) -> None:
+    async def one(role: str, shared: Executor) -> None:
         results[role] = await run_party(
             role, links[role], session=session, config=config, table=inputs.get(role),
-            executor=executor, observer=observer, hooks=hooks, progress=progress,
+            executor=shared, observer=observer, hooks=hooks, progress=progress,
         )
 
     started = time.perf_counter()
     try:
-        async with trio.open_nursery() as nursery:
+        rows = sum(len(t) for t in inputs.values())
+        run_executor = executor.shared(rows, key_bits=config.key_bits, keys=len(inputs))
+        async with run_executor as shared, trio.open_nursery() as nursery:
             for role in members:
-                nursery.start_soon(one, role)
+                nursery.start_soon(one, role, shared)
     except BaseExceptionGroup as group:
         cause = first_cause(group)
         raise cause from None

@@ -26,23 +26,38 @@ is decided here too, so callers never compare policy names.
 ``inline``. Below that size the process policy's fixed costs (starting workers, a
 fixed-base table per worker and key) outweigh what the extra cores save
 (``docs/benchmarks.md``, "Executor policy by table size").
+
+A simulation runs every party in one process, so it decides once for the whole run
+(:meth:`Executor.shared`): one executor for every party, sized by the run's total
+rows (:data:`AUTO_SHARED_MIN_ROWS`), with public-key worker pools that end with the run
+and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
+work; each key's work stays on ``pool_size // data parties`` workers, so its
+fixed-base tables are built in few processes. Its worker
+processes are forked from a forkserver that is started early (while the parties
+generate their keys) and has imported the crypto once, so a worker costs milliseconds
+instead of a fresh interpreter: that is what makes every core pay off on a small run.
+The forkserver is a fresh interpreter, not a copy of this process, and never holds a
+key; secret-key workers still get the key only through the scoped handoff.
 """
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar
 
 import trio
+import trio_parallel
 
 from ..crypto import paillier
 from ..crypto.paillier import SecretKey
 from .secret_pool import open_secret_key_workers
 
-__all__ = ["AUTO_PROCESS_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
+__all__ = ["AUTO_PROCESS_MIN_ROWS", "AUTO_SHARED_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
 
 T = TypeVar("T")
 Policy = Literal["auto", "inline", "thread", "process"]
@@ -50,6 +65,13 @@ POLICIES: tuple[Policy, ...] = ("auto", "inline", "thread", "process")
 #: ``auto`` uses worker processes from this many rows (a party's table; the TTP's
 #: intersection), measured on 2 cores: see the module docstring.
 AUTO_PROCESS_MIN_ROWS = 2048
+#: ``auto`` in a simulation (:meth:`Executor.shared`) uses worker processes from this
+#: many rows in all data parties' tables together, counted at 2048 bits (a row at
+#: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
+#: (``docs/benchmarks.md``, "Every core in one process").
+AUTO_SHARED_MIN_ROWS = 300
+#: Modules the forkserver imports once, so a forked worker starts with them loaded.
+_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "mpcactors.actors.hooks", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
 #: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
 _PARALLEL_BATCH_ROWS = 64
@@ -99,14 +121,71 @@ class Executor:
         self.policy: Policy = "inline" if policy == "auto" else policy
         self.workers = workers
         self._limiter: trio.CapacityLimiter | None = None
+        #: set by :meth:`shared`: the run's public-key pool and how its workers start
+        self._context: trio_parallel.WorkerContext | None = None
+        self._worker_type = trio_parallel.WorkerType.SPAWN
+        self._per_key_workers: int | None = None
+        #: under :meth:`shared`: a public-key pool per ``affinity`` of :meth:`run`
+        self._stack: AsyncExitStack | None = None
+        self._affine: dict[Hashable, tuple[trio_parallel.WorkerContext, trio.CapacityLimiter]] = {}
+        self._affine_lock = trio.Lock()
 
     def sized(self, rows: int) -> Executor:
         """The executor for a job of ``rows`` rows: ``auto`` resolved, any other policy as is."""
         if self.requested != "auto":
             return self
+        return Executor(self._resolved(rows, AUTO_PROCESS_MIN_ROWS), workers=self.workers)
+
+    def _resolved(self, rows: int, threshold: int) -> Policy:
+        if self.requested != "auto":
+            return self.policy
         cores = self.workers or os.cpu_count() or 1
-        policy: Policy = "process" if rows >= AUTO_PROCESS_MIN_ROWS and cores > 1 else "inline"
-        return Executor(policy, workers=self.workers)
+        return "process" if rows >= threshold and cores > 1 else "inline"
+
+    def shared_policy(self, rows: int, *, key_bits: int = 2048) -> Policy:
+        """The policy :meth:`shared` runs a whole run of ``rows`` rows at ``key_bits`` under.
+
+        ``auto``: ``process`` from :data:`AUTO_SHARED_MIN_ROWS` rows counted at 2048
+        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core;
+        any other policy as it is.
+        """
+        work = math.ceil(rows * (key_bits / 2048) ** 3)
+        return self._resolved(work, AUTO_SHARED_MIN_ROWS)
+
+    @asynccontextmanager
+    async def shared(self, rows: int, *, key_bits: int = 2048, keys: int = 1) -> AsyncIterator[Executor]:
+        """One executor for every party of a run in this process, until the scope closes.
+
+        ``rows`` is the run's whole table work (all data parties' rows) at
+        ``key_bits``, and ``keys`` the number of secret keys that work at the same time
+        (the data parties); ``auto`` resolves once (:meth:`shared_policy`). Under
+        ``process``, every party shares one limit of :attr:`pool_size` jobs at once
+        (public and secret-key work together, so the parties never oversubscribe the
+        cores), and public-key work goes to worker pools that end with the scope (one
+        per :meth:`run` ``affinity``); workers are forked from a forkserver started
+        here, in the background. Secret-key work still runs in each
+        key's own scoped workers (:meth:`secret_key_scope`), ``pool_size // keys`` of
+        them (at least one): the keys work side by side, so fewer workers per key keep
+        the cores as busy while each builds that key's tables once. The returned
+        executor's :meth:`sized` keeps it as it is.
+        """
+        executor = Executor(self.shared_policy(rows, key_bits=key_bits), workers=self.workers)
+        if executor.policy != "process":
+            yield executor
+            return
+        executor._limiter = trio.CapacityLimiter(executor.pool_size)
+        executor._per_key_workers = max(1, executor.pool_size // max(keys, 1))
+        if _start_forkserver():
+            executor._worker_type = trio_parallel.WorkerType.FORKSERVER
+        async with AsyncExitStack() as stack:
+            executor._context = await stack.enter_async_context(
+                trio_parallel.open_worker_context(worker_type=executor._worker_type, idle_timeout=math.inf)
+            )
+            executor._stack = stack
+            try:
+                yield executor
+            finally:
+                executor._stack = None
 
     @property
     def pool_size(self) -> int:
@@ -133,7 +212,10 @@ class Executor:
         work runs in this process.
         """
         if self.policy == "process":
-            async with open_secret_key_workers(secret, workers=self.pool_size) as workers:
+            async with open_secret_key_workers(
+                secret, workers=self._per_key_workers or self.pool_size, limiter=self._limiter,
+                worker_type=self._worker_type,
+            ) as workers:
                 yield workers
             if retired is not None:
                 retired(workers)
@@ -141,21 +223,39 @@ class Executor:
             yield _InProcess(self, secret)
 
     def _capacity(self) -> trio.CapacityLimiter | None:
-        if self.workers is None:
-            return None
-        if self._limiter is None:
+        if self._limiter is None and self.workers is not None:
             self._limiter = trio.CapacityLimiter(self.workers)
         return self._limiter
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run public-data work ``fn(*args)`` under the policy (``fn`` must be picklable for ``process``)."""
+    async def _affine_pool(self, affinity: Hashable) -> tuple[trio_parallel.WorkerContext, trio.CapacityLimiter]:
+        async with self._affine_lock:
+            if affinity not in self._affine:
+                assert self._stack is not None
+                context = await self._stack.enter_async_context(
+                    trio_parallel.open_worker_context(worker_type=self._worker_type, idle_timeout=math.inf)
+                )
+                self._affine[affinity] = (context, trio.CapacityLimiter(self._per_key_workers or self.pool_size))
+            return self._affine[affinity]
+
+    async def run(self, fn: Callable[..., T], *args: Any, affinity: Hashable | None = None) -> T:
+        """Run public-data work ``fn(*args)`` under the policy (``fn`` must be picklable for ``process``).
+
+        ``affinity`` (e.g. a public key's fingerprint) names what the work's per-process
+        state is built for: under :meth:`shared`, jobs with the same affinity go to the
+        same few workers (``pool_size // keys``), so a per-key fixed-base table is built
+        in as few processes as keep the cores busy. Elsewhere it is ignored.
+        """
         if self.policy == "inline":
             await trio.lowlevel.checkpoint()
             return fn(*args)
         if self.policy == "thread":
             return await trio.to_thread.run_sync(fn, *args, limiter=self._capacity())
-        import trio_parallel
-
+        if self._context is not None:
+            if affinity is not None and self._stack is not None:
+                context, own = await self._affine_pool(affinity)
+                async with own:
+                    return await context.run_sync(fn, *args, limiter=self._capacity())
+            return await self._context.run_sync(fn, *args, limiter=self._capacity())
         return await trio_parallel.run_sync(fn, *args, limiter=self._capacity())
 
     async def run_secret(self, fn: Callable[..., T], *args: Any) -> T:
@@ -164,3 +264,20 @@ class Executor:
             await trio.lowlevel.checkpoint()
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
+
+
+def _start_forkserver() -> bool:
+    """Start multiprocessing's forkserver now (it imports in the background); False if unavailable.
+
+    The forkserver is a fresh interpreter (not a fork of this process, so it holds
+    none of its keys or data) that imports the crypto modules once; workers forked
+    from it start in milliseconds. Starting it early lets its imports overlap the
+    parties' key generation.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    forkserver.set_forkserver_preload(["__main__", *_FORKSERVER_PRELOAD])
+    forkserver.ensure_running()
+    return True

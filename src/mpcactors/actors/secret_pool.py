@@ -104,6 +104,7 @@ class SecretKeyWorkers:
         *,
         workers: int,
         batch_size: int,
+        limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         """Internal: use :func:`open_secret_key_workers`."""
         self._secret = secret
@@ -111,7 +112,10 @@ class SecretKeyWorkers:
         self._context = context
         self._workers = workers
         self._batch_size = batch_size
+        # at most `workers` jobs (so processes) for this key; `shared` also caps the
+        # jobs of every scope together (one simulation's parties on one machine)
         self._limiter = trio.CapacityLimiter(workers)
+        self._shared = limiter if limiter is not None else trio.CapacityLimiter(workers)
         self._pids: set[int] = set()
         self._jobs = 0
         self._values = 0
@@ -207,12 +211,13 @@ class SecretKeyWorkers:
 
         async def run_one(index: int, start: int, stop: int) -> None:
             try:
-                pid, out = await self._context.run_sync(
-                    job,
-                    *arguments(items[start:stop], start),
-                    kill_on_cancel=True,
-                    limiter=self._limiter,
-                )
+                async with self._limiter:
+                    pid, out = await self._context.run_sync(
+                        job,
+                        *arguments(items[start:stop], start),
+                        kill_on_cancel=True,
+                        limiter=self._shared,
+                    )
             except Exception as error:
                 # Report the first failing batch as a plain exception (not a group)
                 # and stop the others: their workers are killed, new ones start on
@@ -242,6 +247,8 @@ async def open_secret_key_workers(
     workers: int = 2,
     batch_size: int = DEFAULT_BATCH_SIZE,
     grace_period: float = 10.0,
+    limiter: trio.CapacityLimiter | None = None,
+    worker_type: trio_parallel.WorkerType = trio_parallel.WorkerType.SPAWN,
 ) -> AsyncIterator[SecretKeyWorkers]:
     """Open worker processes for ``secret``'s work; all of them end when the scope closes.
 
@@ -256,23 +263,33 @@ async def open_secret_key_workers(
         workers: the maximum number of worker processes (the pool-size setting).
         batch_size: the maximum number of values per job.
         grace_period: seconds to wait for a worker to exit before killing it.
+        limiter: also caps the jobs running at once, together with other users of
+            the same limiter: a simulation passes one limiter shared by every party,
+            so all of them together use the cores once. ``workers`` still caps this
+            scope's processes.
+        worker_type: how workers start: ``SPAWN`` (a fresh interpreter) or
+            ``FORKSERVER`` (forked from a fresh interpreter that already imported the
+            crypto, never from this process, so a worker holds no other key).
 
     Raises:
         KeyDestroyedError: the key was already destroyed.
-        ValueError: ``workers`` or ``batch_size`` is below 1.
+        ValueError: ``workers`` or ``batch_size`` is below 1, or ``worker_type`` is ``FORK``.
         trio_parallel.BrokenWorkerError: a worker had to be killed at exit.
     """
     if workers < 1 or batch_size < 1:
         raise ValueError(
             f"workers and batch_size must be at least 1, got {workers} and {batch_size}"
         )
+    if worker_type == trio_parallel.WorkerType.FORK:
+        # a fork of this process would carry every key and table it holds into the worker
+        raise ValueError("secret-key workers start by spawn or forkserver, never by fork")
     handoff = crypto_workers.secret_key_handoff(secret)
     pool: SecretKeyWorkers | None = None
     try:
         async with trio_parallel.open_worker_context(
-            init=handoff, idle_timeout=math.inf, grace_period=grace_period
+            init=handoff, idle_timeout=math.inf, grace_period=grace_period, worker_type=worker_type
         ) as context:
-            pool = SecretKeyWorkers(secret, context, workers=workers, batch_size=batch_size)
+            pool = SecretKeyWorkers(secret, context, workers=workers, batch_size=batch_size, limiter=limiter)
             yield pool
     finally:
         # Reached only after trio-parallel has ended (or killed) every worker.

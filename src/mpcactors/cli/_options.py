@@ -108,7 +108,8 @@ def simulation_options(f: Any) -> Any:
         click.option("--chunk-rows", default=4096, show_default=True, type=click.IntRange(1, 65536)),
         click.option("--executor", "executor_policy", default="auto", show_default=True,
                      type=click.Choice(["auto", "inline", "thread", "process"]),
-                     help="Where Paillier work runs; auto: worker processes from 2,048 rows on a multi-core machine, else inline."),
+                     help="Where Paillier work runs; auto: worker processes on a multi-core machine once the work pays for them "
+                          "(simulate: ~300 rows at 2048 bits in all; a daemon: 2,048 rows), else inline."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Worker processes (or threads) per party [default: one per core]."),
     ]
