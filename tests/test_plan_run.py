@@ -222,3 +222,19 @@ async def test_a_linear_analysis_runs_in_the_plan_and_matches_statsmodels(ridge:
     output = simulation.parties["hospital"].outputs["days"]
     assert output["df_resid"] == simulation.intersection_size - 4
     assert ("se" in output["intercept"]) is (ridge == 0)
+
+
+async def test_a_cross_validated_lasso_runs_in_the_plan_and_matches_scikit_learn_per_fold() -> None:
+    """alpha = [...] with folds = K: the mean validation error per alpha within 1e-4 relative
+    of scikit-learn's Lasso fitted per fold on the same folds (the shared row order), the
+    same chosen alpha, and the final model as the lasso's tolerance (docs/lasso.md)."""
+    hospital, insurer = tables_for(120, 0.9, seed=10)
+    config = fast_config(hospital, insurer)
+    lasso = Lasso("hospital_days", (0.05, 0.5, 2.0), ("age", "nt_probnp", "prior_admissions", "gp_visits"), 300, folds=3)
+    plan = Plan("cv", (Analysis("days", lasso, ("hospital",)),))
+    simulation = await simulate({"hospital": hospital, "insurer": insurer}, replace(config, plan=plan), verify=True)
+    assert simulation.verified is True, simulation.verification
+    output = simulation.parties["hospital"].outputs["days"]
+    assert set(output["cv_error"]) == {"0.05", "0.5", "2.0"} and output["alpha"] in (0.05, 0.5, 2.0)
+    assert simulation.verification["analyses"]["days"]["sklearn"]["same_alpha"]
+    assert simulation.parties["insurer"].outputs == {}

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol
 from .crypto.fixedpoint import LASSO_MAX_COLUMNS
 from .errors import ConfigError, UndeclaredOpening
 from .mpc.engine import Delivery
-from .mpc import linear, logistic
+from .mpc import lasso_cv, linear, logistic
 from .mpc.lasso import CHECK_EVERY
 from .protocol.roster import Roster
 
@@ -67,7 +67,7 @@ _NAME = re.compile(r"[a-z0-9_-]{1,32}")
 _TOP_KEYS = {"title", "min_cell", "analysis"}
 _KEYS = {
     "describe": {"name", "kind", "recipients", "columns", "categorical", "levels"},
-    "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter"},
+    "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter", "folds"},
     "linear": {"name", "kind", "recipients", "target", "features", "ridge"},
     "logistic": {"name", "kind", "recipients", "target", "features", "max_iter"},
 }
@@ -108,18 +108,31 @@ class Describe:
 
 @dataclass(frozen=True, slots=True)
 class Lasso:
-    """scikit-learn's ``Lasso(alpha)`` of ``target`` on ``features`` (step 8)."""
+    """scikit-learn's ``Lasso(alpha)`` of ``target`` on ``features`` (step 8).
+
+    With ``folds`` (K >= 2), ``alpha`` is a tuple of candidate penalties and the one with
+    the smallest mean K-fold validation error is chosen (``mpc/lasso_cv.py``; folds by
+    position in the TTP's random row order), then fitted on all rows.
+    """
 
     kind: ClassVar[str] = "lasso"
     target: str
-    alpha: float
+    alpha: float | tuple[float, ...]
     features: tuple[str, ...]
     max_iter: int = DEFAULT_MAX_ITER
+    folds: int | None = None
 
     def document(self) -> dict[str, Any]:
-        return {"target": self.target, "alpha": float(self.alpha), "features": list(self.features), "max_iter": self.max_iter}
+        alpha = [float(a) for a in self.alpha] if isinstance(self.alpha, tuple) else float(self.alpha)
+        document = {"target": self.target, "alpha": alpha, "features": list(self.features), "max_iter": self.max_iter}
+        if self.folds is not None:  # absent without cross-validation, so older plans keep their digests
+            document["folds"] = self.folds
+        return document
 
     def openings(self, check_every: int) -> list[_Entry]:
+        if isinstance(self.alpha, tuple):
+            found = lasso_cv.cv_openings(len(self.features), len(self.alpha), max_iter=self.max_iter, check_every=check_every)
+            return [(output, shape, label, reveals, label in lasso_cv.CONTROL) for output, shape, label, reveals in found]
         checks = math.ceil(self.max_iter / check_every)
         return [
             ("converged", (checks,), "converged", checks, True),
@@ -617,7 +630,21 @@ class _Context:
 
     def _lasso(self, table: _Table) -> Lasso:
         target, features = self._model(table, "lasso")
-        alpha = table.get("alpha", " (the penalty, as scikit-learn's Lasso(alpha))")
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha <= 0:
-            raise table.error("alpha", f"must be a positive number, got {_what(alpha)}")
-        return Lasso(target, float(alpha), features, table.whole("max_iter", DEFAULT_MAX_ITER, 1))
+        alpha = table.get("alpha", " (the penalty, as scikit-learn's Lasso(alpha), or a list of them with folds)")
+        max_iter = table.whole("max_iter", DEFAULT_MAX_ITER, 1)
+
+        def penalty(value: Any) -> bool:
+            return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+        folds = table.get("folds")
+        if folds is None:
+            if not penalty(alpha):
+                raise table.error("alpha", f"must be a positive number (a list needs folds = K), got {_what(alpha)}")
+            return Lasso(target, float(alpha), features, max_iter)
+        if not isinstance(folds, int) or isinstance(folds, bool) or not 2 <= folds <= 20:
+            raise table.error("folds", f"must be an integer from 2 to 20, got {_what(folds)}")
+        if not isinstance(alpha, list) or not 2 <= len(alpha) <= 20 or not all(penalty(a) for a in alpha):
+            raise table.error("alpha", f"with folds, must be a list of 2 to 20 positive numbers, got {_what(alpha)}")
+        if len(set(alpha)) != len(alpha):
+            raise table.error("alpha", "lists a penalty twice")
+        return Lasso(target, tuple(float(a) for a in alpha), features, max_iter, folds)

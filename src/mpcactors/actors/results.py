@@ -9,6 +9,7 @@ from ..config import RunConfig
 from ..mpc.describe import Description
 from ..mpc import linear, logistic
 from ..mpc.lasso import LassoResult
+from ..mpc.lasso_cv import LassoCVResult
 from ..mpc.linear import LinearResult
 from ..mpc.logistic import LogisticResult
 from ..plan import Analysis, Describe, Lasso, Linear, Logistic
@@ -24,7 +25,8 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
     describe: ``{"kind", "n", "columns": {col: {"count", "mean", "sd"}}, "correlation":
     {"columns", "matrix"}, "frequencies": {col: {level: count or None if suppressed}}}``.
     lasso: ``{"kind", "target", "alpha", "coefficients", "owners", "intercept", "r2",
-    "iterations", "converged"}``. logistic: ``{"kind", "target", "n", "coefficients": {col:
+    "iterations", "converged"}``, with cross-validation also ``"folds"`` and ``"cv_error":
+    {alpha: mean validation error}`` (``alpha`` is then the chosen one). logistic: ``{"kind", "target", "n", "coefficients": {col:
     {"estimate", "se", "z", "p", "ci_low", "ci_high"}}, "intercept": {same}, "owners",
     "loglik", "iterations", "converged"}``. linear: ``{"kind", "target", "n", "ridge",
     "coefficients": {col: {"estimate", "se", "t", "p", "ci_low", "ci_high"}} (the estimate
@@ -69,7 +71,14 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
             "owners": {c: config.owner_of(c) for c in method.features},
             "loglik": output.loglik, "iterations": output.iterations, "converged": output.converged,
         }
-    assert isinstance(method, Lasso) and isinstance(output, LassoResult)
+    assert isinstance(method, Lasso)
+    if isinstance(output, LassoCVResult):
+        return {
+            "kind": "lasso", "target": method.target, "alpha": output.alpha, "folds": method.folds,
+            "cv_error": {repr(a): e for a, e in zip(output.alphas, output.cv_error, strict=True)},
+            **_lasso_document(output.model, method.features, config),
+        }
+    assert isinstance(output, LassoResult)
     return {"kind": "lasso", "target": method.target, "alpha": method.alpha, **_lasso_document(output, method.features, config)}
 
 

@@ -76,7 +76,7 @@ async def _run(actor: Actor, task_status: trio.TaskStatus[None]) -> PartyResult:
     return PartyResult(
         role=actor.role,
         intersection_size=actor.intersection_size,
-        result=actor.outputs[lasso.name] if lasso is not None else None,
+        result=getattr(actor.outputs[lasso.name], "model", actor.outputs[lasso.name]) if lasso is not None else None,
         features=features,
         owners=tuple(config.owner_of(c) for c in features),
         outputs={n: output_document(plan.analysis(n), v, config) for n, v in actor.outputs.items()},

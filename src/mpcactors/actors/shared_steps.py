@@ -29,6 +29,7 @@ from ..mpc.convert import to_shamir
 from ..mpc.describe import describe_fit
 from ..mpc.engine import Engine, Program
 from ..mpc.lasso import CHECK_EVERY, DEALT, lasso_fit, scale_inputs
+from ..mpc.lasso_cv import lasso_cv_fit
 from ..mpc.linear import linear_fit
 from ..mpc.logistic import logistic_fit
 from ..mpc.replay import ReplayEngine, replay
@@ -222,10 +223,12 @@ class SharedSteps:
         else:
             dealt_shares = {k: v for party in self.outside for k, v in dealt[party][number].items()}
             scales = self._own_scales(method) if a.table is not None else {}
-        return lasso_fit(
-            engine, x, y, m=m, d=len(method.features), owners=owners, scales=scales, alpha=method.alpha,
-            max_iter=method.max_iter, check_every=CHECK_EVERY, target_owner=target_owner, dealt=dealt_shares,
-        )
+        common = dict(m=m, d=len(method.features), owners=owners, scales=scales, max_iter=method.max_iter,
+                      check_every=CHECK_EVERY, target_owner=target_owner, dealt=dealt_shares)
+        if isinstance(method.alpha, tuple):
+            assert method.folds is not None
+            return lasso_cv_fit(engine, x, y, alphas=method.alpha, folds=method.folds, **common)  # type: ignore[arg-type]
+        return lasso_fit(engine, x, y, alpha=method.alpha, **common)  # type: ignore[arg-type]
 
     async def analyse(self) -> None:
         """Step 8 at a compute party: the plan's analyses in order, each behind its gate;

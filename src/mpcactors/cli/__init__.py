@@ -297,6 +297,10 @@ def render_lasso(name: str, to: str, output: dict[str, Any], sk: dict[str, Any] 
         row.append(f"{sk['intercept']:.6g}")
     model.add_row(*row)
     console.print(model)
+    if "cv_error" in output:
+        errors = ", ".join(f"{a}: {e:.6g}" for a, e in output["cv_error"].items())
+        console.print(f"{output['folds']}-fold cross-validation, mean validation error per alpha: {errors}; "
+                      f"chosen alpha = {output['alpha']}")
     status = "converged" if output["converged"] else "not converged (iteration cap)"
     line = f"R^2 = {output['r2']:.4f}, iterations = {output['iterations']} ({status})"
     if sk:

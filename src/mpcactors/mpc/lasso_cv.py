@@ -44,7 +44,7 @@ from .lasso import (
     solve_batch,
 )
 
-__all__ = ["CVLayout", "LassoCVResult", "cv_openings", "fold_bounds", "lasso_cv_fit"]
+__all__ = ["CONTROL", "CVLayout", "LassoCVResult", "cv_openings", "fold_bounds", "lasso_cv_fit"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class LassoCVResult:
     cv_error: tuple[float, ...]
     alpha: float
     model: LassoResult
+
+
+#: The openings every compute party must see: the convergence bits steer the loop, and the
+#: validation errors choose the model whose shares all three then open.
+CONTROL = frozenset({"converged", "cv_error"})
 
 
 def fold_bounds(m: int, folds: int) -> list[tuple[int, int]]:
