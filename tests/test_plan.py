@@ -88,7 +88,7 @@ BAD_PLANS = [
     ('title = "t"' + DAYS.replace('kind = "lasso"\n', ""), f"{A1} kind is required ({' or '.join(KINDS)})"),
     ('title = "t"' + DAYS.replace('"lasso"', '"anova"'), f"{A1} kind: must be one of {', '.join(KINDS)}, got a string ('anova')"),
     ('title = "t"' + DAYS + 'colums = ["age"]\n',
-     f"unknown key {A1} colums (known keys for kind lasso: alpha, features, kind, max_iter, name, recipients, target)"),
+     f"unknown key {A1} colums (known keys for kind lasso: alpha, features, folds, kind, max_iter, name, recipients, target)"),
     ('title = "t"' + COHORT + 'columns = ["age", "bmi"]\n',
      f"[[analysis]] 1 (cohort) columns: 'bmi' is no party's column ({OWNED})"),
     ('title = "t"' + COHORT + 'columns = ["age", "age"]\n', "[[analysis]] 1 (cohort) columns: lists 'age' twice"),
@@ -110,11 +110,15 @@ BAD_PLANS = [
     ('title = "t"' + DAYS.replace('target = "hospital_days"\n', ""),
      f"{A1} target is required (the column the lasso predicts)"),
     ('title = "t"' + COHORT + DAYS.replace('"hospital_days"', '"x"'), f"{A2} target: 'x' is no party's column ({OWNED})"),
-    ('title = "t"' + DAYS.replace("alpha = 0.1\n", ""), f"{A1} alpha is required (the penalty, as scikit-learn's Lasso(alpha))"),
-    ('title = "t"' + DAYS.replace("0.1", "0"), f"{A1} alpha: must be a positive number, got an integer (0)"),
-    ('title = "t"' + DAYS.replace("0.1", "-0.5"), f"{A1} alpha: must be a positive number, got a number (-0.5)"),
-    ('title = "t"' + DAYS.replace("0.1", '"0.1"'), f"{A1} alpha: must be a positive number, got a string ('0.1')"),
-    ('title = "t"' + DAYS.replace("0.1", "nan"), f"{A1} alpha: must be a positive number, got a number (nan)"),
+    ('title = "t"' + DAYS.replace("alpha = 0.1\n", ""), f"{A1} alpha is required (the penalty, as scikit-learn's Lasso(alpha), or a list of them with folds)"),
+    ('title = "t"' + DAYS.replace("0.1", "0"), f"{A1} alpha: must be a positive number (a list needs folds = K), got an integer (0)"),
+    ('title = "t"' + DAYS.replace("0.1", "-0.5"), f"{A1} alpha: must be a positive number (a list needs folds = K), got a number (-0.5)"),
+    ('title = "t"' + DAYS.replace("0.1", '"0.1"'), f"{A1} alpha: must be a positive number (a list needs folds = K), got a string ('0.1')"),
+    ('title = "t"' + DAYS.replace("0.1", "[0.1, 1]"), f"{A1} alpha: must be a positive number (a list needs folds = K), got a list"),
+    ('title = "t"' + DAYS.replace("0.1", "[0.1, 1]\nfolds = 1"), f"{A1} folds: must be an integer from 2 to 20, got an integer (1)"),
+    ('title = "t"' + DAYS.replace("0.1", "0.1\nfolds = 5"), f"{A1} alpha: with folds, must be a list of 2 to 20 positive numbers, got a number (0.1)"),
+    ('title = "t"' + DAYS.replace("0.1", "[0.1, 0.1]\nfolds = 5"), f"{A1} alpha: lists a penalty twice"),
+    ('title = "t"' + DAYS.replace("0.1", "nan"), f"{A1} alpha: must be a positive number (a list needs folds = K), got a number (nan)"),
     ('title = "t"' + DAYS + 'features = ["age", "hospital_days"]\n',
      f"{A1} features: 'hospital_days' is the target; it cannot be a feature too"),
     ('title = "t"' + DAYS + 'features = ["age", "bmi"]\n', f"{A1} features: 'bmi' is no party's column ({OWNED})"),
@@ -468,7 +472,7 @@ def test_config_errors_of_the_plan_name_the_file_and_the_key(tmp_path: Path) -> 
     (tmp_path / "dep" / "plan.toml").write_text(EXAMPLE.read_text().replace("alpha = 0.1", "alpha = -1"))
     hospital.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(
-        f"{hospital.parent / 'plan.toml'}: [[analysis]] 2 (days) alpha: must be a positive number, got an integer (-1)"
+        f"{hospital.parent / 'plan.toml'}: [[analysis]] 2 (days) alpha: must be a positive number (a list needs folds = K), got an integer (-1)"
     )):
         load_party_config(hospital)
 
