@@ -64,13 +64,15 @@ async def test_the_join_on_disk_gives_the_plaintext_join(spill, k):
     assert list(spill.iterdir()) == []  # deleted at the end of the run
 
 
-async def test_the_files_are_deleted_when_the_run_fails(spill):
+@pytest.mark.parametrize("failing", ["ttp", "hospital"])
+async def test_the_files_are_deleted_when_the_run_fails(spill, failing):
+    """The TTP fails itself, or is stopped because a data party failed (cancelled)."""
     tables, config = session(2, 150)
 
     def at_step(role, step):
-        if role == "ttp" and step == 6:
+        if role == failing and step == 6:
             assert len(list(spill.iterdir())) == 1
-            raise RuntimeError("injected failure at the TTP's step 6")
+            raise RuntimeError(f"injected failure at {failing}'s step 6")
 
     with pytest.raises(RuntimeError, match="injected"):
         await simulate(tables, config, hooks=Hooks(at_step=at_step))

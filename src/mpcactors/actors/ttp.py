@@ -92,8 +92,6 @@ class Ttp:
         table = _Table(public, Packing(a.params, public.n.bit_length(), maskers=maskers).plaintexts_per_row(d))
         self.tables[party] = table
         index = indexes[party]
-        # an observer (simulation) is shown every digest: such runs stay small and in memory
-        # unless a test lowers the threshold
         while True:
             message = await a.expect(party, msg.Rows, msg.RowsEnd)
             received = self.store.rows(party) if self.store is not None else len(index)
