@@ -16,9 +16,8 @@ step-4 uploads in memory and hands them to a :class:`SpillJoin`:
 
 The joined order is a fresh uniform permutation: the argsort of one CSPRNG 64-bit key
 per joined row (the protocol's ``shuffle`` hook is used instead when a variant
-replaces it). Memory is a few tens of MiB of buffers plus the matched index arrays
-(8 bytes per party and joined row, about 16 bytes with the permutation); the tables
-themselves never are. See ``docs/benchmarks.md`` ("The TTP's join on disk") for the
+replaces it). Memory is a few MiB of buffers plus the join's index arrays (about 60
+bytes per joined row at their peak, measured); the tables themselves never are. See ``docs/benchmarks.md`` ("The TTP's join on disk") for the
 measurements behind the design and the threshold.
 
 The directory is made by :func:`tempfile.mkdtemp` (mode 0700, under ``TMPDIR``) and
