@@ -16,8 +16,9 @@ step-4 uploads in memory and hands them to a :class:`SpillJoin`:
 
 The joined order is a fresh uniform permutation: the argsort of one CSPRNG 64-bit key
 per joined row (the protocol's ``shuffle`` hook is used instead when a variant
-replaces it). Memory is a few MiB of buffers plus the join's index arrays (about 60
-bytes per joined row at their peak, measured); the tables themselves never are. See ``docs/benchmarks.md`` ("The TTP's join on disk") for the
+replaces it). Memory is a few MiB of buffers plus the join's index arrays (4 bytes per
+party and joined row, and the permutation's 8 bytes and 8-byte keys while the joined
+order is built); the tables themselves never are. See ``docs/benchmarks.md`` ("The TTP's join on disk") for the
 measurements behind the design and the threshold.
 
 The directory is made by :func:`tempfile.mkdtemp` (mode 0700, under ``TMPDIR``) and
@@ -179,16 +180,21 @@ class SpillJoin:
                 common, keep, theirs = np.intersect1d(common, digests, assume_unique=True, return_indices=True)
                 rows = {p: r[keep] for p, r in rows.items()}
                 rows[party] = ids["row"][first[theirs]]
-            for party in self.parties:
-                matched[party].append(rows[party])
+            for party in self.parties:  # 4 bytes a row where the upload has fewer than 2**32 rows
+                index = rows[party]
+                matched[party].append(index.astype(np.uint32) if self._rows[party] < 2**32 else index)
                 self._ids[party][k].path.unlink(missing_ok=True)
             if report is not None:
                 report(k + 1, PARTITIONS, "hash partitions joined on disk")
         self._ids = {}
-        joined = {p: np.concatenate(parts) for p, parts in matched.items()}
+        # one array at a time, and each replaced in place: at most one spare copy is alive
+        joined = {p: np.concatenate(matched.pop(p)) for p in self.parties}
         m = len(joined[self.parties[0]])
         order = permutation(m)
-        self.joined = {p: rows[order] for p, rows in joined.items()}
+        for party in self.parties:
+            joined[party] = joined[party][order]
+        del order
+        self.joined = joined
         for appender in self._ciphertexts.values():
             appender.flush()
         return m
