@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import trio
 
 from ..crypto import paillier
@@ -20,7 +21,8 @@ from ..protocol.rules import check_intersection
 from ..protocol.steps import Step
 from ..protocol.wire import BigIntArray
 from .actor import Actor
-from .hooks import Held
+from . import join_store
+from .hooks import DEFAULT_HOOKS, Held
 
 __all__ = ["Ttp"]
 
@@ -45,14 +47,39 @@ class Ttp:
         self.tables: dict[str, _Table] = {}
         #: per joined row, the arrival index of its row in each party's upload (roster order)
         self.rows: list[tuple[int, ...]] = []
+        #: the uploads on disk, once more than ``join_store.SPILL_ROWS`` rows arrived
+        self.store: join_store.SpillJoin | None = None
 
     async def run(self) -> None:
         a = self.actor
-        await a.in_step(Step.INTERSECT, self.intersect)
-        await a.in_step(Step.MASKS, self.receive_masks)
-        await a.in_step(Step.MASK_AND_FORWARD, self.forward)
-        self.tables.clear()
-        self.rows = []
+        try:
+            await a.in_step(Step.INTERSECT, self.intersect)
+            await a.in_step(Step.MASKS, self.receive_masks)
+            await a.in_step(Step.MASK_AND_FORWARD, self.forward)
+        finally:  # success, failure or cancellation: the spilled files go
+            if self.store is not None:
+                self.store.close()
+            self.tables.clear()
+            self.rows = []
+
+    def _width(self, party: str) -> int:
+        """Bytes of one ciphertext under ``party``'s key (as on the wire)."""
+        return (2 * self.tables[party].public.n.bit_length() + 7) // 8
+
+    def _spill(self, indexes: dict[str, dict[bytes, int]]) -> None:
+        """Move every upload received so far to disk; later rows go there directly."""
+        widths = {p: self.tables[p].per_row * self._width(p) for p in self.parties}
+        store = join_store.SpillJoin(widths, ciphertext_bytes={p: self._width(p) for p in self.parties})
+        self.store = store
+        total = sum(len(index) for index in indexes.values())
+        moved = 0
+        for party in self.parties:
+            table, index = self.tables[party], indexes[party]
+            moved += len(index)
+            store.add(party, b"".join(index), join_store.to_records(table.ciphertexts, self._width(party), party))
+            index.clear()
+            table.ciphertexts = []
+            self.actor.report(moved, total, "rows moved to disk (later rows go there directly)")
 
     async def _receive_table(self, party: str, indexes: dict[str, dict[bytes, int]]) -> None:
         a, config = self.actor, self.actor.config
@@ -63,24 +90,30 @@ class Ttp:
             raise PeerProtocolError(f"{party} announced {key.columns} columns, the run expects {d}")
         maskers = len(self.parties) - 1
         table = _Table(public, Packing(a.params, public.n.bit_length(), maskers=maskers).plaintexts_per_row(d))
+        self.tables[party] = table
         index = indexes[party]
         while True:
             message = await a.expect(party, msg.Rows, msg.RowsEnd)
+            received = self.store.rows(party) if self.store is not None else len(index)
             if isinstance(message, msg.RowsEnd):
-                if message.rows != len(index):
-                    raise PeerProtocolError(f"{party} announced {message.rows} rows but sent {len(index)}")
+                if message.rows != received:
+                    raise PeerProtocolError(f"{party} announced {message.rows} rows but sent {received}")
                 break
             count = message.count
-            values = list(message.ciphertexts)
+            values = message.ciphertexts
             if len(values) != count * table.per_row:
                 raise PeerProtocolError(f"{party} sent {len(values)} ciphertexts for {count} rows")
+            if self.store is not None:  # duplicates are found by the join
+                self.store.add(party, message.hashes, join_store.to_records(values, self._width(party), party))
+                continue
             for i in range(count):
                 digest = message.hash(i)
                 if digest in index:
                     raise PeerProtocolError(f"{party} sent the same hashed id twice")
                 index[digest] = len(index)
             table.ciphertexts.extend(values)
-        self.tables[party] = table
+            if sum(len(i) for i in indexes.values()) > join_store.SPILL_ROWS and len(self.tables) == len(self.parties):
+                self._spill(indexes)
 
     async def intersect(self) -> None:
         """Step 4: receive every upload, match, shuffle, drop the hashed ids, announce ``m``."""
@@ -89,6 +122,9 @@ class Ttp:
         async with trio.open_nursery() as nursery:
             for party in self.parties:
                 nursery.start_soon(self._receive_table, party, indexes)
+        if self.store is not None:
+            await self._join_on_disk()
+            return
         first, *others = (indexes[p] for p in self.parties)
         a.hold(Held.HASHED_IDS, tuple(list(index) for index in indexes.values()))
         rows = [
@@ -103,6 +139,35 @@ class Ttp:
         # drop the hashed-id columns: only the row pairing survives matching
         a.vault.destroy("hashed_ids")
         a.intersection_size = m = len(rows)
+        a.hold(Held.INTERSECTION_SIZE, m)
+        for party in self.parties:
+            await a.send(party, msg.Intersection(m))
+        check_intersection(m, min(sizes.values()), a.config.min_intersection, a.role)
+
+    async def _join_on_disk(self) -> None:
+        """Step 4 for spilled uploads: the same matching, shuffle and announcement, on disk."""
+        a, store = self.actor, self.store
+        assert store is not None
+        sizes = {party: store.rows(party) for party in self.parties}
+        if a.observed:
+            a.hold(Held.HASHED_IDS, tuple(store.hashed_ids(p) for p in self.parties))
+        shuffle = a.hooks.shuffle
+        if shuffle is DEFAULT_HOOKS.shuffle:
+            permutation = join_store.default_permutation
+        else:  # a variant's shuffle, on the joined rows' numbers
+
+            def permutation(m: int) -> np.ndarray:
+                order = list(range(m))
+                shuffle(order)
+                return np.asarray(order, dtype=np.int64)
+
+        # the matching is CPU and disk work without awaits, as the in-memory join is
+        m = store.join(permutation, a.report)
+        if a.observed:
+            columns = [store.joined[p].tolist() for p in self.parties]
+            a.hold(Held.ROW_PAIRS, list(zip(*columns, strict=True)))
+        a.vault.destroy("hashed_ids")  # the digests' partitions were deleted by the join
+        a.intersection_size = m
         a.hold(Held.INTERSECTION_SIZE, m)
         for party in self.parties:
             await a.send(party, msg.Intersection(m))
@@ -131,6 +196,10 @@ class Ttp:
             rows += count
             if rows > m:
                 raise PeerProtocolError(f"{sender} sent more masks than the intersection has rows")
+            if self.store is not None:
+                self._spill_masks(sender, owners, values, count)
+                a.report(rows, m, f"masks from {sender} spilled to disk")
+                continue
             start = 0
             for _ in range(count):
                 for owner in owners:
@@ -139,6 +208,19 @@ class Ttp:
                     start = stop
         for owner in owners:
             self.tables[owner].masks[sender] = masks[owner]
+
+    def _spill_masks(self, sender: str, owners: list[str], values: BigIntArray, count: int) -> None:
+        # a chunk holds, per row, one group per owner; every key has the run's size, so
+        # the chunk is a matrix of equal records, cut by owner columns
+        assert self.store is not None
+        width = self._width(owners[0])
+        per_row = [self.tables[o].per_row * width for o in owners]
+        records = join_store.to_records(values, width, sender)
+        matrix = np.frombuffer(records, dtype=np.uint8).reshape(count, sum(per_row))
+        start = 0
+        for owner, size in zip(owners, per_row, strict=True):
+            self.store.add_masks(owner, sender, matrix[:, start : start + size].tobytes())
+            start += size
 
     async def receive_masks(self) -> None:
         """Step 5: every data party's masks for every other party's columns."""
@@ -159,7 +241,13 @@ class Ttp:
         key = public.fingerprint()  # this key's work stays on few workers (its fixed-base table)
         combine = a.hooks.combine
 
+        store = self.store
+
         async def combined(part: range) -> list[int]:
+            if store is not None:
+                senders = [s for s in self.parties if s != party]
+                spilled = [store.masks(party, s, part) for s in senders]
+                return await a.executor.run(combine, wire, store.joined_rows(party, part), spilled)
             own = []
             for j in part:
                 row = rows[j][column]
@@ -170,8 +258,9 @@ class Ttp:
         def message(part: range, values: list[int]) -> msg.Message:
             return msg.Masked(BigIntArray(tuple(values), width))
 
-        await a.stream_rows(party, len(rows), combined, message, f"rows re-randomised for {party}")
-        await a.send(party, msg.MaskedEnd(len(rows)))
+        m = a.intersection_size
+        await a.stream_rows(party, m, combined, message, f"rows re-randomised for {party}")
+        await a.send(party, msg.MaskedEnd(m))
         table.ciphertexts = []
 
     async def forward(self) -> None:
