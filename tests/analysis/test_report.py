@@ -169,3 +169,81 @@ def test_analyze_refuses_the_process_executor(tmp_path):
     result = CliRunner().invoke(main, ["analyze", "--executor", "process", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0
     assert "inline or thread" in result.output
+
+
+# ---- the HTML in a real browser -------------------------------------------------------------------
+
+VIEWPORT = 1280
+
+#: Measures the laid-out page and writes the figures into the DOM, which --dump-dom prints.
+_MEASURE = """<script>
+addEventListener("load", () => {
+  const width = document.documentElement.clientWidth;
+  const wide = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.right > width + 0.5 || box.left < -0.5 || el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+      wide.push(el.tagName + ":" + (el.textContent || "").slice(0, 60));
+  }
+  const text = document.body.innerText;
+  const markdown = (text.match(/\\*\\*[^*]+\\*\\*|(^|[\\s(])\\*[^\\s*][^*]*\\*(?=[\\s.,;:)]|$)|`[^`]+`|\\|---/gm) || []);
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify({scrollWidth: document.documentElement.scrollWidth, clientWidth: width,
+                                    wide: wide.slice(0, 20), markdown: markdown.slice(0, 20)});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:  # a failure, not a skip: .ci/run installs it (see the README's test command)
+        pytest.fail("chromium is not installed: the HTML report is checked in a real browser; install it with "
+                    "'apt-get install -y chromium' (.ci/run does this when it is missing)")
+    return found
+
+
+def render_in_chromium(page: str, tmp_path) -> dict:
+    """Lay ``page`` out in headless Chromium at 1280 px and return the measurements the
+    injected script took (the script is added to a copy; the report itself has none)."""
+    import re
+    import subprocess
+
+    copy = tmp_path / "measured.html"
+    copy.write_text(page.replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    done = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={VIEWPORT},900", "--hide-scrollbars",
+         "--virtual-time-budget=3000", "--dump-dom", copy.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    match = re.search(r'<pre id="measured">(.*?)</pre>', done.stdout, re.S)
+    assert match, f"chromium printed no measurements (exit {done.returncode}): {done.stderr[-2000:]}"
+    import html as html_module
+
+    return json.loads(html_module.unescape(match.group(1)))
+
+
+def test_the_html_fits_1280_px_and_shows_no_markdown_in_a_real_browser(written, tmp_path):
+    """At 1280 px nothing is wider than the viewport (the step tables wrap instead of
+    scrolling sideways) and the visible text has no Markdown left as typed (``*not*``)."""
+    _, paths = written
+    page = paths["html"].read_text()
+    measured = render_in_chromium(page, tmp_path)
+    assert measured["clientWidth"] <= VIEWPORT
+    assert measured["scrollWidth"] <= VIEWPORT, measured
+    assert measured["wide"] == [], measured["wide"]
+    assert measured["markdown"] == [], measured["markdown"]
+    assert "<em>not</em>" in page
+
+
+def test_the_browser_check_sees_overflow_and_markdown(tmp_path):
+    """The control: a page with a wide unbreakable table and a literal ``*not*`` fails both checks."""
+    page = ("<!DOCTYPE html><html><body><table><tr><td style='white-space:nowrap'>" + "x" * 400
+            + "</td></tr></table><p>whose data the party is *not* meant to see</p></body></html>")
+    measured = render_in_chromium(page, tmp_path)
+    assert measured["scrollWidth"] > VIEWPORT and measured["wide"]
+    assert measured["markdown"] == ["*not*"] or any("*not*" in m for m in measured["markdown"])
