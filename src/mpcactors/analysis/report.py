@@ -296,8 +296,11 @@ def build_report(
     disclosures: Sequence[Disclosure],
     *,
     controls: Sequence[tuple[RecordedRun, Sequence[AttackResult]]] = (),
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report document (JSON-able). ``controls`` pairs each broken-variant run with its results."""
+    """The report document (JSON-able). ``controls`` pairs each broken-variant run with its results;
+    ``plan`` is :func:`~mpcactors.analysis.disclosures.plan_disclosures` of the study plan
+    (what each analysis opens to whom, measured), shown as its own section."""
     index = _by_attacker(results)
     transcript = run.transcript
     per_party = transcript.bytes_by_party()
@@ -380,6 +383,7 @@ def build_report(
         "coalitions": _coalitions(run, results),
         "larger_coalitions": _larger_coalitions(run, results),
         "disclosures": [d.document() for d in disclosures],
+        "plan": plan,
         "bytes": {
             "by_step": {str(k): v for k, v in transcript.bytes_by_step().items()},
             "messages_by_step": {str(k): v for k, v in transcript.messages_by_step().items()},
@@ -583,6 +587,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append("| " + " | ".join(_md_escape(x) for x in [c["coalition"], c["phase"], rate, c["finding"]]) + " |")
     out += ["", "Larger coalitions:", ""] + [f"- {line}" for line in report["larger_coalitions"]]
     out.append("")
+    out += _plan_markdown(report.get("plan"))
     out += ["## Disclosed on purpose", "", "| what | learnt by | value | what it discloses |", "|---|---|---|---|"]
     for d in report["disclosures"]:
         out.append("| " + " | ".join(_md_escape(x) for x in [
@@ -601,6 +606,44 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 _COALITIONS = "Coalitions: parties pooling what they have"
+_PLAN = "Per analysis of the study plan: what is opened to whom"
+
+
+def _plan_intro(plan: dict[str, Any]) -> str:
+    return (f"Plan {plan['title']!r} (digest {plan['digest'][:16]}..., min_cell = {plan['min_cell']}). Each output "
+            "reaches only its recipients; a control output (it steers the computation) reaches the compute parties "
+            "too. Below each table: the disclosure, measured on this run.")
+
+
+def _opened_rows(analysis: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(o["output"], "x".join(map(str, o["shape"])) or "1", ", ".join(o["to"])) for o in analysis["opened"]]
+
+
+def _plan_markdown(plan: dict[str, Any] | None) -> list[str]:
+    if not plan:
+        return []
+    out = [f"## {_PLAN}", "", _plan_intro(plan), ""]
+    for a in plan["analyses"]:
+        out += [f"### {a['analysis']} ({a['kind']})", "", "| output | shape | opened to |", "|---|---|---|"]
+        out += ["| " + " | ".join(_md_escape(x) for x in row) + " |" for row in _opened_rows(a)]
+        out += [""] + [f"- {_md_escape(line)}" for line in a["measured"]]
+        out += [f"- **The plan validator warns:** {_md_escape(w)}" for w in a["warnings"]] + [""]
+    return out
+
+
+def _plan_html(plan: dict[str, Any] | None) -> list[str]:
+    if not plan:
+        return []
+    p = [f"<h2>{_h(_PLAN)}</h2><p>{_h(_plan_intro(plan))}</p>"]
+    for a in plan["analyses"]:
+        p.append(f"<h3>{_h(a['analysis'])} ({_h(a['kind'])})</h3><table><tr><th>output</th><th>shape</th>"
+                 "<th>opened to</th></tr>"
+                 + "".join(f"<tr><td><code>{_h(o)}</code></td><td>{_h(s)}</td><td>{_h(t)}</td></tr>"
+                           for o, s, t in _opened_rows(a)) + "</table><ul>"
+                 + "".join(f"<li>{_inline(line)}</li>" for line in a["measured"])
+                 + "".join(f'<li><span class="yes">The plan validator warns:</span> {_h(w)}</li>' for w in a["warnings"])
+                 + "</ul>")
+    return p
 
 
 def _roster_text(run: dict[str, Any]) -> str:
@@ -753,6 +796,7 @@ def render_html(report: dict[str, Any]) -> str:
                  f"<td>{_inline(c['finding'])}</td></tr>")
     p.append("</table><p>Larger coalitions:</p><ul>" + "".join(f"<li>{_inline(line)}</li>" for line in report["larger_coalitions"])
              + "</ul>")
+    p += _plan_html(report.get("plan"))
     p.append("<h2>Disclosed on purpose</h2><table><tr><th>what</th><th>learnt by</th><th>value</th>"
              "<th>what it discloses</th></tr>")
     for d in report["disclosures"]:
