@@ -76,3 +76,15 @@ def test_the_same_level_sets_leave_suppressed_counts_hidden():
     assert found.recovered == {} and 3 not in found.levels
     assert {level for _, level in found.hidden} == {3, OTHER}
     assert not plan_of([1, 2, 3], [1, 2, 3]).warnings
+
+
+def test_one_analysis_covering_every_value_gives_its_lone_small_level_to_who_knows_the_code_list():
+    """A finding, measured (docs/threat-model.md): declared levels that cover every value leave
+    'other' at 0, itself small, so a lone small level gets no complement and m minus the opened
+    counts is its count for an attacker who knows no value lies outside the levels. When
+    mpc/describe.py's complement rule handles an empty 'other', this test should change."""
+    codes = codes_with({1: 40, 2: 30, 3: 4})
+    first, _, _ = run_describe_pair(codes, [1, 2, 3], [1, 2, 3], min_cell=MIN_CELL, column="nyha")
+    cells = first.categorical["nyha"]
+    assert cells[2].count is None and cells[3].count is None  # both suppressed as small
+    assert differencing_attack(first.m, "nyha", cells, cells, closed=True).levels[3] == 4

@@ -311,8 +311,9 @@ def _lasso_measured(joined: dict[str, np.ndarray], method: Lasso, count: int, rn
         f"Leaving one person out ({influence['rows_tried']} tried, of {len(y)}) moves a coefficient by at most "
         f"{max(influence['standardised_change']):.3g} in standard units (coefficient of "
         f"{method.features[largest]!r}), {max(relative, default=0.0):.2%} of a non-zero coefficient's value at most. "
-        "A party that receives the model learns about an individual only through this influence: the model with "
-        "and without a person differ by no more than this, so it can neither tell whether a person is in the data "
-        "nor read their values off the coefficients, unless the cohort is so small that this influence is large."
+        "A party that receives the model learns about an individual only through this influence: the model "
+        "fitted with and without any one person differs by at most this much. A small change means no one person "
+        "shows in the model; a large one (relative to a small coefficient, or in a small cohort) means a recipient "
+        "who knows everyone else's data could learn something about the person who moved it."
     )
     return {"measured": [text], "leave_one_out": {"features": list(method.features), **influence}}

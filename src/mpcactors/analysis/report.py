@@ -616,7 +616,8 @@ def _plan_intro(plan: dict[str, Any]) -> str:
 
 
 def _opened_rows(analysis: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(o["output"], "x".join(map(str, o["shape"])) or "1", ", ".join(o["to"])) for o in analysis["opened"]]
+    return [(o["output"] + ("" if o["label"] else " (follows from the above; nothing more is opened)"),
+             "x".join(map(str, o["shape"])) or "1", ", ".join(o["to"])) for o in analysis["opened"]]
 
 
 def _plan_markdown(plan: dict[str, Any] | None) -> list[str]:
