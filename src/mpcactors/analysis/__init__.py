@@ -10,6 +10,9 @@ The pieces, in the order a script uses them:
   score it against the ground truth, returning :class:`AttackResult`;
 * :mod:`mpcactors.analysis.variants` holds deliberately broken protocols that the
   attacks must catch;
+* :func:`plan_disclosures` measures, per analysis of the study plan, what is opened to
+  whom and what it discloses (:func:`differencing_attack` on describe's real openings,
+  :func:`leave_one_out_influence` for models);
 * :func:`build_report` and :func:`write_report` produce the anonymity report that
   ``mpcactors analyze`` writes.
 
@@ -31,6 +34,8 @@ from .attacks import (
     ttp_dictionary_attack,
     ttp_side_channel_inference,
 )
+from .attacks.differencing import Differencing, differencing_attack, run_describe_pair
+from .disclosures import leave_one_out_influence, plan_disclosures
 from .report import build_report, render_html, render_markdown, write_report
 from .transcript import Entry, ForeignTrafficError, RecordingChannel, Transcript
 from .views import PartyView, RecordedRun, coalition_view, party_view, record, record_run
@@ -38,6 +43,7 @@ from .views import PartyView, RecordedRun, coalition_view, party_view, record, r
 __all__ = [
     "ALPHA",
     "AttackResult",
+    "Differencing",
     "Disclosure",
     "Entry",
     "ForeignTrafficError",
@@ -49,14 +55,18 @@ __all__ = [
     "coalition_membership",
     "coalition_reconstruction",
     "coalition_view",
+    "differencing_attack",
     "disclosures",
+    "leave_one_out_influence",
     "masked_value_linking",
     "membership_inference",
     "party_view",
+    "plan_disclosures",
     "record",
     "record_run",
     "render_html",
     "render_markdown",
+    "run_describe_pair",
     "run_all",
     "ttp_dictionary_attack",
     "ttp_side_channel_inference",

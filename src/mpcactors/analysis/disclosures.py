@@ -1,8 +1,10 @@
 """What the protocol reveals on purpose, and what that discloses (computed, not an attack).
 
 :func:`disclosures` lists the table sizes, ``m``, the column counts and the model,
-each with who learns it and what it says about persons; :func:`lasso_fit_plaintext`
-measures how far one person moves the published model.
+each with who learns it and what it says about persons; :func:`leave_one_out_influence`
+measures how far one person moves each published coefficient (scikit-learn on the
+plaintext join, which the leak analysis has); :func:`plan_disclosures` lists, per
+analysis of the study plan, what is opened to whom and what that discloses, measured.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import math
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..plan import OTHER, Describe, Lasso, Plan
 from ..protocol.roster import TTP
 from .stats import subsample
 from .views import RecordedRun
 
-__all__ = ["Disclosure", "disclosures", "lasso_fit_plaintext"]
+__all__ = ["Disclosure", "disclosures", "lasso_fit_plaintext", "leave_one_out_influence", "plan_disclosures"]
 
 
 @dataclass(frozen=True)
@@ -142,17 +147,174 @@ def disclosures(run: RecordedRun, *, leave_one_out: int = 100, seed: int | None 
 
 def _leave_one_out(run: RecordedRun, count: int, rng: random.Random) -> dict[str, Any]:
     config = run.config
-    joined = run.joined_values().astype(np.float64) / float(1 << config.params.frac_bits)
-    target = config.joined_columns.index(config.target)
-    features = [i for i in range(joined.shape[1]) if i != target]
-    x, y = joined[:, features], joined[:, target]
-    full, _ = lasso_fit_plaintext(x, y, config.alpha)
-    rows = subsample(range(len(y)), count, rng)
-    largest = 0.0
+    joined = _joined(run)
+    features = [c for c in config.joined_columns if c != config.target]
+    influence = leave_one_out_influence(np.column_stack([joined[c] for c in features]), joined[config.target],
+                                        config.alpha, rows=subsample(range(len(joined[config.target])), count, rng))
+    largest = max(influence["max_change"], default=0.0)
+    scale = max((abs(c) for c in influence["coefficients"]), default=0.0) or 1.0
+    return {"rows_tried": influence["rows_tried"], "max_change": largest, "max_relative_change": largest / scale}
+
+
+def _joined(run: RecordedRun) -> dict[str, np.ndarray]:
+    """The plaintext joined table, decoded, by column (the leak analysis's ground truth)."""
+    values = run.joined_values().astype(np.float64) / float(1 << run.config.params.frac_bits)
+    return {column: values[:, j] for j, column in enumerate(run.config.joined_columns)}
+
+
+def _sklearn_lasso() -> Any:
+    try:
+        from sklearn.linear_model import Lasso
+    except ImportError:  # an optional dependency: the leak analysis measures with the reference
+        raise ConfigError("the leave-one-out influence is measured with scikit-learn: "
+                          "install mpcactors[verify] (or [test])") from None
+    return Lasso
+
+
+def leave_one_out_influence(x: np.ndarray, y: np.ndarray, alpha: float, *, rows: Sequence[int] | None = None,
+                            max_iter: int = 100_000) -> dict[str, Any]:
+    """How far one person moves each coefficient of scikit-learn's ``Lasso(alpha)`` of ``y`` on ``x``.
+
+    For each row ``i`` of ``rows`` (default: every row) the model is refitted without it;
+    per coefficient ``j`` the result holds ``max_i |coef_j(all) - coef_j(all but i)|``
+    (``max_change``), that change relative to ``|coef_j|`` (``None`` for a coefficient
+    the lasso set to 0) and in standard units (``max_change * sd(x_j) / sd(y)``: the
+    change of a standardised coefficient, defined for a zero one too). The intercept's
+    largest change is ``intercept_change``. The fits are tight (``tol = 1e-12``) so that
+    the changes, of order ``1/m``, are not solver noise.
+    """
+    Lasso = _sklearn_lasso()
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    m = len(y)
+    rows = list(range(m)) if rows is None else list(rows)
+    full = Lasso(alpha=alpha, tol=1e-12, max_iter=max_iter).fit(x, y)
+    again = Lasso(alpha=alpha, tol=1e-12, max_iter=max_iter, warm_start=True)
+    change = np.zeros(x.shape[1])
+    intercept = 0.0
     for r in rows:
-        keep = np.ones(len(y), dtype=bool)
+        keep = np.ones(m, dtype=bool)
         keep[r] = False
-        beta, _ = lasso_fit_plaintext(x[keep], y[keep], config.alpha)
-        largest = max(largest, float(np.max(np.abs(beta - full))))
-    scale = float(np.max(np.abs(full))) or 1.0
-    return {"rows_tried": len(rows), "max_change": largest, "max_relative_change": largest / scale}
+        again.coef_ = full.coef_.copy()
+        again.fit(x[keep], y[keep])
+        change = np.maximum(change, np.abs(again.coef_ - full.coef_))
+        intercept = max(intercept, abs(float(again.intercept_ - full.intercept_)))
+    sd_y = float(np.std(y, ddof=1)) or 1.0
+    return {
+        "rows_tried": len(rows),
+        "coefficients": [float(c) for c in full.coef_],
+        "intercept": float(full.intercept_),
+        "max_change": [float(c) for c in change],
+        "relative_change": [float(c / abs(b)) if b != 0 else None for c, b in zip(change, full.coef_, strict=True)],
+        "standardised_change": [float(c * np.std(x[:, j], ddof=1) / sd_y) for j, c in enumerate(change)],
+        "intercept_change": intercept,
+    }
+
+
+#: At most this many persons are left out one at a time per model (a random sample above it).
+LEAVE_ONE_OUT_ROWS = 200
+
+
+def plan_disclosures(run: RecordedRun, plan: Plan, *, leave_one_out: int = LEAVE_ONE_OUT_ROWS,
+                     seed: int | None = None) -> dict[str, Any]:
+    """Per analysis of ``plan``: what is opened to whom (:meth:`Plan.manifest`) and the disclosure, measured.
+
+    describe: the small-cell rule, the plan's differencing warnings, and for every pair
+    of describe analyses that count one column over different levels, the differencing
+    attack run on what ``describe_fit`` really opens on this run's joined column (when
+    the column is in the joined table). lasso: :func:`leave_one_out_influence` on the
+    plaintext join. Compute parties receive the control openings too.
+    """
+    from .attacks.differencing import differencing_attack, run_describe_pair
+
+    rng = random.Random(seed if seed is not None else secrets.randbits(64))
+    joined = _joined(run)
+    computes = tuple(run.roster.compute_parties)
+    manifest = plan.manifest()
+    warnings = list(plan.warnings)
+    shown: list[dict[str, Any]] = []
+    describes = [a for a in plan.analyses if isinstance(a.method, Describe)]
+    for i, first in enumerate(describes):
+        for second in describes[i + 1:]:
+            levels = dict(second.method.categorical)  # type: ignore[union-attr]
+            for column, mine in first.method.categorical:  # type: ignore[union-attr]
+                if column not in levels or levels[column] == mine:
+                    continue
+                shown.append(_differencing_shown(joined, plan, first.name, second.name, column, mine, levels[column],
+                                                 differencing_attack, run_describe_pair))
+    analyses = []
+    for a in plan.analyses:
+        opened = [{"output": o.output, "shape": list(o.shape), "values": o.size, "label": o.label,
+                   "to": list(dict.fromkeys((*o.recipients, *computes))) if o.control else list(o.recipients),
+                   "control": o.control} for o in manifest if o.analysis == a.name]
+        entry: dict[str, Any] = {"analysis": a.name, "kind": a.kind, "recipients": list(a.recipients),
+                                 "opened": opened, "warnings": [w for w in warnings if f"{a.name!r}" in w]}
+        if isinstance(a.method, Describe):
+            entry["measured"] = _describe_text(plan, a.name, a.method, shown)
+        else:
+            entry.update(_lasso_measured(joined, a.method, leave_one_out, rng))
+        analyses.append(entry)
+    return {"title": plan.title, "digest": plan.digest.hex(), "min_cell": plan.min_cell, "warnings": warnings,
+            "analyses": analyses, "differencing": shown}
+
+
+def _differencing_shown(joined: dict[str, np.ndarray], plan: Plan, first: str, second: str, column: str,
+                        levels: tuple[int, ...], others: tuple[int, ...], attack: Any, run_pair: Any) -> dict[str, Any]:
+    """The differencing attack on two describe analyses of ``column``, run on this run's joined column."""
+    out: dict[str, Any] = {"analyses": [first, second], "column": column, "levels": [list(levels), list(others)]}
+    values = joined.get(column)
+    if values is None or not np.allclose(values, np.round(values)):
+        out["shown"] = False
+        out["text"] = (f"{column!r} is not an integer-coded column of this run's joined table, so the attack was not "
+                       "run here; tests/analysis/test_differencing.py runs it on describe's real openings")
+        return out
+    codes = [int(v) for v in np.round(values)]
+    a, b, _ = run_pair(codes, levels, others, min_cell=plan.min_cell, column=column)
+    found = attack(a.m, column, a.categorical[column], b.categorical[column])
+    truth = {level: codes.count(level) for level in found.levels}
+    cells = []
+    for (k, level), count in found.recovered.items():
+        declared = (levels, others)[k]
+        actual = (sum(1 for c in codes if c not in declared) if level == OTHER else codes.count(level))
+        cells.append({"analysis": (first, second)[k], "level": str(level), "recovered": count, "actual": actual})
+    out.update(shown=True, recovered=cells, levels_recovered={str(k): v for k, v in found.levels.items()},
+               exact=all(c["recovered"] == c["actual"] for c in cells) and all(found.levels[k] == truth[k] for k in truth))
+    if cells:
+        listed = "; ".join(f"{c['level']} in {c['analysis']!r}: {c['recovered']} (actual {c['actual']})" for c in cells)
+        out["text"] = (f"Shown on this run: {first!r} counts {column!r} over {list(levels)} and {second!r} over "
+                       f"{list(others)}; a recipient of both solves the opened cells and m for counts that min_cell = "
+                       f"{plan.min_cell} suppressed: {listed}.")
+    else:
+        out["text"] = (f"Run on this run's data, the two outputs of {column!r} determine no suppressed count (no level "
+                       "happened to be small in the right place); on other data they can, which is why the plan warns.")
+    return out
+
+
+def _describe_text(plan: Plan, name: str, method: Describe, shown: list[dict[str, Any]]) -> list[str]:
+    lines = [f"Means, standard deviations and correlations are aggregates over all m persons of the join."]
+    for column, levels in method.categorical:
+        lines.append(f"{column!r}: the count of each of {len(levels)} levels and 'other'; a count below min_cell = "
+                     f"{plan.min_cell} is suppressed (only the bit 'below min_cell' is opened, to the compute parties "
+                     "too), and so is its complement when one level alone is small.")
+    lines += [d["text"] for d in shown if name in d["analyses"]]
+    return lines
+
+
+def _lasso_measured(joined: dict[str, np.ndarray], method: Lasso, count: int, rng: random.Random) -> dict[str, Any]:
+    if any(c not in joined for c in (method.target, *method.features)):
+        return {"measured": ["the model's columns are not all in this run's joined table: not measured"]}
+    x = np.column_stack([joined[c] for c in method.features])
+    y = joined[method.target]
+    influence = leave_one_out_influence(x, y, method.alpha, rows=subsample(range(len(y)), count, rng),
+                                        max_iter=max(method.max_iter, 100_000))
+    largest = max(range(len(method.features)), key=lambda j: influence["standardised_change"][j])
+    relative = [r for r in influence["relative_change"] if r is not None]
+    text = (
+        f"Leaving one person out ({influence['rows_tried']} tried, of {len(y)}) moves a coefficient by at most "
+        f"{max(influence['standardised_change']):.3g} in standard units (coefficient of "
+        f"{method.features[largest]!r}), {max(relative, default=0.0):.2%} of a non-zero coefficient's value at most. "
+        "A party that receives the model learns about an individual only through this influence: the model "
+        "fitted with and without any one person differs by at most this much. A small change means no one person "
+        "shows in the model; a large one (relative to a small coefficient, or in a small cohort) means a recipient "
+        "who knows everyone else's data could learn something about the person who moved it."
+    )
+    return {"measured": [text], "leave_one_out": {"features": list(method.features), **influence}}

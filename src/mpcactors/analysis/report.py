@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -295,8 +296,11 @@ def build_report(
     disclosures: Sequence[Disclosure],
     *,
     controls: Sequence[tuple[RecordedRun, Sequence[AttackResult]]] = (),
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report document (JSON-able). ``controls`` pairs each broken-variant run with its results."""
+    """The report document (JSON-able). ``controls`` pairs each broken-variant run with its results;
+    ``plan`` is :func:`~mpcactors.analysis.disclosures.plan_disclosures` of the study plan
+    (what each analysis opens to whom, measured), shown as its own section."""
     index = _by_attacker(results)
     transcript = run.transcript
     per_party = transcript.bytes_by_party()
@@ -379,6 +383,7 @@ def build_report(
         "coalitions": _coalitions(run, results),
         "larger_coalitions": _larger_coalitions(run, results),
         "disclosures": [d.document() for d in disclosures],
+        "plan": plan,
         "bytes": {
             "by_step": {str(k): v for k, v in transcript.bytes_by_step().items()},
             "messages_by_step": {str(k): v for k, v in transcript.messages_by_step().items()},
@@ -582,6 +587,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append("| " + " | ".join(_md_escape(x) for x in [c["coalition"], c["phase"], rate, c["finding"]]) + " |")
     out += ["", "Larger coalitions:", ""] + [f"- {line}" for line in report["larger_coalitions"]]
     out.append("")
+    out += _plan_markdown(report.get("plan"))
     out += ["## Disclosed on purpose", "", "| what | learnt by | value | what it discloses |", "|---|---|---|---|"]
     for d in report["disclosures"]:
         out.append("| " + " | ".join(_md_escape(x) for x in [
@@ -600,6 +606,45 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 _COALITIONS = "Coalitions: parties pooling what they have"
+_PLAN = "Per analysis of the study plan: what is opened to whom"
+
+
+def _plan_intro(plan: dict[str, Any]) -> str:
+    return (f"Plan {plan['title']!r} (digest {plan['digest'][:16]}..., min_cell = {plan['min_cell']}). Each output "
+            "reaches only its recipients; a control output (it steers the computation) reaches the compute parties "
+            "too. Below each table: the disclosure, measured on this run.")
+
+
+def _opened_rows(analysis: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(o["output"] + ("" if o["label"] else " (follows from the above; nothing more is opened)"),
+             "x".join(map(str, o["shape"])) or "1", ", ".join(o["to"])) for o in analysis["opened"]]
+
+
+def _plan_markdown(plan: dict[str, Any] | None) -> list[str]:
+    if not plan:
+        return []
+    out = [f"## {_PLAN}", "", _plan_intro(plan), ""]
+    for a in plan["analyses"]:
+        out += [f"### {a['analysis']} ({a['kind']})", "", "| output | shape | opened to |", "|---|---|---|"]
+        out += ["| " + " | ".join(_md_escape(x) for x in row) + " |" for row in _opened_rows(a)]
+        out += [""] + [f"- {_md_escape(line)}" for line in a["measured"]]
+        out += [f"- **The plan validator warns:** {_md_escape(w)}" for w in a["warnings"]] + [""]
+    return out
+
+
+def _plan_html(plan: dict[str, Any] | None) -> list[str]:
+    if not plan:
+        return []
+    p = [f"<h2>{_h(_PLAN)}</h2><p>{_h(_plan_intro(plan))}</p>"]
+    for a in plan["analyses"]:
+        p.append(f"<h3>{_h(a['analysis'])} ({_h(a['kind'])})</h3><table><tr><th>output</th><th>shape</th>"
+                 "<th>opened to</th></tr>"
+                 + "".join(f"<tr><td><code>{_h(o)}</code></td><td>{_h(s)}</td><td>{_h(t)}</td></tr>"
+                           for o, s, t in _opened_rows(a)) + "</table><ul>"
+                 + "".join(f"<li>{_inline(line)}</li>" for line in a["measured"])
+                 + "".join(f'<li><span class="yes">The plan validator warns:</span> {_h(w)}</li>' for w in a["warnings"])
+                 + "</ul>")
+    return p
 
 
 def _roster_text(run: dict[str, Any]) -> str:
@@ -641,9 +686,10 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
 color:#1b1b1b;line-height:1.45}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:2px solid #ddd;padding-bottom:.2em}h3{margin-top:1.5em}
-table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;text-align:left}
-th{background:#f2f2f2}td.num{text-align:right;white-space:nowrap}
+table{border-collapse:collapse;width:100%;max-width:100%;table-layout:fixed;margin:.5em 0 1.5em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere;
+word-break:break-word;hyphens:auto}
+th{background:#f2f2f2}td.num{text-align:right}code{overflow-wrap:anywhere}
 .no{color:#0a6b2d;font-weight:600}.yes{color:#b00020;font-weight:700}.agg{color:#8a5a00;font-weight:600}
 .muted{color:#666}.summary li{margin:.3em 0}code{background:#f4f4f4;padding:0 .2em}
 """
@@ -651,6 +697,19 @@ th{background:#f2f2f2}td.num{text-align:right;white-space:nowrap}
 
 def _h(text: Any) -> str:
     return html.escape(str(text))
+
+
+_STRONG = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
+_EM = re.compile(r"(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: Any) -> str:
+    """Escaped text with the report's inline Markdown as HTML: ``**strong**``, ``*emphasis*``
+    and ```code```, so the page never shows the markup as typed."""
+    out = _CODE.sub(r"<code>\1</code>", _h(text))
+    out = _STRONG.sub(r"<b>\1</b>", out)
+    return _EM.sub(r"<em>\1</em>", out)
 
 
 def _answer_class(answer: str) -> str:
@@ -668,11 +727,8 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>How to read this report</h2>",
     ]
     for para in _INTRO:
-        text = _h(para)
-        for word in ("single out", "link", "infer"):
-            text = text.replace(f"**{word}**", f"<b>{word}</b>")
-        p.append(f"<p>{text}</p>")
-    p.append('<h2>Summary</h2><ul class="summary">' + "".join(f"<li>{_h(s)}</li>" for s in report["summary"]) + "</ul>")
+        p.append(f"<p>{_inline(para)}</p>")
+    p.append('<h2>Summary</h2><ul class="summary">' + "".join(f"<li>{_inline(s)}</li>" for s in report["summary"]) + "</ul>")
     p.append("<h2>The run</h2><ul>")
     p.append(f"<li>{_h(_roster_text(run))}</li>")
     p.append(f"<li>Rows: {_h(_rows_text(run))}; persons in every table (m): <b>{run['intersection_size']}</b></li>")
@@ -691,7 +747,7 @@ def render_html(report: dict[str, Any]) -> str:
                  f"<li>Attacks by this party alone: {party['own_attacks']}, "
                  + (f"<span class=\"yes\">succeeded: {_h(', '.join(succeeded))}</span>" if succeeded
                     else "none beat guessing") + ".</li>"
-                 + "".join(f"<li>{_h(line)}</li>" for line in party["steps"]) + "</ul>")
+                 + "".join(f"<li>{_inline(line)}</li>" for line in party["steps"]) + "</ul>")
     p.append("<h2>Step by step</h2>")
     for step in STEPS:
         entries = [e for e in report["steps"] if e["step"] == step]
@@ -708,7 +764,7 @@ def render_html(report: dict[str, Any]) -> str:
             cells = []
             for q in QUESTIONS:
                 a = e["questions"][q]
-                cells.append(f'<td><span class="{_answer_class(a["answer"])}">{_h(a["answer"])}</span>: {_h(a["why"])}</td>')
+                cells.append(f'<td><span class="{_answer_class(a["answer"])}">{_h(a["answer"])}</span>: {_inline(a["why"])}</td>')
             p.append(f"<tr><td>{_h(e['party'])}</td><td>{holds}</td><td>{received}</td>"
                      f"<td class=\"num\">{e['bytes_sent']:,} / {e['bytes_received']:,}</td>{''.join(cells)}</tr>")
         p.append("</table>")
@@ -720,7 +776,7 @@ def render_html(report: dict[str, Any]) -> str:
             f"<tr><td><code>{_h(a['id'])}</code></td><td>{_h(a['question'])}</td><td>{_h(a['party_or_coalition'])}</td>"
             f"<td>{'after run' if a['step'] == AFTER_RUN else a['step']}</td><td class=\"num\">{_pct(a['success_rate'])}</td>"
             f"<td class=\"num\">{_pct(a['baseline'])}</td><td class=\"num\">{_pct(a['confidence_bound'])}</td>"
-            f"<td class=\"{verdict}\">{_h(a['verdict'])}</td><td>{_h(a['explanation'])}</td></tr>")
+            f"<td class=\"{verdict}\">{_h(a['verdict'])}</td><td>{_inline(a['explanation'])}</td></tr>")
     p.append("</table>")
     if report["controls"]:
         p.append("<h2>Controls: the attacks can fail</h2><p>Each control reruns the simulation with one protection "
@@ -738,14 +794,15 @@ def render_html(report: dict[str, Any]) -> str:
     for c in report["coalitions"]:
         rate = "-" if c["success_rate"] is None else _pct(c["success_rate"])
         p.append(f"<tr><td>{_h(c['coalition'])}</td><td>{_h(c['phase'])}</td><td class=\"num\">{rate}</td>"
-                 f"<td>{_h(c['finding'])}</td></tr>")
-    p.append("</table><p>Larger coalitions:</p><ul>" + "".join(f"<li>{_h(line)}</li>" for line in report["larger_coalitions"])
+                 f"<td>{_inline(c['finding'])}</td></tr>")
+    p.append("</table><p>Larger coalitions:</p><ul>" + "".join(f"<li>{_inline(line)}</li>" for line in report["larger_coalitions"])
              + "</ul>")
+    p += _plan_html(report.get("plan"))
     p.append("<h2>Disclosed on purpose</h2><table><tr><th>what</th><th>learnt by</th><th>value</th>"
              "<th>what it discloses</th></tr>")
     for d in report["disclosures"]:
         p.append(f"<tr><td>{_h(d['item'])}</td><td>{_h(', '.join(d['learned_by']))}</td>"
-                 f"<td>{_h(_value_text(d['value']))}</td><td>{_h(d['discloses'])}</td></tr>")
+                 f"<td>{_h(_value_text(d['value']))}</td><td>{_inline(d['discloses'])}</td></tr>")
     p.append("</table>")
     b = report["bytes"]
     p.append("<h2>Bytes exchanged</h2><table><tr><th>step</th><th>messages</th><th>bytes</th></tr>")

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
-from ._options import _fail, build_run, simulation_options
+from ._options import _fail, build_run, run_plan, simulation_options
 
 __all__ = ["analyze"]
 
@@ -34,7 +34,12 @@ DEFAULT_ID_SPACE = 200_000
                    "(up to 2,000,000; above that, every real id).")
 @click.option("--controls/--no-controls", default=True, show_default=True,
               help="Also run the deliberately broken variants (steps 1-7 each) that the attacks must catch.")
-def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, workers: int | None, **opts: Any) -> None:
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The study plan (plan.toml) whose analyses the report measures: what each opens to whom, the "
+                   "differencing attacks its describe analyses allow, each model's leave-one-out influence. "
+                   "Default: the default plan.")
+def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, workers: int | None,
+            plan_path: Path | None, **opts: Any) -> None:
     """Run the protocol with a transcript, attack every step, and write an anonymity report.
 
     For each step and party (every data party and the TTP: --parties 3 adds a
@@ -46,6 +51,7 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
     """
     from ..actors.executor import Executor
     from ..analysis import attacks, report, variants
+    from ..analysis.disclosures import plan_disclosures
     from ..analysis.views import record_run
     from ..synth import cohort_tables_by_party, make_cohort
 
@@ -57,6 +63,7 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
         if executor_policy == "auto":  # never worker processes, whatever the size: see above
             executor_policy = "inline"
         tables, config = build_run(opts)
+        plan = run_plan(plan_path, config)
         synthetic = not opts.get("inputs") and opts["hospital"] is None
         if synthetic:  # the same cohort, drawn from the id space the dictionary attack enumerates
             cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space,
@@ -82,7 +89,9 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
                     inputs[first] = variants.sorted_table(inputs[first], inputs[first].columns[0])
                 broken = record_run(inputs, short, variant=variant, id_space=known_space, executor=executor)
                 control_runs.append((broken, attacks.run_named(broken, variant.caught_by)))
-        document = report.build_report(run, results, found, controls=control_runs)
+        console.print("measuring what each analysis of the plan opens ...")
+        measured = plan_disclosures(run, plan)
+        document = report.build_report(run, results, found, controls=control_runs, plan=measured)
         paths = report.write_report(document, out)
     except MpcactorsError as exc:
         _fail(exc)
