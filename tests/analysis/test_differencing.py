@@ -28,36 +28,31 @@ def codes_with(counts):
     return codes[::2] + codes[1::2]
 
 
-def test_two_level_sets_give_away_a_suppressed_count():
-    """Level 3 has 4 persons (< min_cell): each analysis alone suppresses it, and the plan
-    warns; together, [1, 2] opens 'other' (= level 3 plus nothing outside) because its
-    complement, level 1, is opened by [1, 2, 3]."""
+def test_an_empty_other_no_longer_gives_away_a_suppressed_count():
+    """Level 3 has 4 persons (< min_cell) and nothing lies outside 1..3. Before describe's
+    residual rule, [1, 2, 3] showed level 1, so [1, 2]'s suppressed 'other' (level 3) came out
+    as m minus the shown counts. Now the empty 'other' does not hide level 3: level 1 is its
+    complement in both analyses, and even with the code list nothing is recovered. The plan
+    still warns (the two level sets differ), and what was attacked is what the manifest lists."""
     truth = {1: 40, 2: 30, 3: 4}
     codes = codes_with(truth)
     first, second, revealed = run_describe_pair(codes, [1, 2, 3], [1, 2], min_cell=MIN_CELL, column="nyha")
     a, b = first.categorical["nyha"], second.categorical["nyha"]
-    assert [c.count for c in a] == [40, 30, None, None] and [c.count for c in b] == [None, 30, None]
-
-    # alone, each output keeps level 3 hidden (the suppression works per analysis)
-    alone = differencing_attack(first.m, "nyha", a, a)
-    assert 3 not in alone.levels and alone.recovered == {}
-    # together: the suppressed 'other' of [1, 2] is exactly the persons in level 3 (and outside)
-    found = differencing_attack(first.m, "nyha", a, b)
-    assert found.recovered[(1, OTHER)] == Counter(codes)[3] == 4
-    # with the public code list (nothing outside 1..3), level 3's own count
-    assert differencing_attack(first.m, "nyha", a, b, closed=True).levels[3] == truth[3]
+    assert [c.count for c in a] == [None, 30, None, None] and [c.count for c in b] == [None, 30, None]
+    found = differencing_attack(first.m, "nyha", a, b, closed=True)
+    assert 3 not in found.levels and 1 not in found.levels  # only the assumed-empty 'other' is "known"
 
     plan = plan_of([1, 2, 3], [1, 2])
     assert any("differencing" in w and "'nyha'" in w for w in plan.warnings)
-    # what was attacked is exactly what the plan's manifest declares for each analysis
     for analysis, opened in zip(("cohort", "cohort-b"), revealed, strict=True):
         declared = [(o.label, o.size) for o in plan.manifest() if o.analysis == analysis]
         assert opened == declared
 
 
 def test_a_level_inside_the_other_cell_is_isolated():
-    """[1, 2, 3] vs [1, 3] with level 2 small: the second's 'other' is level 2 plus the rows
-    outside both, and the first opens those outside rows as its own 'other'."""
+    """The differencing attack, shown: [1, 2, 3] vs [1, 3] with level 2 small. The second's
+    'other' is level 2 plus the rows outside both, and the first opens those outside rows as
+    its own 'other': their difference is level 2's count, which each analysis suppresses."""
     truth = {1: 40, 2: 6, 3: 30, 7: 12}  # 7 is outside both level sets
     codes = codes_with(truth)
     first, second, _ = run_describe_pair(codes, [1, 2, 3], [1, 3], min_cell=MIN_CELL, column="nyha")
@@ -74,17 +69,17 @@ def test_the_same_level_sets_leave_suppressed_counts_hidden():
     first, second, _ = run_describe_pair(codes, [1, 2, 3], [1, 2, 3], min_cell=MIN_CELL, column="nyha")
     found = differencing_attack(first.m, "nyha", first.categorical["nyha"], second.categorical["nyha"])
     assert found.recovered == {} and 3 not in found.levels
-    assert {level for _, level in found.hidden} == {3, OTHER}
+    assert {level for _, level in found.hidden} == {1, 3, OTHER}  # level 1: the complement
     assert not plan_of([1, 2, 3], [1, 2, 3]).warnings
 
 
-def test_one_analysis_covering_every_value_gives_its_lone_small_level_to_who_knows_the_code_list():
-    """A finding, measured (docs/threat-model.md): declared levels that cover every value leave
-    'other' at 0, itself small, so a lone small level gets no complement and m minus the opened
-    counts is its count for an attacker who knows no value lies outside the levels. When
-    mpc/describe.py's complement rule handles an empty 'other', this test should change."""
+def test_declared_levels_covering_every_value_still_hide_a_lone_small_level():
+    """Declared levels that cover every value leave 'other' at 0, itself small; an attacker
+    who knows that no value lies outside the levels would get a lone small level as m minus
+    the opened counts, so the small 'other' does not count as hiding it: it gets a complement
+    (docs/describe.md). The attack on the opened cells then recovers nothing."""
     codes = codes_with({1: 40, 2: 30, 3: 4})
     first, _, _ = run_describe_pair(codes, [1, 2, 3], [1, 2, 3], min_cell=MIN_CELL, column="nyha")
     cells = first.categorical["nyha"]
-    assert cells[2].count is None and cells[3].count is None  # both suppressed as small
-    assert differencing_attack(first.m, "nyha", cells, cells, closed=True).levels[3] == 4
+    assert [c.suppressed for c in cells] == ["complement", None, "small", "small"]
+    assert 3 not in differencing_attack(first.m, "nyha", cells, cells, closed=True).levels

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from ..errors import ConfigError, MpcactorsError
 from ..logs import configure_logging
-from ._options import _fail, build_run, run_plan, simulation_options
+from ._options import _fail, build_run, simulation_options
 
 __all__ = ["analyze"]
 
@@ -62,8 +62,8 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
             raise ConfigError("analyze needs --executor inline or thread (the broken variants patch this process only)")
         if executor_policy == "auto":  # never worker processes, whatever the size: see above
             executor_policy = "inline"
-        tables, config = build_run(opts)
-        plan = run_plan(plan_path, config)
+        tables, config = build_run(opts, plan_path)
+        plan = config.study_plan
         synthetic = not opts.get("inputs") and opts["hospital"] is None
         if synthetic:  # the same cohort, drawn from the id space the dictionary attack enumerates
             cohort = make_cohort(opts["rows"], opts["overlap"], opts["seed"], id_space=id_space,

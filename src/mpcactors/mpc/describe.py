@@ -190,6 +190,7 @@ def describe_fit(
     categorical: Mapping[str, Sequence[Hashable]] | None = None,
     min_cell: int,
     indicator_frac_bits: int | None = None,
+    residual: bool = True,
 ) -> Program[Description]:
     """Program: describe the shared cohort; every party gets the same :class:`Description`.
 
@@ -206,6 +207,9 @@ def describe_fit(
             per categorical column (the owner one-hot encodes its integer-coded column).
         categorical: column name -> its levels (public), in the order of ``indicators``.
         min_cell: the smallest count that may be opened.
+        residual: the last level of each column counts every value outside the others (the
+            plan's ``other``, often empty); a small last level then does not hide a second
+            small level, which gets a complement as a lone small level does.
         indicator_frac_bits: the indicators' encoding: ``params.frac_bits`` by default
             (encoded like any value: 0 or ``2**frac_bits``); 0 for raw 0/1 values.
 
@@ -242,7 +246,7 @@ def describe_fit(
     # counts: local sums; an indicator of exactly 0 or 2**b makes the division exact
     inv = pow(1 << b, -1, p)
     counts = [sum(column) * inv % p for column in zip(*indicators)]
-    levels = yield from _counts(engine, counts, categorical, min_cell, layout.count_bits)
+    levels = yield from _counts(engine, counts, categorical, min_cell, layout.count_bits, residual)
     summaries, correlation = numeric
     return Description(m=m, numeric=summaries, correlation=correlation, categorical=levels)
 
@@ -339,7 +343,8 @@ def _normalise(engine: Engine, diag: list[int], layout: DescribeLayout) -> Progr
 
 
 def _counts(
-    engine: Engine, counts: list[int], categorical: Mapping[str, Sequence[Hashable]], min_cell: int, bits: int
+    engine: Engine, counts: list[int], categorical: Mapping[str, Sequence[Hashable]], min_cell: int, bits: int,
+    residual: bool,
 ) -> Program[dict[str, tuple[LevelCount, ...]]]:
     """Program: the counts of every level under the small-cell and complement rules.
 
@@ -362,6 +367,10 @@ def _counts(
     reason: list[Literal["small", "complement"] | None] = ["small" if bit else None for bit in small]
     for group in groups:
         flagged = [i for i, q in enumerate(group) if small[q]]
+        if residual and len(flagged) == 2 and flagged[-1] == len(group) - 1:
+            # the last level counts the values outside the others (the plan's 'other'); it is
+            # often empty, and whoever knows the code list may assume so: it hides nothing
+            flagged = flagged[:1]
         if len(flagged) == 1:
             after = [group[(flagged[0] + step) % len(group)] for step in range(1, len(group))]
             complement = next((q for q in after if not small[q]), None)
