@@ -314,7 +314,9 @@ def report(rounds: list[dict], started: str, loads: list[str]) -> str:
               "this is not a lower bound on MPyC itself. MPyC's default `SecFxp()` computed the same statistics "
               "but only to about 3 digits (its correlation is off by 0.01); `SecFxp(64, 32)` matches numpy to "
               "about 1e-7 (SDs) and 1e-8 (correlation). Ours matches numpy to about 1e-14 and needs a fixed "
-              "number of rounds (75 at 10 columns), independent of m.", ""]
+              "number of rounds (75 at 10 columns), independent of m. Our sub-second times move by up to 3x "
+              "with the other sessions' load (0.19 to 0.58 s over this and earlier runs of the same command), "
+              "so the ratio does too; its smallest value seen was 99x (`SecFxp()`, wall).", ""]
     return "\n".join(lines)
 
 
