@@ -33,7 +33,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -48,6 +47,9 @@ from mpcactors.crypto import shamir
 from mpcactors.crypto.fixedpoint import Params
 from mpcactors.mpc.describe import describe_fit
 from mpcactors.mpc.engine import Engine, run_local
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -218,18 +220,6 @@ def mpyc(x: np.ndarray, bits: int = 32, frac: int = 16) -> dict:
 # ---------------------------------------------------------------------------------
 # reporting
 # ---------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -237,35 +227,20 @@ def uptime() -> str:
         return "load average %.2f, %.2f, %.2f" % os.getloadavg()
 
 
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/describe.py"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + uncommitted changes" if dirty else "")
-
-
 def write_docs(text: str) -> None:
+    """Put the section at the end of docs/benchmarks.md, replacing this script's earlier one
+    (always the last section: it is appended, and a re-run drops the old copy first)."""
     current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     if SECTION in current:
-        start = current.index(SECTION)
-        rest = current[start + len(SECTION):]
-        end = rest.find("\n## ")
-        after = "" if end < 0 else rest[end + 1:]
-        current = current[:start] + text + ("\n" + after if after else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    DOCS.write_text(current)
+        current = current[:current.index(SECTION)]
+    DOCS.write_text(current.rstrip("\n") + "\n\n" + text)
 
 
 def report(rounds: list[dict], started: str, loads: list[str]) -> str:
     lines = [
         SECTION, "",
-        f"Measured {started} on {machine()} (shared machine; `uptime` load averages before each round below), "
-        f"commit {commit()}. Command: `python benchmarks/describe.py --write-docs` (one run; ours and "
+        f"Measured {started} on {common.machine_line()} (shared machine; `uptime` load averages before each round below), "
+        f"commit {common.git_commit()}. Command: `python benchmarks/describe.py --write-docs` (one run; ours and "
         "MPyC's alternate, two rounds).",
         "",
         "Ours: `describe_fit` on 3-party Shamir shares, three parties in one process (`run_local`), "
