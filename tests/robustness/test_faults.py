@@ -81,6 +81,9 @@ REORDER_STALLS = {
     (4, "ttp"): "the parties wait for the intersection size; the TTP's next message to them is at step 6",
     (7, "insurer"): "the TTP waits for the insurer's only step-7 message before the next round",
     (7, "ttp"): "the TTP receives (it sends nothing at step 7): the insurer's next message needs the TTP's step-8 reply",
+    (8, "hospital"): "step 8 opens the cohort's means to the recipients only: the hospital's share goes to the insurer "
+                     "alone, and its next message to the insurer needs rounds the insurer joins only after that one",
+    (8, "ttp"): "the TTP sends its share of the means and receives nothing; its next message needs the parties' replies",
 }
 
 
@@ -233,6 +236,8 @@ REORDER_STALLS_3 = {
     (4, "ttp"): "the parties wait for the intersection size; the TTP's next message to them is at step 6",
     (7, "insurer"): "the TTP waits for the insurer's only step-7 conversion message before the next round",
     (7, "ttp"): "the TTP receives the conversion and the dealt shares; its next message needs them",
+    (8, "hospital"): "as for two: the means go to the recipients only, the next message needs the receiver's answer",
+    (8, "ttp"): "the same",
 }
 
 
@@ -265,7 +270,7 @@ async def test_with_three_data_parties_a_fault_stops_everyone_cleanly(step, part
     if (step, party, action) in OUTSIDE_WINDOW:
         # the copy arrives after the last output, when the party has already confirmed:
         # step 9's window (docs/protocol.md); whoever finished holds the one model
-        documents = {role: r.result_document() for role, r in run.results.items()}
+        documents = {role: r.result_document() for role, r in run.results.items() if role != "ttp"}  # not a recipient
         assert len({repr(d) for d in documents.values()}) <= 1 and "cbs" in run.errors, documents
         watcher.assert_destroyed()
     else:
@@ -420,8 +425,9 @@ async def test_a_fault_in_the_confirmation_ends_cleanly_and_any_results_agree(pa
         assert run.results == {}, f"{sorted(run.results)} finished although {party}'s confirmation reached nobody"
         expected_type, expected_code = EXPECTED[action]
         assert isinstance(run.cause, expected_type) or expected_type.__name__ in str(run.cause), run.cause
-    documents = {role: result.result_document() for role, result in run.results.items()}
-    assert len({repr(d) for d in documents.values()}) <= 1, documents  # the same model wherever one exists
+    # the same model wherever one exists; the default plan's recipients are the data parties
+    documents = {role: result.result_document() for role, result in run.results.items() if role != "ttp"}
+    assert len({repr(d) for d in documents.values()}) <= 1, documents
     assert all(d is not None for d in documents.values())
     watcher.assert_destroyed()  # every secret died before step 9 began, whatever happened there
     del run
