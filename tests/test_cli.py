@@ -49,7 +49,7 @@ def test_synth_then_simulate_from_csv(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "verified: yes" in result.output
-    assert "Lasso model of hospital_days (alpha=0.5)" in result.output
+    assert "lasso: lasso model of hospital_days (alpha=0.5)" in result.output
     assert "prior_admissions" in result.output
 
 

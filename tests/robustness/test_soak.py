@@ -82,8 +82,8 @@ def test_consecutive_runs_are_identical_and_leave_nothing_behind(configs):
         results = trio.run(partial(one_run, parsed))
         sizes = {r.intersection_size for r in results.values()}
         assert sizes == {expected}
-        documents = [r.result_document() for r in results.values()]
-        assert all(d == documents[0] for d in documents)  # all three open the same model
+        documents = [r.result_document() for role, r in results.items() if role != "ttp"]
+        assert all(d == documents[0] for d in documents)  # both recipients open the same model
         models.append(documents[0])
         del results, documents
         gc.collect()
