@@ -27,7 +27,7 @@ EXPECTED = {
     "disclosure": ["intersection size m (learnt by hospital, insurer, ttp)", "table sizes (learnt by ttp)"],
     "k_parties": [
         "compute parties: hospital, insurer, ttp", "masked_value_linking         cbs", "-> no advantage",
-        "== cbs outside the computation", "step 7: holds additive_shares", "receives output from hospital",
+        "== cbs outside the computation", "step 7: holds additive_shares", "receives delivered from hospital",
         "hospital+insurer                  n/a           100%", "cbs+ttp                          100%             0%",
     ],
 }

@@ -472,11 +472,12 @@ def _summary(run: RecordedRun, results: Sequence[AttackResult], disclosures: Seq
             "other parties' hashed ids."
         )
     for role in run.outside:
-        received = sorted({e.sender for e in run.transcript.select(step=8, receiver=role, kind="output")})
+        received = sorted({e.sender for e in run.transcript.select(step=8, receiver=role, kind="delivered")})
         lines.append(
             f"The {role} is outside the computation: it dealt its additive share to the compute parties in step 7 "
             "and holds nothing of the joined table after that"
-            + (f"; in step 8 it received only the model (from {', '.join(received)})." if received else ".")
+            + (f"; in step 8 it received only the outputs it is a recipient of (from {', '.join(received)})."
+               if received else ".")
         )
     m = run.intersection_size
     lines.append(
