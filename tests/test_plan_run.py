@@ -208,7 +208,7 @@ async def test_a_logistic_analysis_runs_in_the_plan_and_matches_statsmodels() ->
         replace(config, plan=plan).encode_table("insurer", bad)
 
 
-@pytest.mark.parametrize("ridge", [0.0, 2.0])
+@pytest.mark.parametrize("ridge", [0.0, pytest.param(2.0, marks=pytest.mark.slow)])
 async def test_a_linear_analysis_runs_in_the_plan_and_matches_statsmodels(ridge: float) -> None:
     """OLS of hospital days on columns of both parties equals statsmodels' OLS within 1e-6
     relative (estimates, standard errors, R^2, residual variance; docs/linear.md); ridge
@@ -224,6 +224,7 @@ async def test_a_linear_analysis_runs_in_the_plan_and_matches_statsmodels(ridge:
     assert ("se" in output["intercept"]) is (ridge == 0)
 
 
+@pytest.mark.slow
 async def test_a_cross_validated_lasso_runs_in_the_plan_and_matches_scikit_learn_per_fold() -> None:
     """alpha = [...] with folds = K: the mean validation error per alpha within 1e-4 relative
     of scikit-learn's Lasso fitted per fold on the same folds (the shared row order), the
