@@ -282,7 +282,7 @@ class Actor:
         ``progress = (label, per_round, total, unit)`` reports ``per_round`` units each time a
         round with that label completes (e.g. lasso iterations at each convergence check).
         """
-        width = (self.params.prime.bit_length() + 7) // 8
+        width = self.params.field_bytes
         done = 0
         try:
             request = next(program)

@@ -140,7 +140,7 @@ class SharedSteps:
         """
         a = self.actor
         p = a.params.prime
-        width = (p.bit_length() + 7) // 8
+        width = a.params.field_bytes
         m = a.intersection_size
         additive = a.vault["additive_shares"]
         computes = a.roster.compute_parties
@@ -252,10 +252,10 @@ class SharedSteps:
         engine.gate = None
         a.hold(Held.RESULT, dict(a.outputs))
         self._finish_mpc()
+        width = a.params.field_bytes
         for party in self.outside:
             entries = [(name, *entry) for name, reveals in kept.items()
                        if party in self.plan.analysis(name).recipients for entry in reveals]
-            width = (a.params.prime.bit_length() + 7) // 8
             await a.send(party, msg.Delivered(
                 [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries],
                 [BigIntArray.of(e[3], signed=True) if e[2] else BigIntArray(tuple(e[3]), width) for e in entries],
@@ -292,10 +292,13 @@ class SharedSteps:
                     if any(v < 0 or v >= p for e in entries.values() for v in e[k][2]):
                         raise PeerProtocolError(f"{where}: a share of {analysis.name!r} is not a field element")
                     whole = reconstruct({n: entries[party][k][2] for n, party in enumerate(computes, 1)}, p)
-                    values = [v - p if v > p // 2 else v for v in whole]
+                    values = [a.params.centred(v) for v in whole]
                 opened.append((label, values))
             engine = ReplayEngine(a.params, opened)
-            a.outputs[analysis.name] = replay(self._program(analysis, engine, None), engine)
+            try:
+                a.outputs[analysis.name] = replay(self._program(analysis, engine, None), engine)
+            except PeerProtocolError as exc:
+                raise PeerProtocolError(f"{where}: the openings of {analysis.name!r} do not fit it: {exc}") from None
             a.revealed.extend((analysis.name, label, len(values)) for label, values in opened)
         a.hold(Held.RESULT, dict(a.outputs))
 
@@ -323,12 +326,12 @@ class SharedSteps:
         instead of finishing alone.
         """
         a = self.actor
-        peers = sorted(a.links)
-        for peer in peers:
-            await a.send(peer, msg.Done(self.outcome_digest(peer)))
-        for peer in peers:
+        ours = {peer: self.outcome_digest(peer) for peer in sorted(a.links)}
+        for peer, digest in ours.items():
+            await a.send(peer, msg.Done(digest))
+        for peer, digest in ours.items():
             theirs = await a.expect(peer, msg.Done)
-            if theirs.digest != self.outcome_digest(peer):
+            if theirs.digest != digest:
                 raise PeerProtocolError(
                     f"{a.role}: at step {int(Step.CONFIRM)} ({STEP_NAMES[Step.CONFIRM]}): {peer} computed a different "
                     "result (its outcome digest differs from ours)"

@@ -138,6 +138,11 @@ class Params:
         """``floor(log2 p)``: the prime exceeds ``2**field_bits``."""
         return self.prime.bit_length() - 1
 
+    @property
+    def field_bytes(self) -> int:
+        """Bytes of one field element on the wire (a share in steps 7 and 8)."""
+        return (self.prime.bit_length() + 7) // 8
+
     def lasso_layout(
         self, *, rows: int, columns: int, alpha: float, tol: float = LASSO_TOL, target_scaled: bool = True
     ) -> LassoLayout:
