@@ -35,17 +35,14 @@ from mpcactors.plan import (
     manifest_allows,
 )
 from mpcactors.protocol.roster import Roster
+from mpcactors.synth import make_cohort
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "heart-failure.toml"
 #: The built-in synthetic cohort's columns (`mpcactors synth`).
-COLUMNS = {
-    "hospital": ("age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp"),
-    "insurer": ("gp_visits", "medication_cost", "prior_admissions", "chronic_conditions", "hospital_days"),
-}
+COLUMNS = {name: table.header[1:] for name, table in make_cohort(10).tables.items()}
 ROSTER = Roster(tuple(COLUMNS))
 RUN = RunConfig(COLUMNS)
-OWNED = ("hospital: age, ejection_fraction, nt_probnp, creatinine, systolic_bp; "
-         "insurer: gp_visits, medication_cost, prior_admissions, chronic_conditions, hospital_days")
+OWNED = "; ".join(f"{name}: {', '.join(columns)}" for name, columns in COLUMNS.items())
 
 DAYS = '''
 [[analysis]]
@@ -180,7 +177,7 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
         Opening("cohort", "small_cell:chronic_conditions", (10,), both, "small_cell", control=True),
         Opening("cohort", "count:chronic_conditions", (10,), both, "count"),
         Opening("days", "converged", (200,), hospital, "converged", reveals=200, control=True),
-        Opening("days", "coefficients", (9,), hospital, "result"),
+        Opening("days", "coefficients", (12,), hospital, "result"),
         Opening("days", "intercept", (), hospital, "result"),
         Opening("days", "r2", (), hospital, "result"),
         Opening("days", "iterations", (), hospital, None),
@@ -190,9 +187,9 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
 @pytest.mark.parametrize(
     ("analysis", "label", "count", "allowed"),
     [
-        ("days", "result", 11, True),  # 9 coefficients, the intercept and R^2 in one reveal
-        ("days", "result", 10, False),
-        ("days", "result", 12, False),
+        ("days", "result", 14, True),  # 12 coefficients, the intercept and R^2 in one reveal
+        ("days", "result", 13, False),
+        ("days", "result", 15, False),
         ("days", "converged", 1, True),  # one bit per check
         ("days", "converged", 200, False),
         ("days", "iterations", 1, False),  # derived, never opened
@@ -284,8 +281,9 @@ columns = [ "age",
 [[analysis]]
 alpha = 1e-1
 max_iter = 1000
-features = ["age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp",
-            "gp_visits", "medication_cost", "prior_admissions", "chronic_conditions"]
+features = ["age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp", "e_coaching",
+            "readmitted_30d", "gp_visits", "medication_cost", "prior_admissions", "chronic_conditions",
+            "specialist_visits"]
 target = "hospital_days"
 kind = "lasso"
 name = "days"
@@ -384,7 +382,7 @@ def test_check_plan_validates_the_example_plan_and_prints_what_it_opens_without_
         "  1. cohort (describe) to hospital, insurer: mean[4], sd[4], correlation[6], "
         "count:chronic_conditions[10]",
         "     and to the compute parties too, as they steer the computation: small_cell:chronic_conditions[10]",
-        "  2. days (lasso) to hospital: coefficients[9], intercept[1], r2[1], iterations[1]",
+        "  2. days (lasso) to hospital: coefficients[12], intercept[1], r2[1], iterations[1]",
         "     and to the compute parties too, as they steer the computation: converged[200]",
     ]
     assert "the plan is valid for these inputs" in result.stderr

@@ -47,11 +47,17 @@ def main() -> None:
 @click.option("--rows", default=1000, show_default=True, type=click.IntRange(1), help="Rows per party.")
 @click.option("--overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Fraction of each table's rows whose ids are in every table.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the synthetic data.")
-@click.option("--hospital-attributes", default=5, show_default=True, type=click.IntRange(1, 64))
-@click.option("--insurer-attributes", default=5, show_default=True, type=click.IntRange(2, 64), help="Including the target hospital_days.")
+@click.option("--hospital-attributes", default=5, show_default=True, type=click.IntRange(1, 64),
+              help="The first N of age, ejection_fraction, nt_probnp, creatinine, systolic_bp, then lab_1, ...")
+@click.option("--insurer-attributes", default=5, show_default=True, type=click.IntRange(2, 64),
+              help="The first N-1 of gp_visits, medication_cost, prior_admissions, chronic_conditions, then claims_1, ...; "
+                   "and the target hospital_days.")
+@click.option("--intervention/--no-intervention", default=True, show_default=True,
+              help="Add the e-coaching study's columns: e_coaching and readmitted_30d (first table), specialist_visits (second).")
 @click.option("--parties", default="2", show_default=True, help="Data parties: a count (hospital, insurer, cbs, party4, ...) or comma-separated names; one CSV each.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for the CSVs (hospital.csv, insurer.csv, ...).")
-def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insurer_attributes: int, parties: str, out: Path) -> None:
+def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insurer_attributes: int, intervention: bool,
+          parties: str, out: Path) -> None:
     """Write a synthetic heart-failure cohort: one CSV per data party in OUT (default hospital.csv and insurer.csv)."""
     from ..protocol.roster import parse_parties
     from ..synth import make_cohort, write_cohort_by_party
@@ -62,7 +68,7 @@ def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insure
         _fail(exc)
         return
     cohort = make_cohort(rows, overlap, seed, hospital_attributes=hospital_attributes, insurer_attributes=insurer_attributes,
-                         parties=names)
+                         intervention=intervention, parties=names)
     *first, last = map(str, write_cohort_by_party(cohort, out).values())
     click.echo(f"wrote {', '.join(first)} and {last} ({rows} rows each, {len(cohort.intersection_ids)} ids in every table)")
 
