@@ -219,7 +219,9 @@ def test_bad_arguments_are_refused_before_the_first_round():
     for kwargs, match in [
         ({"min_cell": 0}, "min_cell"),
         ({"min_cell": 5, "max_iter": 0}, "max_iter"),
-        ({"min_cell": 5, "l2": 1.0}, "l2"),
+        ({"min_cell": 5, "l2": -1.0}, "l2"),
+        ({"min_cell": 5, "l2": math.nan}, "l2"),
+        ({"min_cell": 5, "l2": math.inf}, "l2"),
     ]:
         with pytest.raises(ConfigError, match=match):
             next(logistic_fit(engine, rows, [0] * 20, m=20, d=1, **kwargs))
