@@ -28,6 +28,7 @@ from mpcactors.plan import (
     Analysis,
     Describe,
     Lasso,
+    Logistic,
     Opening,
     Plan,
     default_plan,
@@ -121,6 +122,12 @@ BAD_PLANS = [
     ('title = "t"' + DAYS + 'features = ["age", "bmi"]\n', f"{A1} features: 'bmi' is no party's column ({OWNED})"),
     ('title = "t"' + DAYS + 'features = []\n', f"{A1} features: must name 1 to 256 columns besides the target"),
     ('title = "t"' + DAYS + "max_iter = 0\n", f"{A1} max_iter: must be an integer of at least 1, got an integer (0)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", "l2 = -1\n"),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got an integer (-1)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", "l2 = nan\n"),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got a number (nan)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", 'l2 = "1"\n'),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got a string ('1')"),
     ('title = "t"\n[analysis]\nname = "x"\n', "[[analysis]] is required: one table per analysis (a plan has at least one)"),
 ]
 
@@ -213,6 +220,23 @@ def test_the_manifest_counts_one_convergence_check_per_check_every_iterations() 
     lasso = Analysis("m", Lasso("y", 1.0, ("x",), max_iter=12), ("hospital",))
     (converged, *_) = Plan("t", (lasso,)).manifest()
     assert converged.shape == (3,) and converged.per_reveal == 1  # checks at 5, 10 and 12 (the cap)
+
+
+def test_a_penalised_logistic_model_declares_the_scales_and_no_variances(tmp_path: Path) -> None:
+    """l2 > 0: the d scales are a control opening (every compute party needs the public
+    penalty), nothing of the standard errors is opened, and l2 is part of the digest; a plan
+    without it keeps the digest it had before the key existed."""
+    text = 'title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", 'features = ["age", "gp_visits"]\n')
+    plain = load(write(tmp_path, text))
+    penalised = load(write(tmp_path, text + "l2 = 2\n"))
+    assert penalised.analyses[0].method == Logistic("hospital_days", ("age", "gp_visits"), l2=2.0)
+    assert "l2" not in plain.analyses[0].method.document() and plain.digest != penalised.digest
+    opened = {o.output: o for o in penalised.manifest() if o.label is not None}
+    assert list(opened)[:3] == ["small_class", "scale", "converged"]
+    assert opened["scale"].shape == (2,) and opened["scale"].control
+    assert "variance" not in opened and "variance" in {o.output for o in plain.manifest()}
+    assert manifest_allows(penalised.manifest(), "days", "scale", 2)
+    assert not manifest_allows(plain.manifest(), "days", "scale", 2)
 
 
 async def test_the_default_plans_manifest_allows_every_value_a_real_run_opens() -> None:

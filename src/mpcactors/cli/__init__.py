@@ -257,9 +257,10 @@ def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[s
     table = Table(title=title)
     for col in ("", "owner", "coef", "std err", stat, "P>|" + stat + "|", "[0.025", "0.975]"):
         table.add_column(col, justify="left" if col in ("", "owner") else "right")
+    source = "scikit-learn" if output.get("ridge") or output.get("l2") else "statsmodels"  # penalised: sklearn
     if oracle:
-        table.add_column("statsmodels coef (god view)", justify="right")
-        table.add_column("statsmodels std err", justify="right")
+        table.add_column(f"{source} coef (god view)", justify="right")
+        table.add_column(f"{source} std err", justify="right")
     rows = [("const", "-", output["intercept"], oracle["intercept"] if oracle else None)]
     rows += [(c, output["owners"][c], v, oracle["coefficients"][c] if oracle else None) for c, v in output["coefficients"].items()]
     for column, owner, v, ref in rows:
@@ -280,8 +281,10 @@ def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[s
     if "loglik" in output:
         status = "converged" if output["converged"] else "not converged (iteration cap)"
         line = f"log-likelihood = {output['loglik']:.6g}, iterations = {output['iterations']} ({status})"
+        if output.get("l2"):
+            line += f"; l2 penalty {output['l2']:g}: no standard errors (a biased estimator; docs/logistic.md)"
         if oracle:
-            line += f"; statsmodels log-likelihood = {oracle['loglik']:.6g}"
+            line += f"; {source} log-likelihood = {oracle['loglik']:.6g}"
         console.print(line)
 
 
