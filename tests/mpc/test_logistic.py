@@ -137,15 +137,6 @@ def test_readmission_cohort_raw_features():
     assert_matches_statsmodels(result, xd, yd)
 
 
-@pytest.mark.slow
-def test_breast_cancer_first_ten_features_raw():
-    """scikit-learn's bundled data (no download), raw units (area up to 2501 next to 0.05-scale
-    columns). All thirty features are separable; the first ten are not."""
-    x, y = load_breast_cancer(return_X_y=True)
-    result, _, (xd, yd) = secure_fit(x[:, :10], y.astype(float))
-    assert_matches_statsmodels(result, xd, yd)
-
-
 def run_sigmoid(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     L = LogisticLayout(PARAMS, 1000, 10)
     FE = L.FE
