@@ -81,17 +81,7 @@ def venv_python() -> Path:
 
 def ensure_venv() -> str:
     """Create and fill the reference's virtual environment if needed; return its versions line."""
-    check = [str(venv_python()), "-c",
-             "import importlib.metadata as m, tno.mpc.mpyc.secure_learning; "
-             f"print(m.version('{TNO_PACKAGE}'), m.version('mpyc'), m.version('numpy'), m.version('gmpy2'))"]
-    if venv_python().exists():
-        done = subprocess.run(check, capture_output=True, text=True, check=False)
-        if done.returncode == 0 and done.stdout.split()[0] == TNO_VERSION:
-            return done.stdout.strip()
-    print(f"creating {VENV.relative_to(common.REPO)} and installing {' '.join(INSTALL)} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(venv_python()), "-m", "pip", "install", "-q", *INSTALL], check=True)
-    return subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
+    return common.ensure_venv(VENV, [INSTALL], TNO_PACKAGE, TNO_VERSION, ("mpyc", "numpy", "gmpy2"))
 
 
 def uptime() -> str:
