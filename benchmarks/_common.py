@@ -140,6 +140,25 @@ def now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
+def ensure_venv(venv: Path, install_steps: Sequence[Sequence[str]], package: str, version: str,
+                also: Sequence[str] = ()) -> str:
+    """Create and fill a reference's own virtual environment ``venv`` if ``package`` is not at
+    ``version`` there (pip install per step, in order); return the versions line of ``package``
+    and of the distributions ``also``, as the venv reports them."""
+    python = venv / "bin" / "python"
+    names = ", ".join(f"m.version({name!r})" for name in (package, *also))
+    check = [str(python), "-c", f"import importlib.metadata as m, {package}; print({names})"]
+    if python.exists():
+        done = subprocess.run(check, capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.split()[0] == version:
+            return done.stdout.strip()
+    print(f"creating {venv.relative_to(REPO)} and installing {package}=={version} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    for packages in install_steps:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def load_average() -> float:
     """The 1-minute load average."""
     return os.getloadavg()[0]

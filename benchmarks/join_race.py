@@ -50,7 +50,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -81,18 +80,7 @@ def venv_python() -> Path:
 
 def ensure_venv() -> str:
     """Create and fill the reference's virtual environment if needed; return its package version line."""
-    check = [str(venv_python()), "-c",
-             "import importlib.metadata as m, tno.mpc.protocols.secure_inner_join; "
-             f"print(m.version('{TNO_PACKAGE}'), m.version('tno.mpc.communication'), m.version('gmpy2'))"]
-    if venv_python().exists():
-        done = subprocess.run(check, capture_output=True, text=True, check=False)
-        if done.returncode == 0 and done.stdout.split()[0] == TNO_VERSION:
-            return done.stdout.strip()
-    print(f"creating {VENV.relative_to(common.REPO)} and installing {TNO_PACKAGE}=={TNO_VERSION} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    for packages in INSTALL_STEPS:
-        subprocess.run([str(venv_python()), "-m", "pip", "install", "-q", *packages], check=True)
-    return subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
+    return common.ensure_venv(VENV, INSTALL_STEPS, TNO_PACKAGE, TNO_VERSION, ("tno.mpc.communication", "gmpy2"))
 
 
 def free_ports(count: int) -> list[int]:
