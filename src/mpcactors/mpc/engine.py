@@ -65,7 +65,16 @@ Program = Generator["Exchange", dict[int, list[int]], R]
 #: Wire size of one field element (the codec's fixed 24-byte big-endian width).
 BYTES_PER_ELEMENT = 24
 _KEY_BYTES = 16
+#: Random bits are made in blocks of this many bits; a refill makes whole blocks.
 _BIT_BATCH = 2048
+# Nonce domains. The PRSS values (random, random_bounded, input) draw their nonces from
+# one counter; the resharing masks and the two pools of random bits have counters of
+# their own, in disjoint ranges (the nonce is 8 bytes). So the values a program computes
+# do not depend on how many multiplications ran before them or on when a pool was
+# refilled: block j of a pool is always made with the nonce of block j.
+_RESHARE_NONCES = 1 << 60
+_BIT_NONCES = 2 << 60
+_PAIR_NONCES = 3 << 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +234,13 @@ class Engine:
         self._seed = rng_seed_material
         self._keys: dict[int, bytes] = {}
         self._nonce = 0
+        self._reshare_nonce = _RESHARE_NONCES
+        # two pools of random bits: single bits (truncations) and pairs (comparisons),
+        # each with the number of blocks made so far
         self._bit_pool: list[int] = []
+        self._bit_blocks = 0
+        self._pair_pool: list[int] = []
+        self._pair_blocks = 0
         self._stats: dict[str, dict[str, int]] = {}
         self._destroyed = False
         #: plaintext outputs opened (to the parties the gate named): ``(label, count)`` per reveal
@@ -285,6 +300,7 @@ class Engine:
         """Delete the keys and every piece of randomness state. Idempotent."""
         self._keys.clear()
         self._bit_pool.clear()
+        self._pair_pool.clear()
         self._seed = None
         self._destroyed = True
 
@@ -529,7 +545,9 @@ class Engine:
         holds ``r`` without being sent anything.
         """
         n = len(terms)
-        nonce = self._next_nonce()
+        self._check_alive()
+        self._reshare_nonce += 1
+        nonce = self._reshare_nonce
         p, me, prev = self.prime, self.party, self.prev
         rho_out = self._prf_field(self.next, nonce, b"rsh", n)
         rho_in = self._prf_field(prev, nonce, b"rsh", n)
@@ -555,51 +573,86 @@ class Engine:
 
     # ---- random bits ------------------------------------------------------------------
     def random_bits(self, n: int, label: str = "bits") -> Program[list[int]]:
-        """Program: shares of ``n`` uniform secret bits, from a pool refilled in batches."""
+        """Program: shares of ``n`` uniform secret bits, from a pool refilled in blocks."""
         if len(self._bit_pool) < n:
-            yield from self._fill_bits(max(n - len(self._bit_pool), _BIT_BATCH), label)
+            self._bit_pool += yield from self._fill_bits(
+                self._new_blocks(n - len(self._bit_pool), pairs=False), label
+            )
         out = self._bit_pool[:n]
         del self._bit_pool[:n]
         return out
 
-    def _fill_bits(self, n: int, label: str) -> Program[None]:
-        """Generate ``n`` bits ``b = v xor b3`` with ``v = b1 xor b2`` (2 rounds, 3 elements per bit).
+    def random_bit_pairs(self, n: int, label: str = "bits") -> Program[list[int]]:
+        """Program: shares of ``2 n`` uniform secret bits ``(lo_0, hi_0, lo_1, hi_1, ...)``
+        for comparisons (:meth:`ltz`), from their own pool, refilled in blocks."""
+        if len(self._pair_pool) < 2 * n:
+            self._pair_pool += yield from self._fill_bits(
+                self._new_blocks(2 * n - len(self._pair_pool), pairs=True), label
+            )
+        out = self._pair_pool[: 2 * n]
+        del self._pair_pool[: 2 * n]
+        return out
+
+    def _new_blocks(self, bits: int, *, pairs: bool) -> list[int]:
+        """The nonces of the next ``ceil(bits / _BIT_BATCH)`` blocks of a pool."""
+        self._check_alive()
+        count = -(-bits // _BIT_BATCH)
+        if pairs:
+            first, self._pair_blocks = self._pair_blocks, self._pair_blocks + count
+            base = _PAIR_NONCES
+        else:
+            first, self._bit_blocks = self._bit_blocks, self._bit_blocks + count
+            base = _BIT_NONCES
+        return [base + first + j + 1 for j in range(count)]
+
+    def _fill_bits(self, nonces: Sequence[int], label: str) -> Program[list[int]]:
+        """Make bits ``b = v xor b3`` with ``v = b1 xor b2`` (2 rounds, 3 elements per bit).
 
         ``b_a`` comes from the key of the two parties other than ``a``. Party 3 knows
         ``b1, b2`` and inputs ``v``; parties 1 and 2 know ``b3`` and share it without
         communication as ``b3 * (1 - z/3)``; the product ``v * b3`` is reshared by
         parties 1 and 2 only (party 3's share of ``b3`` is 0). No party knows two of the
         three ``b_a`` it is missing, so ``b`` is uniform to each.
+
+        Makes ``_BIT_BATCH`` bits per nonce (block) and returns them, blocks in order.
         """
-        nonce = self._next_nonce()
         p, me = self.prime, self.party
+        n = _BIT_BATCH * len(nonces)
+
+        def prf(draw: Any, peer: int, tag: bytes) -> list[int]:
+            out: list[int] = []
+            for nonce in nonces:
+                out += draw(peer, nonce, tag, _BIT_BATCH)
+            return out
+
+        field, bitstream = self._prf_field, self._prf_bits
         # The shares below are those of the textbook steps (kept in the comments), with
         # the products by the bits b3 in {0, 1} taken as branches and every division by 2
         # or 3 done once per element.
         send1: dict[int, list[int]] = {}
         expect1: dict[int, int] = {}
         if me == 3:
-            b1 = self._prf_bits(2, nonce, b"bit", n)  # key k23 belongs to excluded party 1
-            b2 = self._prf_bits(1, nonce, b"bit", n)  # key k13 -> party 2
-            rho = self._prf_field(1, nonce, b"bv", n)  # party 1's share of v
+            b1 = prf(bitstream, 2, b"bit")  # key k23 belongs to excluded party 1
+            b2 = prf(bitstream, 1, b"bit")  # key k13 -> party 2
+            rho = prf(field, 1, b"bv")  # party 1's share of v
             v = [x ^ y for x, y in zip(b1, b2)]
             send1[2] = [(2 * r - x) % p for r, x in zip(rho, v)]
             v_share = [3 * r - 2 * x for r, x in zip(rho, v)]  # b3_share = 0
-            rho2 = self._prf_field(2, nonce, b"bm", n)  # dealer 2's partner share
+            rho2 = prf(field, 2, b"bm")  # dealer 2's partner share
             expect1[1] = n
         elif me == 1:
-            b3 = self._prf_bits(2, nonce, b"bit", n)  # key k12 -> party 3
-            v_share = self._prf_field(3, nonce, b"bv", n)
-            rho1 = self._prf_field(2, nonce, b"bm", n)
+            b3 = prf(bitstream, 2, b"bit")  # key k12 -> party 3
+            v_share = prf(field, 3, b"bv")
+            rho1 = prf(field, 2, b"bm")
             # t1 = 3 * h1 = 2 * v1 * b3; dealer 1 (partner 2, receiver 3) sends (3 rho1 - t1) / 2
             # and keeps prod = (t1 + rho1) / 2
             send1[3] = self._div_small(
                 [(3 * q - 2 * x if b else 3 * q) % p for x, q, b in zip(v_share, rho1, b3)], 2
             )
         else:
-            b3 = self._prf_bits(1, nonce, b"bit", n)
-            rho1 = self._prf_field(1, nonce, b"bm", n)
-            rho2 = self._prf_field(3, nonce, b"bm", n)
+            b3 = prf(bitstream, 1, b"bit")
+            rho1 = prf(field, 1, b"bm")
+            rho2 = prf(field, 3, b"bm")
             expect1[3] = n
         got1 = yield from self._exchange(send1, expect1, label)
         send2: dict[int, list[int]] = {}
@@ -631,7 +684,7 @@ class Engine:
                 [(5 * x + 1 - 4 * q if b else 3 * x - 4 * q) % p for x, q, b in zip(v_share, rho2, b3)], 3
             )
             bits = [(t - 2 * r) % p for t, r in zip(thirds, rho1)]
-        self._bit_pool.extend(bits)
+        return bits
 
     # ---- truncation and comparison ----------------------------------------------------
     def _check_budget(self, k: int, what: str) -> None:
@@ -713,8 +766,10 @@ class Engine:
             return []
         p = self.prime
         nb = k - 1
-        bits = yield from self.random_bits(n * nb)
-        groups = [bits[q * nb : (q + 1) * nb] for q in range(n)]
+        # ceil(nb / 2) pairs per value; for odd nb the last pair's high bit is not used
+        width = 2 * ((nb + 1) // 2)
+        bits = yield from self.random_bit_pairs(n * width // 2)
+        groups = [bits[q * width : q * width + nb] for q in range(n)]
         high = self.random_bounded(n, self.params.sigma + 1)
         weights = [1 << i for i in range(nb)]
         mul = operator.mul
