@@ -26,6 +26,10 @@ vectorised (one round per layer of the computation, whatever the vector length):
   reshare only the sum);
 * :meth:`Engine.random_bits`: ``b = b1 xor b2 xor b3`` where each ``b_a`` comes from the
   key the two parties other than ``a`` share (2 rounds, 3 elements per bit, pooled);
+  :meth:`Engine.random_bit_pairs` the same from a second pool, for comparisons;
+  :meth:`Engine.prefetch_bits` refills both pools ahead of their use;
+* :meth:`Engine.together`: two independent programs in lockstep, one exchange per round
+  carrying both (rounds: the larger count instead of the sum; the same bytes);
 * :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation (error in {0, 1});
   :meth:`Engine.trunc_fast`: the same with a PRSS mask instead of random bits (error in
   {-1, 0, 1, 2}, no preprocessing); :meth:`Engine.ltz`: exact comparison with zero
@@ -86,11 +90,14 @@ class Exchange:
             peer this round (may be empty).
         expect: peers this party receives exactly one vector from in this round.
         label: operation name, for statistics ("mul", "open", "trunc", "ltz", ...).
+        sizes: peer -> number of elements expected from it (what :meth:`Engine.together`
+            splits a combined vector by); ``None`` if the program does not say.
     """
 
     send: Mapping[int, list[int]]
     expect: frozenset[int]
     label: str
+    sizes: Mapping[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +336,7 @@ class Engine:
             stats["rounds"] += 1
         stats["elements"] += sent
         stats["bytes"] += sent * BYTES_PER_ELEMENT
-        received = yield Exchange(send=send, expect=frozenset(expect), label=label)
+        received = yield Exchange(send=send, expect=frozenset(expect), label=label, sizes=dict(expect))
         if received is None:
             received = {}
         if set(received) != set(expect):
@@ -353,6 +360,57 @@ class Engine:
                 )
             out[peer] = vector
         return out
+
+    # ---- lockstep composition -----------------------------------------------------------
+    def together(self, first: Program[Any], second: Program[Any]) -> Program[tuple[Any, Any]]:
+        """Program: run two programs in lockstep; returns ``(first's result, second's result)``.
+
+        Round ``r`` of the composition is round ``r`` of both: one exchange whose vector to
+        each peer is the first program's vector followed by the second's, split on receipt
+        by the lengths each program expects. Once one program has returned, the other's
+        remaining rounds pass through unchanged. So the rounds are ``max`` of the two
+        programs' instead of their sum, and the bytes are the same. The two programs must
+        not depend on each other's results (each is advanced to its next round, the first
+        one first, before the combined exchange goes out). The combined exchange carries
+        the first program's label (the second's once the first has returned);
+        :meth:`statistics` counts a combined round once, under that label, and every
+        element under the label of the program that sent it.
+        """
+        programs = (first, second)
+        results: list[Any] = [None, None]
+        pending: list[Exchange | None] = [None, None]
+
+        def advance(i: int, value: dict[int, list[int]] | None) -> None:
+            try:
+                pending[i] = programs[i].send(value)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                results[i] = stop.value
+                pending[i] = None
+
+        advance(0, None)
+        advance(1, None)
+        while pending[0] is not None or pending[1] is not None:
+            a, b = pending
+            if a is None or b is None:
+                alone = 0 if b is None else 1
+                advance(alone, (yield pending[alone]))  # type: ignore[misc]
+                continue
+            if (a.send or a.expect) and (b.send or b.expect):
+                # the programs' _exchange counted this round under both labels
+                self._stats[b.label]["rounds"] -= 1
+            send = {peer: [*a.send.get(peer, ()), *b.send.get(peer, ())] for peer in {*a.send, *b.send}}
+            if a.sizes is None or b.sizes is None:
+                raise TypeError("together: a program yielded an exchange without its expected sizes")
+            sizes = {peer: a.sizes.get(peer, 0) + b.sizes.get(peer, 0) for peer in a.expect | b.expect}
+            received = yield Exchange(send=send, expect=a.expect | b.expect, label=a.label, sizes=sizes)
+            if received is None:
+                received = {}
+            cut = {peer: a.sizes[peer] for peer in a.expect}
+            for_a = {peer: received[peer][: cut[peer]] for peer in a.expect if peer in received}
+            for_b = {peer: received[peer][cut.get(peer, 0) :] for peer in b.expect if peer in received}
+            advance(0, for_a)
+            advance(1, for_b)
+        return results[0], results[1]
 
     # ---- PRF streams -------------------------------------------------------------------
     def _next_nonce(self) -> int:
@@ -592,6 +650,30 @@ class Engine:
         out = self._pair_pool[: 2 * n]
         del self._pair_pool[: 2 * n]
         return out
+
+    def prefetch_bits(self, bits: int, pairs: int, label: str = "bits") -> Program[None]:
+        """Program: refill the pools so that, as they stand when this program starts, they
+        hold at least ``bits`` single bits and ``pairs`` pairs (2 rounds, none if they do).
+
+        Bits are data-independent: running this :meth:`together` with earlier rounds takes
+        a later refill off the critical path. The new blocks join the pools when its last
+        round completes; draws made meanwhile (by a program running in lockstep) come from
+        what the pools held, so the caller counts them in ``bits`` and ``pairs``.
+        """
+        nonces = []
+        if len(self._bit_pool) < bits:
+            nonces.append(self._new_blocks(bits - len(self._bit_pool), pairs=False))
+        else:
+            nonces.append([])
+        if len(self._pair_pool) < 2 * pairs:
+            nonces.append(self._new_blocks(2 * pairs - len(self._pair_pool), pairs=True))
+        else:
+            nonces.append([])
+        if not nonces[0] and not nonces[1]:
+            return
+        made = yield from self._fill_bits(nonces[0] + nonces[1], label)
+        self._bit_pool += made[: _BIT_BATCH * len(nonces[0])]
+        self._pair_pool += made[_BIT_BATCH * len(nonces[0]) :]
 
     def _new_blocks(self, bits: int, *, pairs: bool) -> list[int]:
         """The nonces of the next ``ceil(bits / _BIT_BATCH)`` blocks of a pool."""

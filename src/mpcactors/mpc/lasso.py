@@ -411,6 +411,19 @@ def solve_batch(
     def G(F: int, j: int, k: int) -> int:
         return entries[F][(j, k) if j <= k else (k, j)]
 
+    # ---- random bits for the comparisons of 6. and the first iteration of 7. -----------------
+    def pairs_needed(k: int) -> int:
+        """Pairs of random bits iteration ``k`` of the loop below draws (public)."""
+        soft_values = 2 * d * n_problems + (n_problems > 1 and k > 1 and (k - 1) % check_every == 0)
+        pairs = soft_values * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+        if k % check_every == 0 or k == max_iter:
+            pairs += n_problems * (L.check_bits // 2)
+            if n_problems > 1 and k == max_iter:
+                pairs += (n_problems.bit_length() + 1) // 2
+        return pairs
+
+    tau_pairs = n_problems * d * (L.q_clamp // 2 + L.tau_clamp // 2)
+
     # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max), per fit -----------------------
     feature_tri = [(j, k) for j, k in tri if k < d]
     fro2_raw = yield from engine.dot(
@@ -420,7 +433,10 @@ def solve_batch(
     fro2 = yield from engine.trunc(fro2_raw, *L.frobenius, "step")
     # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
     y0, _ = yield from engine.pow2_normalise(fro2, FI, LassoLayout.STEP_LO, L.step_hi, 2, L.step_search, FI, "step")
-    eta = yield from engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step")
+    # the bits of the thresholds' and the first iteration's comparisons ride along
+    eta, _ = yield from engine.together(
+        engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step"), engine.prefetch_bits(0, tau_pairs + pairs_needed(1))
+    )
     block = d * d + d
     a_off = yield from engine.mul(
         [eta[F] for F in range(n_fits) for _ in range(block)],
@@ -484,18 +500,28 @@ def solve_batch(
         b1 = round((1 + beta) * 2**_BETA_BITS)
         b0 = round(beta * 2**_BETA_BITS)
         v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
-        z_raw = yield from engine.dot([(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], "iterate")
-        shift = 1 << (FI + _BETA_BITS)
-        z_flat = yield from engine.trunc_fast(
-            [(z_raw[P * d + j] + c_vec[F][j] * shift) % p for P, (_, F) in enumerate(problems) for j in range(d)],
-            *L.iterate, "iterate",
-        )
-        z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
-        bits = yield from engine.ltz(
-            [v for tp, zp in zip(tau, z)
-             for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
-            L.soft, "soft",
-        )
+
+        def head(v: list[list[int]] = v, pending: list[int] = pending) -> Program[tuple[list[list[int]], list[int]]]:
+            z_raw = yield from engine.dot(
+                [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], "iterate"
+            )
+            shift = 1 << (FI + _BETA_BITS)
+            z_flat = yield from engine.trunc_fast(
+                [(z_raw[P * d + j] + c_vec[F][j] * shift) % p for P, (_, F) in enumerate(problems) for j in range(d)],
+                *L.iterate, "iterate",
+            )
+            z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
+            bits = yield from engine.ltz(
+                [v for tp, zp in zip(tau, z)
+                 for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
+                L.soft, "soft",
+            )
+            return z, bits
+
+        # the next iteration's random bits ride along with this one's first rounds (the
+        # pool already holds this iteration's: the previous one, or the step size, fetched them)
+        ahead = pairs_needed(iteration) + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
+        (z, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead))
         if pending:
             pending = []
             opened = yield from engine.reveal([bits.pop()], "converged")

@@ -1,0 +1,179 @@
+"""The engine's round savers: lockstep composition and prefetched random bits.
+
+What the lasso relies on: :meth:`Engine.together` computes exactly what the two programs
+compute one after the other, in ``max`` of their rounds instead of the sum; the pools of
+random bits hand out the same bits whether they were refilled in lockstep with earlier
+rounds or on demand (so the round cuts leave every computed value the same).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mpcactors.crypto import shamir
+from mpcactors.crypto.fixedpoint import Params
+from mpcactors.errors import PeerProtocolError
+from mpcactors.mpc.engine import Engine, run_local
+
+PARAMS = Params()
+P = PARAMS.prime
+
+
+def centred(v: int) -> int:
+    return v - P if v > P // 2 else v
+
+
+def fresh_engines(seed: bytes = b"rounds seed") -> dict[int, Engine]:
+    engines = {i: Engine(i, PARAMS, seed) for i in (1, 2, 3)}
+    run_local({i: e.setup() for i, e in engines.items()})
+    return engines
+
+
+def counted(program, box: list[int]):
+    """Pass ``program``'s exchanges through, counting them in ``box[0]``."""
+    value = None
+    while True:
+        try:
+            exchange = program.send(value)
+        except StopIteration as stop:
+            return stop.value
+        box[0] += 1
+        value = yield exchange
+
+
+def run_counted(engines, make):
+    """``({party: result}, rounds)``; every party must take the same number of rounds."""
+    boxes = {i: [0] for i in engines}
+    out = run_local({i: counted(make(e, i), boxes[i]) for i, e in engines.items()})
+    assert len({b[0] for b in boxes.values()}) == 1
+    return out, boxes[1][0]
+
+
+def opened(outputs) -> list[int]:
+    return [centred(v) for v in shamir.reconstruct(outputs)]
+
+
+@pytest.fixture
+def inputs():
+    rng = random.Random(7)
+    a = [rng.randrange(-(2**30), 2**30) for _ in range(40)]
+    b = [rng.randrange(-(2**30), 2**30) for _ in range(40)]
+    c = [rng.randrange(-(2**20), 2**20) for _ in range(25)]
+    return a, b, c, shamir.share(a, rng), shamir.share(b, rng), shamir.share(c, rng)
+
+
+def test_together_computes_what_the_programs_compute_one_after_the_other(inputs):
+    """A product (1 round) in lockstep with a comparison (opening, bits, BitLT tree) and a
+    reveal to everyone (a round where every party expects both peers, unlike the ring of
+    the others): the same secrets, in max(rounds) instead of the sum; and with the short
+    program second, the same again."""
+    a, b, c, sa, sb, sc = inputs
+
+    def first(e, i):
+        prod = yield from e.mul(sa[i], sb[i], "x")
+        shown = yield from e.reveal(prod[:3], "shown")
+        return prod, shown
+
+    def second(e, i):
+        return (yield from e.ltz(sc[i], 22, "y"))
+
+    def sequential(e, i):
+        return (yield from first(e, i)), (yield from second(e, i))
+
+    seq, seq_rounds = run_counted(fresh_engines(), sequential)
+    _, rounds_first = run_counted(fresh_engines(), first)
+    _, rounds_second = run_counted(fresh_engines(), second)
+    assert seq_rounds == rounds_first + rounds_second
+    expected_prod = [x * y for x, y in zip(a, b)]
+    expected_ltz = [int(v < 0) for v in c]
+    for order in ("first-second", "second-first"):
+        engines = fresh_engines()
+        if order == "first-second":
+            out, rounds = run_counted(engines, lambda e, i: e.together(first(e, i), second(e, i)))
+            results = {i: r for i, r in out.items()}
+        else:
+            out, rounds = run_counted(engines, lambda e, i: e.together(second(e, i), first(e, i)))
+            results = {i: (r[1], r[0]) for i, r in out.items()}
+        assert rounds == max(rounds_first, rounds_second) < seq_rounds
+        assert opened({i: r[0][0] for i, r in results.items()}) == expected_prod
+        assert all(r[0][1] == expected_prod[:3] for r in results.values())
+        assert opened({i: r[1] for i, r in results.items()}) == expected_ltz
+        # statistics count a combined round once, elements under the label that sent them
+        stats = engines[1].statistics()
+        assert sum(s["rounds"] for label, s in stats.items() if label != "setup") == rounds
+        assert stats["shown"]["elements"] == 2 * 3  # to both peers
+
+
+def test_together_with_a_program_of_no_rounds_and_nested(inputs):
+    """A program without rounds returns at once; compositions nest (three programs)."""
+    a, b, c, sa, sb, sc = inputs
+
+    def nothing(e):
+        return e.add(sa[e.party], sb[e.party])
+        yield  # noqa: B901
+
+    engines = fresh_engines()
+    out, rounds = run_counted(engines, lambda e, i: e.together(nothing(e), e.mul(sa[i], sb[i])))
+    assert rounds == 1
+    assert opened({i: r[0] for i, r in out.items()}) == [x + y for x, y in zip(a, b)]
+    assert opened({i: r[1] for i, r in out.items()}) == [x * y for x, y in zip(a, b)]
+    out, rounds = run_counted(
+        fresh_engines(),
+        lambda e, i: e.together(e.together(e.mul(sa[i], sb[i]), e.mul(sb[i], sb[i])), e.open(sc[i])),
+    )
+    assert rounds == 1
+    assert opened({i: r[0][1] for i, r in out.items()}) == [y * y for y in b]
+    assert all([centred(v) for v in r[1]] == c for r in out.values())
+
+
+def test_together_rejects_a_short_vector(inputs):
+    """A peer that sends fewer elements than both programs expect is caught, not misread."""
+    a, b, c, sa, sb, sc = inputs
+    engines = fresh_engines()
+
+    def short(e, i):
+        program = e.together(e.mul(sa[i], sb[i]), e.open(sc[i]))
+        exchange = next(program)
+        if i == 2:
+            exchange = type(exchange)({k: v[:-1] for k, v in exchange.send.items()}, exchange.expect, exchange.label,
+                                      exchange.sizes)
+        value = yield exchange
+        try:
+            program.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    with pytest.raises(PeerProtocolError, match="expected"):
+        run_local({i: short(e, i) for i, e in engines.items()})
+
+
+def test_prefetched_bits_are_the_bits_drawn_on_demand(inputs):
+    """Bits and pairs fetched ahead, in lockstep with a product, are the bits (and pairs) the
+    same draws return without the prefetch, and the draws then take no rounds: the refill
+    moved off the critical path without changing a value."""
+    a, b, c, sa, sb, sc = inputs
+
+    def draws(e):
+        single = yield from e.random_bits(3000)
+        pairs = yield from e.random_bit_pairs(1500)
+        return single, pairs
+
+    plain, plain_rounds = run_counted(fresh_engines(), lambda e, i: draws(e))
+    assert plain_rounds == 4  # two refills of two rounds
+
+    engines = fresh_engines()
+    _, rounds = run_counted(
+        engines, lambda e, i: e.together(e.mul(sa[i], sb[i]), e.prefetch_bits(3000, 1500))
+    )
+    assert rounds == 2  # the refill's two rounds, the product inside the first
+    ahead, ahead_rounds = run_counted(engines, lambda e, i: draws(e))
+    assert ahead_rounds == 0
+    for k in (0, 1):
+        bits = opened({i: r[k] for i, r in ahead.items()})
+        assert bits == opened({i: r[k] for i, r in plain.items()})
+        assert set(bits) == {0, 1}
+    # a prefetch the pools already cover takes no round
+    _, rounds = run_counted(engines, lambda e, i: e.prefetch_bits(100, 100))
+    assert rounds == 0
