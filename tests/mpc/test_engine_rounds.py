@@ -161,19 +161,50 @@ def test_prefetched_bits_are_the_bits_drawn_on_demand(inputs):
         return single, pairs
 
     plain, plain_rounds = run_counted(fresh_engines(), lambda e, i: draws(e))
-    assert plain_rounds == 4  # two refills of two rounds
+    assert plain_rounds == 5  # a refill of single bits (2 rounds), one of pairs (3: the products)
 
     engines = fresh_engines()
     _, rounds = run_counted(
         engines, lambda e, i: e.together(e.mul(sa[i], sb[i]), e.prefetch_bits(3000, 1500))
     )
-    assert rounds == 2  # the refill's two rounds, the product inside the first
+    assert rounds == 3  # the refill's three rounds, the product inside the first
     ahead, ahead_rounds = run_counted(engines, lambda e, i: draws(e))
     assert ahead_rounds == 0
-    for k in (0, 1):
-        bits = opened({i: r[k] for i, r in ahead.items()})
-        assert bits == opened({i: r[k] for i, r in plain.items()})
-        assert set(bits) == {0, 1}
+    single = opened({i: r[0] for i, r in ahead.items()})
+    assert single == opened({i: r[0] for i, r in plain.items()})
+    pair_bits = opened({i: r[1][0] for i, r in ahead.items()})
+    products = opened({i: r[1][1] for i, r in ahead.items()})
+    assert pair_bits == opened({i: r[1][0] for i, r in plain.items()})
+    assert products == opened({i: r[1][1] for i, r in plain.items()})
+    assert set(single) == set(pair_bits) == {0, 1}
     # a prefetch the pools already cover takes no round
     _, rounds = run_counted(engines, lambda e, i: e.prefetch_bits(100, 100))
     assert rounds == 0
+
+
+def test_pair_products_are_the_products_of_the_pairs():
+    """The products a pool of pairs hands out are ``lo_g * hi_g`` of its pairs, over draws
+    that cross a block boundary, and they make ``ltz`` exact with its first level local."""
+    engines = fresh_engines(b"pairs")
+    out, rounds = run_counted(engines, lambda e, i: e.random_bit_pairs(1000))
+    assert rounds == 3
+    out2, rounds = run_counted(engines, lambda e, i: e.random_bit_pairs(100))  # 2,000 + 200 bits: block 2
+    assert rounds == 3
+    for result in (out, out2):
+        bits = opened({i: r[0] for i, r in result.items()})
+        products = opened({i: r[1] for i, r in result.items()})
+        assert products == [lo * hi for lo, hi in zip(bits[0::2], bits[1::2])]
+        assert 0 < sum(products) < len(products) and set(bits) == {0, 1}
+    rng = random.Random(3)
+    for k in (2, 3, 9, 44):  # one bit, one pair, odd and even widths
+        a = [0, -1, 1, 2 ** (k - 1) - 1, -(2 ** (k - 1))] + [rng.randrange(-(2 ** (k - 1)), 2 ** (k - 1)) for _ in range(60)]
+        s = shamir.share(a, rng)
+        out, _ = run_counted(engines, lambda e, i: e.ltz(s[i], k))
+        assert opened(out) == [int(x < 0) for x in a]
+    # with the pool full, a 44-bit comparison is its opening and the tree over 22 pairs
+    a = [rng.randrange(-(2**43), 2**43) for _ in range(30)]
+    s = shamir.share(a, rng)
+    run_counted(engines, lambda e, i: e.prefetch_bits(0, 30 * 22))
+    out, rounds = run_counted(engines, lambda e, i: e.ltz(s[i], 44))
+    assert rounds == 1 + 5  # 22 -> 11 -> 6 -> 3 -> 2 -> 1
+    assert opened(out) == [int(x < 0) for x in a]

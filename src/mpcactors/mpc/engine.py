@@ -26,7 +26,8 @@ vectorised (one round per layer of the computation, whatever the vector length):
   reshare only the sum);
 * :meth:`Engine.random_bits`: ``b = b1 xor b2 xor b3`` where each ``b_a`` comes from the
   key the two parties other than ``a`` share (2 rounds, 3 elements per bit, pooled);
-  :meth:`Engine.random_bit_pairs` the same from a second pool, for comparisons;
+  :meth:`Engine.random_bit_pairs` the same from a second pool, for comparisons, with the
+  product of each pair (1 more round when made, off the critical path when prefetched);
   :meth:`Engine.prefetch_bits` refills both pools ahead of their use;
 * :meth:`Engine.together`: two independent programs in lockstep, one exchange per round
   carrying both (rounds: the larger count instead of the sum; the same bytes);
@@ -247,6 +248,7 @@ class Engine:
         self._bit_pool: list[int] = []
         self._bit_blocks = 0
         self._pair_pool: list[int] = []
+        self._pair_products: list[int] = []  # lo * hi of every pair in _pair_pool, in order
         self._pair_blocks = 0
         self._stats: dict[str, dict[str, int]] = {}
         self._destroyed = False
@@ -308,6 +310,7 @@ class Engine:
         self._keys.clear()
         self._bit_pool.clear()
         self._pair_pool.clear()
+        self._pair_products.clear()
         self._seed = None
         self._destroyed = True
 
@@ -640,20 +643,32 @@ class Engine:
         del self._bit_pool[:n]
         return out
 
-    def random_bit_pairs(self, n: int, label: str = "bits") -> Program[list[int]]:
-        """Program: shares of ``2 n`` uniform secret bits ``(lo_0, hi_0, lo_1, hi_1, ...)``
-        for comparisons (:meth:`ltz`), from their own pool, refilled in blocks."""
+    def random_bit_pairs(self, n: int, label: str = "bits") -> Program[tuple[list[int], list[int]]]:
+        """Program: shares of ``2 n`` uniform secret bits ``(lo_0, hi_0, lo_1, hi_1, ...)`` and
+        of the ``n`` products ``lo_g hi_g``, for comparisons (:meth:`ltz`), from their own
+        pool, refilled in blocks (3 rounds: the bits, then the products)."""
         if len(self._pair_pool) < 2 * n:
-            self._pair_pool += yield from self._fill_bits(
-                self._new_blocks(2 * n - len(self._pair_pool), pairs=True), label
-            )
-        out = self._pair_pool[: 2 * n]
-        del self._pair_pool[: 2 * n]
-        return out
+            yield from self._refill([], self._new_blocks(2 * n - len(self._pair_pool), pairs=True), label)
+        bits, products = self._pair_pool[: 2 * n], self._pair_products[:n]
+        del self._pair_pool[: 2 * n], self._pair_products[:n]
+        return bits, products
+
+    def _refill(self, single: Sequence[int], pairs: Sequence[int], label: str) -> Program[None]:
+        """Make the blocks of both pools with nonces ``single`` and ``pairs`` in one
+        :meth:`_fill_bits` (2 rounds), then the pairs' products (1 round, a :meth:`mul` of
+        the secret bits: nothing is opened), and add them to the pools."""
+        made = yield from self._fill_bits([*single, *pairs], label)
+        cut = _BIT_BATCH * len(single)
+        if pairs:
+            products = yield from self.mul(made[cut + 1 :: 2], made[cut::2], label)
+            self._pair_products += products
+        self._bit_pool += made[:cut]
+        self._pair_pool += made[cut:]
 
     def prefetch_bits(self, bits: int, pairs: int, label: str = "bits") -> Program[None]:
         """Program: refill the pools so that, as they stand when this program starts, they
-        hold at least ``bits`` single bits and ``pairs`` pairs (2 rounds, none if they do).
+        hold at least ``bits`` single bits and ``pairs`` pairs (2 rounds, 3 with pairs, none
+        if they do).
 
         Bits are data-independent: running this :meth:`together` with earlier rounds takes
         a later refill off the critical path. The new blocks join the pools when its last
@@ -669,11 +684,8 @@ class Engine:
             nonces.append(self._new_blocks(2 * pairs - len(self._pair_pool), pairs=True))
         else:
             nonces.append([])
-        if not nonces[0] and not nonces[1]:
-            return
-        made = yield from self._fill_bits(nonces[0] + nonces[1], label)
-        self._bit_pool += made[: _BIT_BATCH * len(nonces[0])]
-        self._pair_pool += made[_BIT_BATCH * len(nonces[0]) :]
+        if nonces[0] or nonces[1]:
+            yield from self._refill(nonces[0], nonces[1], label)
 
     def _new_blocks(self, bits: int, *, pairs: bool) -> list[int]:
         """The nonces of the next ``ceil(bits / _BIT_BATCH)`` blocks of a pool."""
@@ -838,7 +850,9 @@ class Engine:
         ``k-1`` random bits and ``r''`` of ``sigma + 1`` bits (so the mask a party misses is
         uniform over ``k + sigma`` bits: distance ``2**-sigma`` for the ``k``-bit ``a + 2**(k-1)``), then ``a mod 2**(k-1) = c' - r' + 2**(k-1) [c' < r']`` where
         ``c' = c mod 2**(k-1)``; the comparison ``[c' < r']`` of a public and a bitwise-shared
-        number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(k-1)) + 1.
+        number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(ceil((k-1) / 2)))
+        (the first level of the prefix product comes with the random bits,
+        :meth:`random_bit_pairs`), and 3 when the pool of pairs must be refilled.
         """
         if k < 2:
             raise ValueError("ltz needs k >= 2")
@@ -850,8 +864,10 @@ class Engine:
         nb = k - 1
         # ceil(nb / 2) pairs per value; for odd nb the last pair's high bit is not used
         width = 2 * ((nb + 1) // 2)
-        bits = yield from self.random_bit_pairs(n * width // 2)
+        bits, products = yield from self.random_bit_pairs(n * width // 2)
         groups = [bits[q * width : q * width + nb] for q in range(n)]
+        # the products of the pairs (2g, 2g + 1) of every group (BitLT's first level)
+        pair_products = [products[q * width // 2 + g] for q in range(n) for g in range(nb // 2)]
         high = self.random_bounded(n, self.params.sigma + 1)
         weights = [1 << i for i in range(nb)]
         mul = operator.mul
@@ -861,17 +877,21 @@ class Engine:
         opened = yield from self.open(masked, label)
         mask = shift - 1
         c_low = [c & mask for c in opened]
-        u = yield from self._bit_lt(c_low, groups, label)
+        u = yield from self._bit_lt(c_low, groups, pair_products, label)
         inv = pow(shift, -1, p)
         # a' = c' - r' + 2^(k-1) u ;  [a < 0] = (a' - a) / 2^(k-1)
         return [((c - r + shift * uu) - x) * inv % p for c, r, uu, x in zip(c_low, r_low, u, a)]
 
-    def _bit_lt(self, public: Sequence[int], bits: Sequence[Sequence[int]], label: str) -> Program[list[int]]:
+    def _bit_lt(
+        self, public: Sequence[int], bits: Sequence[Sequence[int]], prod: Sequence[int], label: str
+    ) -> Program[list[int]]:
         """Program: shares of ``[c < r]`` for public ``c`` and shared bits of ``r`` (LSB first).
 
         Per bit ``e_i = [c_i = r_i]`` and ``l_i = [c_i < r_i]`` are linear in ``r_i``. Adjacent
-        (high, low) groups combine as ``(e_h e_l, l_h + e_h l_l)``: a binary tree, so
-        ``ceil(log2 n)`` rounds and ``2 (n - 1)`` multiplications per comparison.
+        (high, low) groups combine as ``(e_h e_l, l_h + e_h l_l)``: a binary tree. Its first
+        level is local, from ``prod``: the products ``b_(2g+1) b_(2g)`` of every row's bit
+        pairs, row after row (made with the bits, :meth:`random_bit_pairs`); the rest takes
+        ``ceil(log2 ceil(n / 2))`` rounds.
         """
         p = self.prime
         nb = len(bits[0])
@@ -880,7 +900,8 @@ class Engine:
         pairs = nb // 2
         left = [bs[2 * g + 1] for bs in bits for g in range(pairs)]
         right = [bs[2 * g] for bs in bits for g in range(pairs)]
-        prod = yield from self.mul(left, right, label)
+        if len(prod) != len(left):
+            raise ValueError(f"_bit_lt needs {len(left)} pair products, got {len(prod)}")
         # per pair (b_h, b_l) with product pp and public bits (c_h, c_l) = code >> 1, code & 1:
         #   code 3: e = pp,                l = 0
         #   code 2: e = b_h - pp,          l = pp
