@@ -208,3 +208,98 @@ def test_pair_products_are_the_products_of_the_pairs():
     out, rounds = run_counted(engines, lambda e, i: e.ltz(s[i], 44))
     assert rounds == 1 + 5  # 22 -> 11 -> 6 -> 3 -> 2 -> 1
     assert opened(out) == [int(x < 0) for x in a]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_fused_product_and_truncation_equals_the_two_steps(fast):
+    """``mul_trunc`` and ``dot_trunc`` (with an offset) return exactly what a product (or dot
+    product) followed by ``trunc`` (``trunc_fast``) returns from the same randomness, open the
+    same number of masked values under the same label, in one round instead of two."""
+    rng = random.Random(11)
+    n, m, k = 40, 30, 84
+    a = [rng.randrange(-(2**40), 2**40) for _ in range(n)]
+    b = [rng.randrange(-(2**40), 2**40) for _ in range(n)]
+    u = [[rng.randrange(-(2**35), 2**35) for _ in range(5)] for _ in range(n)]
+    off = [rng.randrange(-(2**60), 2**60) for _ in range(n)]
+    sa, sb, so = shamir.share(a, rng), shamir.share(b, rng), shamir.share(off, rng)
+    su = [shamir.share(row, rng) for row in u]
+    cut = "trunc_fast" if fast else "trunc"
+
+    def two_steps(e, i):
+        prod = yield from e.mul(sa[i], sb[i], "x")
+        first = yield from getattr(e, cut)(prod, m, k, "x")
+        dots = yield from e.dot([(su[q][i], su[q][i]) for q in range(n)], "y")
+        second = yield from getattr(e, cut)(e.add(dots, so[i]), m, k, "y")
+        return first, second
+
+    def fused(e, i):
+        if fast:  # mul_trunc always truncates with random bits: compare dot_trunc for both
+            first = yield from e.dot_trunc([([x], [y]) for x, y in zip(sa[i], sb[i])], m, k, "x", fast=True)
+        else:
+            first = yield from e.mul_trunc(sa[i], sb[i], m, k, "x")
+        second = yield from e.dot_trunc([(su[q][i], su[q][i]) for q in range(n)], m, k, "y", offset=so[i], fast=fast)
+        return first, second
+
+    results = {}
+    for name, program in (("two steps", two_steps), ("fused", fused)):
+        engines = fresh_engines(b"fused")
+        run_counted(engines, lambda e, i: e.prefetch_bits(2 * n * m, 0))
+        out, rounds = run_counted(engines, program)
+        results[name] = (
+            [opened({i: r[j] for i, r in out.items()}) for j in (0, 1)], rounds, engines[1].opened, engines[1].statistics()
+        )
+    (values, rounds, opens, stats), (f_values, f_rounds, f_opens, f_stats) = results["two steps"], results["fused"]
+    assert f_values == values
+    assert (rounds, f_rounds) == (4, 2)
+    assert f_opens == opens == [("x", n), ("y", n)]
+    assert [f_stats[lbl]["elements"] for lbl in "xy"] == [stats[lbl]["elements"] for lbl in "xy"] == [2 * n, 2 * n]
+    exact = [x * y for x, y in zip(a, b)], [sum(v * v for v in row) + o for row, o in zip(u, off)]
+    for got, want in zip(values, exact):
+        errors = {g - (w >> m) for g, w in zip(got, want)}
+        assert errors <= ({-1, 0, 1, 2} if fast else {0, 1})
+
+
+def test_zero_sharings_of_degree_two():
+    """The degree-2 sharings of zero recombine to 0 (weights 3, -3, 1), every party's shares
+    look random, and two draws differ: what hides the products' polynomial in ``dot_trunc``."""
+    engines = fresh_engines(b"zero")
+    shares = {i: e._zero_degree2(200) for i, e in engines.items()}
+    assert all((3 * x - 3 * y + z) % P == 0 for x, y, z in zip(shares[1], shares[2], shares[3]))
+    assert all(len(set(s)) == 200 for s in shares.values())
+    again = {i: e._zero_degree2(200) for i, e in engines.items()}
+    assert all(set(again[i]).isdisjoint(shares[i]) for i in engines)
+
+
+def test_fused_opening_hides_the_products_polynomial():
+    """What ``mul_trunc`` opens is a degree-2 polynomial through the three sent values; its
+    ``x**2`` coefficient must not be the product of the inputs' slopes (which the plain
+    degree-2 shares ``a_i b_i`` would show, with the degree-1 masks adding nothing to it)
+    but re-randomised by the zero sharing, and its constant term the masked value."""
+    rng = random.Random(5)
+    a = [rng.randrange(-(2**40), 2**40) for _ in range(30)]
+    b = [rng.randrange(-(2**40), 2**40) for _ in range(30)]
+    sa, sb = shamir.share(a, rng), shamir.share(b, rng)
+    engines = fresh_engines(b"hide")
+    run_counted(engines, lambda e, i: e.prefetch_bits(30 * 20, 0))
+    sent: dict[int, list[int]] = {}
+
+    def spy(e, i):
+        program = e.mul_trunc(sa[i], sb[i], 20, 84)
+        exchange = next(program)
+        sent[i] = exchange.send[e.peers[0]]
+        assert exchange.send[e.peers[0]] == exchange.send[e.peers[1]]  # the same value to both
+        value = yield exchange
+        try:
+            program.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    run_local({i: spy(e, i) for i, e in engines.items()})
+    half = pow(2, -1, P)
+    for q in range(30):
+        t1, t2, t3 = (sent[i][q] for i in (1, 2, 3))
+        slope_a = (sa[2][q] - sa[1][q]) % P
+        slope_b = (sb[2][q] - sb[1][q]) % P
+        assert (t1 - 2 * t2 + t3) * half % P != slope_a * slope_b % P
+        masked = (3 * t1 - 3 * t2 + t3) % P
+        assert 0 < masked < 2 ** (84 + 40 + 3)  # a + 2**83 + mask: a masked value, not a reduced one

@@ -31,6 +31,9 @@ vectorised (one round per layer of the computation, whatever the vector length):
   :meth:`Engine.prefetch_bits` refills both pools ahead of their use;
 * :meth:`Engine.together`: two independent programs in lockstep, one exchange per round
   carrying both (rounds: the larger count instead of the sum; the same bytes);
+* :meth:`Engine.mul_trunc`, :meth:`Engine.dot_trunc`: a product (or inner product) and its
+  truncation in one round: the truncation's masked value is opened from degree-2 shares,
+  re-randomised by a pseudo-random degree-2 sharing of zero (2 elements per value per party);
 * :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation (error in {0, 1});
   :meth:`Engine.trunc_fast`: the same with a PRSS mask instead of random bits (error in
   {-1, 0, 1, 2}, no preprocessing); :meth:`Engine.ltz`: exact comparison with zero
@@ -946,9 +949,99 @@ class Engine:
 
     # ---- fixed-point helpers ----------------------------------------------------------
     def mul_trunc(self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul") -> Program[list[int]]:
-        """Program: fixed-point product: ``trunc(a * b, m, k)``; ``k`` bounds the raw product."""
-        prod = yield from self.mul(a, b, label)
-        return (yield from self.trunc(prod, m, k, label))
+        """Program: fixed-point product ``trunc(a * b, m, k)`` in one round (the random bits
+        of :meth:`trunc` aside); ``k`` bounds the raw product. See :meth:`dot_trunc`."""
+        p = self.prime
+        products = [x * y % p for x, y in zip(a, b, strict=True)]
+        return (yield from self._trunc_degree2(products, m, k, label, fast=False))
+
+    def dot_trunc(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "dot", *,
+        offset: Sequence[int] | None = None, fast: bool = False,
+    ) -> Program[list[int]]:
+        """Program: ``trunc(u . v + offset, m, k)`` per pair (``offset``: shared values, default 0),
+        in one round: what :meth:`dot` then :meth:`trunc` (``fast``: :meth:`trunc_fast`)
+        compute, with the same masked opening and the same result, without the reshare.
+
+        The truncation never needs degree-1 shares of its input: with
+        ``c = a + 2**(k-1) + low + 2**m high`` opened, its result is
+        ``(c >> m) - 2**(k-1-m) - high`` (minus the carry of ``trunc_fast``), linear in the PRSS
+        share of ``high``. So every party adds the mask to its *degree-2* share of ``a``, plus a
+        pseudo-random degree-2 sharing of zero from the pairwise keys, and sends the sum to both
+        others: the three values determine a degree-2 polynomial whose constant term is ``c``
+        and whose other coefficients are uniform to each party (the zero sharing's part from
+        the key it lacks), so it learns ``c`` and nothing else. 2 elements per value per party:
+        the bytes of a reshare plus an opening.
+        """
+        p, mul = self.prime, operator.mul
+        if any(len(u) != len(v) for u, v in pairs):
+            raise ValueError("dot_trunc: the vectors of a pair have different lengths")
+        sums = [sum(map(mul, u, v)) % p for u, v in pairs]
+        if offset is not None:
+            sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
+        return (yield from self._trunc_degree2(sums, m, k, label, fast=fast))
+
+    def _trunc_degree2(self, h: list[int], m: int, k: int, label: str, *, fast: bool) -> Program[list[int]]:
+        """The truncation of :meth:`trunc` (``fast``: :meth:`trunc_fast`) of values given by
+        degree-2 shares ``h``, in one opening; draws its randomness in their order."""
+        if not 0 < m < k:
+            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
+        self._check_budget(k + 1 if fast else k, "trunc")
+        n = len(h)
+        if n == 0:
+            return []
+        p = self.prime
+        if fast:
+            low = self.random_bounded(n, m)
+            carry = 1
+        else:
+            bits = yield from self.random_bits(n * m)
+            weights = [1 << i for i in range(m)]
+            mul = operator.mul
+            low = [sum(map(mul, weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
+            carry = 0
+        high = self.random_bounded(n, k + self.params.sigma - m)
+        zero = self._zero_degree2(n)
+        shift = 1 << (k - 1)
+        two_m = 1 << m
+        masked = [(x + shift + r + two_m * hh + z) % p for x, r, hh, z in zip(h, low, high, zero)]
+        opened = yield from self._open_degree2(masked, label)
+        offset = (shift >> m) + carry
+        return [((c >> m) - offset - hh) % p for c, hh in zip(opened, high)]
+
+    def _zero_degree2(self, n: int) -> list[int]:
+        """Shares of ``n`` pseudo-random degree-2 sharings of zero (no communication).
+
+        The key of each pair ``{i, j}`` gives ``r``; ``i < j`` adds ``r / lambda_i`` and ``j``
+        adds ``-r / lambda_j`` (degree-2 recombination weights), the third party nothing: a
+        sharing of 0 that vanishes at the third party's point. Each party lacks one key, so
+        the sum is, to it, uniform on the line of sharings of 0 that agree with its own share.
+        """
+        self._check_alive()
+        self._reshare_nonce += 1
+        nonce = self._reshare_nonce
+        p = self.prime
+        acc = [0] * n
+        for peer in self.peers:
+            r = self._prf_field(peer, nonce, b"zero", n)
+            if self.party < peer:
+                acc = [a + x for a, x in zip(acc, r)]
+            else:
+                acc = [a - x for a, x in zip(acc, r)]
+        lam = self._lambda  # 3, -3 or 1
+        out = self._div_small([a % p for a in acc], abs(lam))
+        return out if lam > 0 else [-v % p for v in out]
+
+    def _open_degree2(self, a: Sequence[int], label: str) -> Program[list[int]]:
+        """Program: open values from masked *degree-2* shares: each party sends its share to
+        both others and recombines with the weights ``(3, -3, 1)`` (2 elements per value)."""
+        n = len(a)
+        self.opened.append((label, n))
+        received = yield from self._exchange({peer: list(a) for peer in self.peers}, dict.fromkeys(self.peers, n), label)
+        p = self.prime
+        (j, x), (k, y) = ((peer, received[peer]) for peer in self.peers)
+        lm, lj, lk = self._lambda, LAGRANGE_DEGREE2[j], LAGRANGE_DEGREE2[k]
+        return [(lm * u + lj * v + lk * w) % p for u, v, w in zip(a, x, y)]
 
     def pow2_normalise(
         self, x: Sequence[int], f: int, lo: int, hi: int, step: int, k: int, out_bits: int,

@@ -368,11 +368,10 @@ def solve_batch(
         [v for D in range(n_sets) for v in cov[D * T : (D + 1) * T] + sums[D]],
         ([u[j] for j, _ in tri] + u) * n_sets, "scale",
     )
-    scaled2 = yield from engine.mul(
+    g_tilde = yield from engine.mul_trunc(
         [v for D in range(n_sets) for v in scaled1[D * (T + n) : D * (T + n) + T]],
-        [u[k] for _, k in tri] * n_sets, "scale",
+        [u[k] for _, k in tri] * n_sets, *L.owner_scale, "scale",
     )
-    g_tilde = yield from engine.trunc(scaled2, *L.owner_scale, "scale")
     c_mean = [round(2 ** (e + LassoLayout.MEAN_BITS) / sizes[D]) for D in range(n_sets) for _ in range(n)]
     mean_tilde = yield from engine.trunc_fast(
         engine.scale([v for D in range(n_sets) for v in scaled1[D * (T + n) + T : (D + 1) * (T + n)]], c_mean),
@@ -396,13 +395,12 @@ def solve_batch(
         [v for D in range(n_sets) for v in g_tilde[D * T : (D + 1) * T] + mean_tilde[D * n : (D + 1) * n]],
         [v for D in range(n_sets) for v in [s[fit_of[D]][j] for j, _ in tri] + s[fit_of[D]]], "jacobi",
     )
-    t4 = yield from engine.mul(
-        [v for D in range(n_sets) for v in t3[D * (T + n) : D * (T + n) + T]],
-        [s[fit_of[D]][k] for D in range(n_sets) for _, k in tri], "jacobi",
-    )
     FI = ITER_FRAC_BITS
     one = 1 << FI
-    g_hat = yield from engine.trunc(t4, *L.g_hat, "jacobi")  # FI bits, |.| <= 1 for the fits
+    g_hat = yield from engine.mul_trunc(
+        [v for D in range(n_sets) for v in t3[D * (T + n) : D * (T + n) + T]],
+        [s[fit_of[D]][k] for D in range(n_sets) for _, k in tri], *L.g_hat, "jacobi",
+    )  # FI bits, |.| <= 1 for the fits
     mean_hat = yield from engine.trunc(
         [v for D in range(n_sets) for v in t3[D * (T + n) + T : (D + 1) * (T + n)]], *L.mean_hat, "jacobi"
     )  # |.| <= s
@@ -426,11 +424,10 @@ def solve_batch(
 
     # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max), per fit -----------------------
     feature_tri = [(j, k) for j, k in tri if k < d]
-    fro2_raw = yield from engine.dot(
+    fro2 = yield from engine.dot_trunc(
         [([G(F, j, k) * (1 if j == k else 2) % p for j, k in feature_tri], [G(F, j, k) for j, k in feature_tri])
-         for F in range(n_fits)], "step",
+         for F in range(n_fits)], *L.frobenius, "step",
     )
-    fro2 = yield from engine.trunc(fro2_raw, *L.frobenius, "step")
     # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
     y0, _ = yield from engine.pow2_normalise(fro2, FI, LassoLayout.STEP_LO, L.step_hi, 2, L.step_search, FI, "step")
     # the bits of the thresholds' and the first iteration's comparisons ride along
@@ -438,12 +435,12 @@ def solve_batch(
         engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step"), engine.prefetch_bits(0, tau_pairs + pairs_needed(1))
     )
     block = d * d + d
-    a_off = yield from engine.mul(
+    a_off = yield from engine.mul_trunc(
         [eta[F] for F in range(n_fits) for _ in range(block)],
         [v for F in range(n_fits)
-         for v in [G(F, j, k) for j in range(d) for k in range(d)] + [G(F, j, d) for j in range(d)]], "step",
+         for v in [G(F, j, k) for j in range(d) for k in range(d)] + [G(F, j, d) for j in range(d)]],
+        *L.step_matrix, "step",
     )
-    a_off = yield from engine.trunc(a_off, *L.step_matrix, "step")
     A = [[[((one if j == k else 0) - a_off[F * block + j * d + k]) % p for k in range(d)] for j in range(d)]
          for F in range(n_fits)]
     c_vec = [a_off[F * block + d * d : (F + 1) * block] for F in range(n_fits)]
@@ -452,12 +449,11 @@ def solve_batch(
     # sigma_j = u_j s_j / 2**Ps and rho_y = u_y s_y / 2**Ps are exact powers of two
     sig_flat = yield from engine.mul(u * n_fits, [v for sf in s for v in sf], "tau")
     sig = [sig_flat[F * n : (F + 1) * n] for F in range(n_fits)]  # sigma * 2**(Ps + SB), rho_y last
-    q_raw = yield from engine.mul(
-        [v for sf in sig for v in sf[:d]], [sf[d] for sf in sig for _ in range(d)], "tau"
-    )  # sigma_j rho_y 2**(2Ps + 2SB), exact
-    # |sigma_j rho_y| < 2**L.sig_bits (real)
+    # q_raw = sigma_j rho_y 2**(2Ps + 2SB), exact; |sigma_j rho_y| < 2**L.sig_bits (real)
     FQ = L.q_frac  # so that eta * alpha * (error of q) stays below 2**-FI
-    q = yield from engine.trunc(q_raw, *L.q, "tau")
+    q = yield from engine.mul_trunc(
+        [v for sf in sig for v in sf[:d]], [sf[d] for sf in sig for _ in range(d)], *L.q, "tau"
+    )
     # where q > 2**(B+2) d / alpha, tau > 2**(B+2) anyway (eta >= 1/d): clamp q first
     q_caps = [max(1, math.floor(2.0 ** (B + 2 + FQ) * d / alphas[a])) for a, _ in problems]
     q_of = [q[F * d : (F + 1) * d] for _, F in problems]
@@ -470,9 +466,8 @@ def solve_batch(
     theta = engine.scale([eta[F] for _, F in problems], alpha_enc)  # eta alpha 2**(FI + f_alpha)
     if L.alpha_frac:
         theta = yield from engine.trunc(theta, *L.theta, "tau")
-    tau_raw = yield from engine.mul(q_p, [t for t in theta for _ in range(d)], "tau")
-    # tau_raw < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
-    tau_flat = yield from engine.trunc(tau_raw, *L.tau, "tau")
+    # the product < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
+    tau_flat = yield from engine.mul_trunc(q_p, [t for t in theta for _ in range(d)], *L.tau, "tau")
     cap = 1 << (B + FI)
     over = yield from engine.ltz([(cap - t) % p for t in tau_flat], L.tau_clamp, "tau")
     excess = yield from engine.mul(over, [(t - cap) % p for t in tau_flat], "tau")
@@ -502,13 +497,10 @@ def solve_batch(
         v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
 
         def head(v: list[list[int]] = v, pending: list[int] = pending) -> Program[tuple[list[list[int]], list[int]]]:
-            z_raw = yield from engine.dot(
-                [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], "iterate"
-            )
             shift = 1 << (FI + _BETA_BITS)
-            z_flat = yield from engine.trunc_fast(
-                [(z_raw[P * d + j] + c_vec[F][j] * shift) % p for P, (_, F) in enumerate(problems) for j in range(d)],
-                *L.iterate, "iterate",
+            z_flat = yield from engine.dot_trunc(
+                [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], *L.iterate, "iterate",
+                offset=[c_vec[F][j] * shift % p for _, F in problems for j in range(d)], fast=True,
             )
             z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
             bits = yield from engine.ltz(
@@ -585,11 +577,9 @@ def model_outputs(engine: Engine, L: LassoLayout, batch: Batch, problem: int) ->
         return batch.G(F, j, k)
 
     # R^2 = 1 - RSS / TSS in preconditioned units (scale-free)
-    g_gamma_raw = yield from engine.dot([([G(j, k) for k in range(d)], gamma) for j in range(d)], "r2")
-    g_gamma = yield from engine.trunc(g_gamma_raw, *L.g_gamma, "r2")
+    g_gamma = yield from engine.dot_trunc([([G(j, k) for k in range(d)], gamma) for j in range(d)], *L.g_gamma, "r2")
     combo = [(gg - 2 * G(j, d)) % p for j, gg in enumerate(g_gamma)]
-    rss_raw = yield from engine.dot([(gamma, combo)], "r2")
-    rss = yield from engine.trunc([(rss_raw[0] + G(d, d) * one) % p], *L.rss, "r2")
+    rss = yield from engine.dot_trunc([(gamma, combo)], *L.rss, "r2", offset=[G(d, d) * one % p])
     # TSS = var(y) in preconditioned units is in [1/4, 1): Newton from 1.5 converges
     inv_tss = yield from engine.reciprocal([G(d, d)], [round(1.5 * one)], FI, 6, L.tss_newton, "r2")
     ratio = yield from engine.mul_trunc(rss, inv_tss, *L.r2, "r2")
