@@ -303,3 +303,34 @@ def test_fused_opening_hides_the_products_polynomial():
         assert (t1 - 2 * t2 + t3) * half % P != slope_a * slope_b % P
         masked = (3 * t1 - 3 * t2 + t3) % P
         assert 0 < masked < 2 ** (84 + 40 + 3)  # a + 2**83 + mask: a masked value, not a reduced one
+
+
+def test_dot_ltz_equals_dot_then_ltz():
+    """``dot_ltz`` compares inner products (plus an offset) with zero exactly, opens the same
+    masked values as ``dot`` then ``ltz``, and takes one round fewer."""
+    rng = random.Random(13)
+    n, k = 50, 50
+    u = [[rng.randrange(-(2**20), 2**20) for _ in range(4)] for _ in range(n)]
+    v = [[rng.randrange(-(2**20), 2**20) for _ in range(4)] for _ in range(n)]
+    off = [rng.randrange(-(2**40), 2**40) for _ in range(n)]
+    su, sv = [shamir.share(row, rng) for row in u], [shamir.share(row, rng) for row in v]
+    so = shamir.share(off, rng)
+    exact = [int(sum(x * y for x, y in zip(ru, rv)) + o < 0) for ru, rv, o in zip(u, v, off)]
+    assert 0 < sum(exact) < n
+
+    def two_steps(e, i):
+        dots = yield from e.dot([(su[q][i], sv[q][i]) for q in range(n)], "c")
+        return (yield from e.ltz(e.add(dots, so[i]), k, "c"))
+
+    def fused(e, i):
+        return (yield from e.dot_ltz([(su[q][i], sv[q][i]) for q in range(n)], k, "c", offset=so[i]))
+
+    seen = []
+    for program in (two_steps, fused):
+        engines = fresh_engines(b"dot ltz")
+        run_counted(engines, lambda e, i: e.prefetch_bits(0, n * k // 2))
+        out, rounds = run_counted(engines, program)
+        assert opened(out) == exact
+        seen.append((rounds, engines[1].opened))
+    assert seen[1][0] == seen[0][0] - 1
+    assert seen[0][1] == seen[1][1] == [("c", n)]

@@ -857,6 +857,26 @@ class Engine:
         (the first level of the prefix product comes with the random bits,
         :meth:`random_bit_pairs`), and 3 when the pool of pairs must be refilled.
         """
+        return (yield from self._ltz(list(a), k, label, degree2=False))
+
+    def dot_ltz(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], k: int, label: str = "ltz", *,
+        offset: Sequence[int] | None = None,
+    ) -> Program[list[int]]:
+        """Program: ``ltz(u . v + offset, k)`` per pair without the reshare of the inner
+        products: the comparison's masked value is opened from degree-2 shares, as in
+        :meth:`dot_trunc` (the result never needs degree-1 shares of the input). The same
+        opening and result as :meth:`dot` then :meth:`ltz`, one round fewer."""
+        p, mul = self.prime, operator.mul
+        if any(len(u) != len(v) for u, v in pairs):
+            raise ValueError("dot_ltz: the vectors of a pair have different lengths")
+        sums = [sum(map(mul, u, v)) % p for u, v in pairs]
+        if offset is not None:
+            sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
+        return (yield from self._ltz(sums, k, label, degree2=True))
+
+    def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool) -> Program[list[int]]:
+        """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares."""
         if k < 2:
             raise ValueError("ltz needs k >= 2")
         self._check_budget(k, "ltz")
@@ -877,13 +897,17 @@ class Engine:
         r_low = [sum(map(mul, weights, g)) % p for g in groups]
         shift = 1 << nb
         masked = [(x + shift + r + shift * h) % p for x, r, h in zip(a, r_low, high)]
-        opened = yield from self.open(masked, label)
+        if degree2:
+            masked = [(x + z) % p for x, z in zip(masked, self._zero_degree2(n))]
+            opened = yield from self._open_degree2(masked, label)
+        else:
+            opened = yield from self.open(masked, label)
         mask = shift - 1
         c_low = [c & mask for c in opened]
         u = yield from self._bit_lt(c_low, groups, pair_products, label)
-        inv = pow(shift, -1, p)
-        # a' = c' - r' + 2^(k-1) u ;  [a < 0] = (a' - a) / 2^(k-1)
-        return [((c - r + shift * uu) - x) * inv % p for c, r, uu, x in zip(c_low, r_low, u, a)]
+        # a' = c' - r' + 2^(k-1) u is a mod 2^(k-1) and [a < 0] = (a' - a) / 2^(k-1); with
+        # a = c - 2^(k-1) - r' - 2^(k-1) r'' that is u + r'' + 1 - (c >> (k-1)): no share of a
+        return [(uu + h + 1 - (c >> nb)) % p for c, uu, h in zip(opened, u, high)]
 
     def _bit_lt(
         self, public: Sequence[int], bits: Sequence[Sequence[int]], prod: Sequence[int], label: str

@@ -535,14 +535,14 @@ def solve_batch(
         if iteration % check_every == 0 or iteration == max_iter:
             # one bit: ||w_k - w_(k - check_every)|| < tol (||w_(k - check_every)|| + delta)
             # for every problem
+            # ||dw||^2 2**ft - tol^2 ||w_c||^2 - tol^2 delta^2 as one inner product per problem
             quads = []
             for wp, wc in zip(w, w_check):
                 delta_w = engine.sub(wp, wc)
-                quads += [(delta_w, delta_w), (wc, wc)]
-            sq = yield from engine.dot(quads, "check")
-            gaps = [(sq[2 * P] * (1 << ft) - tol_enc * sq[2 * P + 1] - tol_enc * delta_enc) % p
-                    for P in range(n_problems)]
-            bit = yield from engine.ltz(gaps, L.check_bits, "check")
+                quads.append((engine.scale(delta_w, 1 << ft) + engine.scale(wc, -tol_enc), delta_w + wc))
+            bit = yield from engine.dot_ltz(
+                quads, L.check_bits, "check", offset=[-tol_enc * delta_enc % p] * n_problems
+            )
             w_check = w
             if n_problems > 1:
                 # [number of problems that did not pass < 1]: |count - 1| <= n_problems
