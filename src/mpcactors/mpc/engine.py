@@ -493,6 +493,17 @@ class Engine:
         return [v % p for v in values]
 
     # ---- PRSS randomness (no communication) -------------------------------------------
+    def next_phase(self) -> None:
+        """Move the PRSS nonce counter forward to the next multiple of ``2**32``.
+
+        Called after a loop whose length is public but not fixed (an iteration that ran
+        speculatively and was dropped drew PRSS values too): what follows then draws the
+        same values however many the loop drew. The counter only moves forward, so no
+        nonce is used twice.
+        """
+        self._check_alive()
+        self._nonce = ((self._nonce >> 32) + 1) << 32
+
     def random(self, n: int) -> list[int]:
         """Shares of ``n`` uniform secret field elements that no single party knows."""
         nonce = self._next_nonce()

@@ -556,6 +556,7 @@ def solve_batch(
             if opened[0] == 1:
                 converged = True
                 break
+    engine.next_phase()  # the outputs' randomness does not depend on the loop's length
     return Batch(
         d=d, n_fits=n_fits, entries=entries, mean_hat=[mean_hat[D * n : (D + 1) * n] for D in range(n_sets)],
         sig=sig, s_inv_y=s_y_inv, v_y=v_y, gamma=w, last_bits=last_bits, iterations=iterations, converged=converged,
