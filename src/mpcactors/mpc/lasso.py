@@ -410,14 +410,13 @@ def solve_batch(
         return entries[F][(j, k) if j <= k else (k, j)]
 
     # ---- random bits for the comparisons of 6. and the first iteration of 7. -----------------
+    joining_pairs = (n_problems.bit_length() + 1) // 2 if n_problems > 1 else 0
+
     def pairs_needed(k: int) -> int:
-        """Pairs of random bits iteration ``k`` of the loop below draws (public)."""
-        soft_values = 2 * d * n_problems + (n_problems > 1 and k > 1 and (k - 1) % check_every == 0)
-        pairs = soft_values * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+        """Pairs of random bits iteration ``k`` of the loop below, and its check, draw (public)."""
+        pairs = 2 * d * n_problems * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
         if k % check_every == 0 or k == max_iter:
-            pairs += n_problems * (L.check_bits // 2)
-            if n_problems > 1 and k == max_iter:
-                pairs += (n_problems.bit_length() + 1) // 2
+            pairs += n_problems * (L.check_bits // 2) + joining_pairs
         return pairs
 
     tau_pairs = n_problems * d * (L.q_clamp // 2 + L.tau_clamp // 2)
@@ -486,17 +485,26 @@ def solve_batch(
     iterations = 0
     beta = 0.0
     last_bits: list[list[int]] = [[] for _ in problems]
-    # several problems: a check's joining comparison [number failing < 1] rides along with the
-    # next iteration's soft-threshold comparisons (no rounds of its own); if it opens 1, the
-    # result is the state at that check and the iteration after it is discarded
-    pending: list[int] = []
-    at_check: tuple[list[list[int]], list[list[int]], int] = (w, last_bits, 0)
-    for iteration in range(1, max_iter + 1):
-        b1 = round((1 + beta) * 2**_BETA_BITS)
-        b0 = round(beta * 2**_BETA_BITS)
-        v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
 
-        def head(v: list[list[int]] = v, pending: list[int] = pending) -> Program[tuple[list[list[int]], list[int]]]:
+    def check(w: list[list[int]], w_check: list[list[int]]) -> Program[bool]:
+        """One revealed bit: ``||w - w_check|| < tol (||w_check|| + delta)`` for every problem."""
+        # ||dw||^2 2**ft - tol^2 ||w_c||^2 - tol^2 delta^2 as one inner product per problem
+        quads = []
+        for wp, wc in zip(w, w_check):
+            delta_w = engine.sub(wp, wc)
+            quads.append((engine.scale(delta_w, 1 << ft) + engine.scale(wc, -tol_enc), delta_w + wc))
+        bit = yield from engine.dot_ltz(quads, L.check_bits, "check", offset=[-tol_enc * delta_enc % p] * n_problems)
+        if n_problems > 1:
+            # [number of problems that did not pass < 1]: |count - 1| <= n_problems
+            failing = (n_problems - sum(bit) - 1) % p
+            bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
+        opened = yield from engine.reveal(bit, "converged")
+        return opened[0] == 1
+
+    def step(iteration: int, v: list[list[int]]) -> Program[tuple[list[list[int]], list[list[int]]]]:
+        """One FISTA step from the extrapolated point ``v``: the new iterate and its soft-threshold bits."""
+
+        def head() -> Program[tuple[list[list[int]], list[int]]]:
             shift = 1 << (FI + _BETA_BITS)
             z_flat = yield from engine.dot_trunc(
                 [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], *L.iterate, "iterate",
@@ -505,57 +513,52 @@ def solve_batch(
             z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
             bits = yield from engine.ltz(
                 [v for tp, zp in zip(tau, z)
-                 for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
+                 for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]],
                 L.soft, "soft",
             )
             return z, bits
 
-        # the next iteration's random bits ride along with this one's first rounds (the
-        # pool already holds this iteration's: the previous one, or the step size, fetched them)
+        # the next iteration's random bits ride along with this one's first rounds (the pool
+        # already holds this iteration's: the previous one, or the step size, fetched them)
         ahead = pairs_needed(iteration) + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
-        (z, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead))
-        if pending:
-            pending = []
-            opened = yield from engine.reveal([bits.pop()], "converged")
-            if opened[0] == 1:
-                w, last_bits, iterations = at_check
+        (z, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead + joining_pairs))
+        new_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
+        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
+                 for lb, zp, tp in zip(new_bits, z, tau) for j in range(d)]
+        w_flat = yield from engine.dot(pairs, "soft")
+        return [w_flat[P * d : (P + 1) * d] for P in range(n_problems)], new_bits
+
+    # A check reads w_k and w_(k - check_every), which iteration k + 1 does not change: its
+    # rounds run in lockstep with iteration k + 1 (first, so the randomness is drawn in the
+    # order of a check followed by an iteration). If it reveals 1, the result is w_k and
+    # iteration k + 1 is dropped: nothing of it was opened but masked values.
+    pending_check: Program[bool] | None = None
+    for iteration in range(1, max_iter + 1):
+        b1 = round((1 + beta) * 2**_BETA_BITS)
+        b0 = round(beta * 2**_BETA_BITS)
+        v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
+        if pending_check is None:
+            w_new, bits_new = yield from step(iteration, v)
+        else:
+            done, (w_new, bits_new) = yield from engine.together(pending_check, step(iteration, v))
+            pending_check = None
+            if done:
                 converged = True
                 break
-        last_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
-        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
-                 for lb, zp, tp in zip(last_bits, z, tau) for j in range(d)]
-        w_flat = yield from engine.dot(pairs, "soft")
+        last_bits = bits_new
         iterations = iteration
         if iteration % restart_every == 0:
             t_k = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t_k * t_k)) / 2
         beta = (t_k - 1) / t_next
         t_k = t_next
-        w_prev, w = w, [w_flat[P * d : (P + 1) * d] for P in range(n_problems)]
+        w_prev, w = w, w_new
         if iteration % check_every == 0 or iteration == max_iter:
-            # one bit: ||w_k - w_(k - check_every)|| < tol (||w_(k - check_every)|| + delta)
-            # for every problem
-            # ||dw||^2 2**ft - tol^2 ||w_c||^2 - tol^2 delta^2 as one inner product per problem
-            quads = []
-            for wp, wc in zip(w, w_check):
-                delta_w = engine.sub(wp, wc)
-                quads.append((engine.scale(delta_w, 1 << ft) + engine.scale(wc, -tol_enc), delta_w + wc))
-            bit = yield from engine.dot_ltz(
-                quads, L.check_bits, "check", offset=[-tol_enc * delta_enc % p] * n_problems
-            )
-            w_check = w
-            if n_problems > 1:
-                # [number of problems that did not pass < 1]: |count - 1| <= n_problems
-                failing = (n_problems - sum(bit) - 1) % p
-                if iteration < max_iter:
-                    pending = [failing]
-                    at_check = (w, last_bits, iteration)
-                    continue
-                bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
-            opened = yield from engine.reveal(bit, "converged")
-            if opened[0] == 1:
-                converged = True
+            if iteration == max_iter:
+                converged = yield from check(w, w_check)
                 break
+            pending_check = check(w, w_check)
+            w_check = w
     engine.next_phase()  # the outputs' randomness does not depend on the loop's length
     return Batch(
         d=d, n_fits=n_fits, entries=entries, mean_hat=[mean_hat[D * n : (D + 1) * n] for D in range(n_sets)],
