@@ -83,19 +83,24 @@ class CountingEngine(Engine):
             finally:
                 first_done[0] = True
 
-        def ride() -> Generator[Any, Any, Any]:
-            value = None
-            while True:
-                outer, self.riding = self.riding, self.riding or not first_done[0]
-                try:
-                    exchange = second.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    self.riding = outer
-                value = yield exchange
+        ride = _resumed_with(self, "riding", lambda outer: outer or not first_done[0], second)
+        return (yield from super().together(lead(), ride))
 
-        return (yield from super().together(lead(), ride()))
+
+def _resumed_with(engine: CountingEngine, attr: str, state: Any, program: Any) -> Generator[Any, Any, Any]:
+    """Pass ``program``'s exchanges through with ``engine.<attr>`` set to ``state(outer value)``
+    around every resume: interleaved programs (``together``) each keep their own state."""
+    value = None
+    while True:
+        outer = getattr(engine, attr)
+        setattr(engine, attr, state(outer))
+        try:
+            exchange = program.send(value)
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            setattr(engine, attr, outer)
+        value = yield exchange
 
 
 def _wrap(name: str) -> None:
@@ -103,24 +108,17 @@ def _wrap(name: str) -> None:
     signature = inspect.signature(original)
 
     def wrapper(self: CountingEngine, *args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        # interleaved programs (together) each keep their own chain: set it around every resume
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        inner = original(self, *args, **kwargs)
-        mine = None
-        value = None
-        while True:
-            outer = self.stack
-            if mine is None:
-                mine = (*outer, (name, str(bound.arguments.get("label", ""))))
-            self.stack = mine
-            try:
-                exchange = inner.send(value)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                self.stack = outer
-            value = yield exchange
+        frame = (name, str(bound.arguments.get("label", "")))
+        chain: list[tuple[tuple[str, str], ...]] = []  # the caller's chain and this call, fixed at the first resume
+
+        def state(outer: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+            if not chain:
+                chain.append((*outer, frame))
+            return chain[0]
+
+        return (yield from _resumed_with(self, "stack", state, original(self, *args, **kwargs)))
 
     wrapper.__name__ = name
     setattr(CountingEngine, name, wrapper)

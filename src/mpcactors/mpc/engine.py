@@ -878,13 +878,7 @@ class Engine:
         products: the comparison's masked value is opened from degree-2 shares, as in
         :meth:`dot_trunc` (the result never needs degree-1 shares of the input). The same
         opening and result as :meth:`dot` then :meth:`ltz`, one round fewer."""
-        p, mul = self.prime, operator.mul
-        if any(len(u) != len(v) for u, v in pairs):
-            raise ValueError("dot_ltz: the vectors of a pair have different lengths")
-        sums = [sum(map(mul, u, v)) % p for u, v in pairs]
-        if offset is not None:
-            sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
-        return (yield from self._ltz(sums, k, label, degree2=True))
+        return (yield from self._ltz(self._local_dots(pairs, offset, "dot_ltz"), k, label, degree2=True))
 
     def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool) -> Program[list[int]]:
         """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares."""
@@ -1008,13 +1002,20 @@ class Engine:
         the key it lacks), so it learns ``c`` and nothing else. 2 elements per value per party:
         the bytes of a reshare plus an opening.
         """
+        sums = self._local_dots(pairs, offset, "dot_trunc")
+        return (yield from self._trunc_degree2(sums, m, k, label, fast=fast))
+
+    def _local_dots(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], offset: Sequence[int] | None, what: str
+    ) -> list[int]:
+        """This party's degree-2 shares of ``u . v (+ offset)`` per pair (no communication)."""
         p, mul = self.prime, operator.mul
         if any(len(u) != len(v) for u, v in pairs):
-            raise ValueError("dot_trunc: the vectors of a pair have different lengths")
+            raise ValueError(f"{what}: the vectors of a pair have different lengths")
         sums = [sum(map(mul, u, v)) % p for u, v in pairs]
         if offset is not None:
             sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
-        return (yield from self._trunc_degree2(sums, m, k, label, fast=fast))
+        return sums
 
     def _trunc_degree2(self, h: list[int], m: int, k: int, label: str, *, fast: bool) -> Program[list[int]]:
         """The truncation of :meth:`trunc` (``fast``: :meth:`trunc_fast`) of values given by
