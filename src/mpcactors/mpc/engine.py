@@ -401,8 +401,9 @@ class Engine:
                 alone = 0 if b is None else 1
                 advance(alone, (yield pending[alone]))  # type: ignore[misc]
                 continue
-            if (a.send or a.expect) and (b.send or b.expect):
-                # the programs' _exchange counted this round under both labels
+            if (any(a.send.values()) or a.expect) and (any(b.send.values()) or b.expect):
+                # the programs' _exchange counted this round under both labels (as it does:
+                # a round is one that sends an element or expects a vector)
                 self._stats[b.label]["rounds"] -= 1
             send = {peer: [*a.send.get(peer, ()), *b.send.get(peer, ())] for peer in {*a.send, *b.send}}
             if a.sizes is None or b.sizes is None:
@@ -689,17 +690,12 @@ class Engine:
         round completes; draws made meanwhile (by a program running in lockstep) come from
         what the pools held, so the caller counts them in ``bits`` and ``pairs``.
         """
-        nonces = []
-        if len(self._bit_pool) < bits:
-            nonces.append(self._new_blocks(bits - len(self._bit_pool), pairs=False))
-        else:
-            nonces.append([])
-        if len(self._pair_pool) < 2 * pairs:
-            nonces.append(self._new_blocks(2 * pairs - len(self._pair_pool), pairs=True))
-        else:
-            nonces.append([])
-        if nonces[0] or nonces[1]:
-            yield from self._refill(nonces[0], nonces[1], label)
+        single = self._new_blocks(bits - len(self._bit_pool), pairs=False) if len(self._bit_pool) < bits else []
+        double = (
+            self._new_blocks(2 * pairs - len(self._pair_pool), pairs=True) if len(self._pair_pool) < 2 * pairs else []
+        )
+        if single or double:
+            yield from self._refill(single, double, label)
 
     def _new_blocks(self, bits: int, *, pairs: bool) -> list[int]:
         """The nonces of the next ``ceil(bits / _BIT_BATCH)`` blocks of a pool."""
