@@ -293,7 +293,7 @@ def test_mul_sends_the_textbook_resharing(engines, rng):
     a, b = signed_values(rng, 60, 10), signed_values(rng, 60, 10)
     sa, sb = shamir.share(a, rng), shamir.share(b, rng)
     for i, e in engines.items():
-        nonce = e._nonce + 1
+        nonce = e._reshare_nonce + 1  # resharing masks have a nonce counter of their own
         exchange = next(e.mul(sa[i], sb[i]))
         r = e._prf_field(e.next, nonce, b"rsh", len(a))
         c = e.prev * pow(e.next, -1, P) % P

@@ -26,6 +26,14 @@ vectorised (one round per layer of the computation, whatever the vector length):
   reshare only the sum);
 * :meth:`Engine.random_bits`: ``b = b1 xor b2 xor b3`` where each ``b_a`` comes from the
   key the two parties other than ``a`` share (2 rounds, 3 elements per bit, pooled);
+  :meth:`Engine.random_bit_pairs` the same from a second pool, for comparisons, with the
+  product of each pair (1 more round when made, off the critical path when prefetched);
+  :meth:`Engine.prefetch_bits` refills both pools ahead of their use;
+* :meth:`Engine.together`: two independent programs in lockstep, one exchange per round
+  carrying both (rounds: the larger count instead of the sum; the same bytes);
+* :meth:`Engine.mul_trunc`, :meth:`Engine.dot_trunc`: a product (or inner product) and its
+  truncation in one round: the truncation's masked value is opened from degree-2 shares,
+  re-randomised by a pseudo-random degree-2 sharing of zero (2 elements per value per party);
 * :meth:`Engine.trunc`: Catrina-de Hoogh probabilistic truncation (error in {0, 1});
   :meth:`Engine.trunc_fast`: the same with a PRSS mask instead of random bits (error in
   {-1, 0, 1, 2}, no preprocessing); :meth:`Engine.ltz`: exact comparison with zero
@@ -65,7 +73,16 @@ Program = Generator["Exchange", dict[int, list[int]], R]
 #: Wire size of one field element (the codec's fixed 24-byte big-endian width).
 BYTES_PER_ELEMENT = 24
 _KEY_BYTES = 16
+#: Random bits are made in blocks of this many bits; a refill makes whole blocks.
 _BIT_BATCH = 2048
+# Nonce domains. The PRSS values (random, random_bounded, input) draw their nonces from
+# one counter; the resharing masks and the two pools of random bits have counters of
+# their own, in disjoint ranges (the nonce is 8 bytes). So the values a program computes
+# do not depend on how many multiplications ran before them or on when a pool was
+# refilled: block j of a pool is always made with the nonce of block j.
+_RESHARE_NONCES = 1 << 60
+_BIT_NONCES = 2 << 60
+_PAIR_NONCES = 3 << 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +94,14 @@ class Exchange:
             peer this round (may be empty).
         expect: peers this party receives exactly one vector from in this round.
         label: operation name, for statistics ("mul", "open", "trunc", "ltz", ...).
+        sizes: peer -> number of elements expected from it (what :meth:`Engine.together`
+            splits a combined vector by); ``None`` if the program does not say.
     """
 
     send: Mapping[int, list[int]]
     expect: frozenset[int]
     label: str
+    sizes: Mapping[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +245,14 @@ class Engine:
         self._seed = rng_seed_material
         self._keys: dict[int, bytes] = {}
         self._nonce = 0
+        self._reshare_nonce = _RESHARE_NONCES
+        # two pools of random bits: single bits (truncations) and pairs (comparisons),
+        # each with the number of blocks made so far
         self._bit_pool: list[int] = []
+        self._bit_blocks = 0
+        self._pair_pool: list[int] = []
+        self._pair_products: list[int] = []  # lo * hi of every pair in _pair_pool, in order
+        self._pair_blocks = 0
         self._stats: dict[str, dict[str, int]] = {}
         self._destroyed = False
         #: plaintext outputs opened (to the parties the gate named): ``(label, count)`` per reveal
@@ -285,6 +312,8 @@ class Engine:
         """Delete the keys and every piece of randomness state. Idempotent."""
         self._keys.clear()
         self._bit_pool.clear()
+        self._pair_pool.clear()
+        self._pair_products.clear()
         self._seed = None
         self._destroyed = True
 
@@ -313,7 +342,7 @@ class Engine:
             stats["rounds"] += 1
         stats["elements"] += sent
         stats["bytes"] += sent * BYTES_PER_ELEMENT
-        received = yield Exchange(send=send, expect=frozenset(expect), label=label)
+        received = yield Exchange(send=send, expect=frozenset(expect), label=label, sizes=dict(expect))
         if received is None:
             received = {}
         if set(received) != set(expect):
@@ -337,6 +366,58 @@ class Engine:
                 )
             out[peer] = vector
         return out
+
+    # ---- lockstep composition -----------------------------------------------------------
+    def together(self, first: Program[Any], second: Program[Any]) -> Program[tuple[Any, Any]]:
+        """Program: run two programs in lockstep; returns ``(first's result, second's result)``.
+
+        Round ``r`` of the composition is round ``r`` of both: one exchange whose vector to
+        each peer is the first program's vector followed by the second's, split on receipt
+        by the lengths each program expects. Once one program has returned, the other's
+        remaining rounds pass through unchanged. So the rounds are ``max`` of the two
+        programs' instead of their sum, and the bytes are the same. The two programs must
+        not depend on each other's results (each is advanced to its next round, the first
+        one first, before the combined exchange goes out). The combined exchange carries
+        the first program's label (the second's once the first has returned);
+        :meth:`statistics` counts a combined round once, under that label, and every
+        element under the label of the program that sent it.
+        """
+        programs = (first, second)
+        results: list[Any] = [None, None]
+        pending: list[Exchange | None] = [None, None]
+
+        def advance(i: int, value: dict[int, list[int]] | None) -> None:
+            try:
+                pending[i] = programs[i].send(value)  # type: ignore[arg-type]
+            except StopIteration as stop:
+                results[i] = stop.value
+                pending[i] = None
+
+        advance(0, None)
+        advance(1, None)
+        while pending[0] is not None or pending[1] is not None:
+            a, b = pending
+            if a is None or b is None:
+                alone = 0 if b is None else 1
+                advance(alone, (yield pending[alone]))  # type: ignore[misc]
+                continue
+            if (any(a.send.values()) or a.expect) and (any(b.send.values()) or b.expect):
+                # the programs' _exchange counted this round under both labels (as it does:
+                # a round is one that sends an element or expects a vector)
+                self._stats[b.label]["rounds"] -= 1
+            send = {peer: [*a.send.get(peer, ()), *b.send.get(peer, ())] for peer in {*a.send, *b.send}}
+            if a.sizes is None or b.sizes is None:
+                raise TypeError("together: a program yielded an exchange without its expected sizes")
+            sizes = {peer: a.sizes.get(peer, 0) + b.sizes.get(peer, 0) for peer in a.expect | b.expect}
+            received = yield Exchange(send=send, expect=a.expect | b.expect, label=a.label, sizes=sizes)
+            if received is None:
+                received = {}
+            cut = {peer: a.sizes[peer] for peer in a.expect}
+            for_a = {peer: received[peer][: cut[peer]] for peer in a.expect if peer in received}
+            for_b = {peer: received[peer][cut.get(peer, 0) :] for peer in b.expect if peer in received}
+            advance(0, for_a)
+            advance(1, for_b)
+        return results[0], results[1]
 
     # ---- PRF streams -------------------------------------------------------------------
     def _next_nonce(self) -> int:
@@ -413,6 +494,17 @@ class Engine:
         return [v % p for v in values]
 
     # ---- PRSS randomness (no communication) -------------------------------------------
+    def next_phase(self) -> None:
+        """Move the PRSS nonce counter forward to the next multiple of ``2**32``.
+
+        Called after a loop whose length is public but not fixed (an iteration that ran
+        speculatively and was dropped drew PRSS values too): what follows then draws the
+        same values however many the loop drew. The counter only moves forward, so no
+        nonce is used twice.
+        """
+        self._check_alive()
+        self._nonce = ((self._nonce >> 32) + 1) << 32
+
     def random(self, n: int) -> list[int]:
         """Shares of ``n`` uniform secret field elements that no single party knows."""
         nonce = self._next_nonce()
@@ -529,7 +621,9 @@ class Engine:
         holds ``r`` without being sent anything.
         """
         n = len(terms)
-        nonce = self._next_nonce()
+        self._check_alive()
+        self._reshare_nonce += 1
+        nonce = self._reshare_nonce
         p, me, prev = self.prime, self.party, self.prev
         rho_out = self._prf_field(self.next, nonce, b"rsh", n)
         rho_in = self._prf_field(prev, nonce, b"rsh", n)
@@ -555,51 +649,114 @@ class Engine:
 
     # ---- random bits ------------------------------------------------------------------
     def random_bits(self, n: int, label: str = "bits") -> Program[list[int]]:
-        """Program: shares of ``n`` uniform secret bits, from a pool refilled in batches."""
+        """Program: shares of ``n`` uniform secret bits, from a pool refilled in blocks."""
         if len(self._bit_pool) < n:
-            yield from self._fill_bits(max(n - len(self._bit_pool), _BIT_BATCH), label)
+            self._bit_pool += yield from self._fill_bits(
+                self._new_blocks(n - len(self._bit_pool), pairs=False), label
+            )
         out = self._bit_pool[:n]
         del self._bit_pool[:n]
         return out
 
-    def _fill_bits(self, n: int, label: str) -> Program[None]:
-        """Generate ``n`` bits ``b = v xor b3`` with ``v = b1 xor b2`` (2 rounds, 3 elements per bit).
+    def random_bit_pairs(self, n: int, label: str = "bits") -> Program[tuple[list[int], list[int]]]:
+        """Program: shares of ``2 n`` uniform secret bits ``(lo_0, hi_0, lo_1, hi_1, ...)`` and
+        of the ``n`` products ``lo_g hi_g``, for comparisons (:meth:`ltz`), from their own
+        pool, refilled in blocks (3 rounds: the bits, then the products)."""
+        if len(self._pair_pool) < 2 * n:
+            yield from self._refill([], self._new_blocks(2 * n - len(self._pair_pool), pairs=True), label)
+        bits, products = self._pair_pool[: 2 * n], self._pair_products[:n]
+        del self._pair_pool[: 2 * n], self._pair_products[:n]
+        return bits, products
+
+    def _refill(self, single: Sequence[int], pairs: Sequence[int], label: str) -> Program[None]:
+        """Make the blocks of both pools with nonces ``single`` and ``pairs`` in one
+        :meth:`_fill_bits` (2 rounds), then the pairs' products (1 round, a :meth:`mul` of
+        the secret bits: nothing is opened), and add them to the pools."""
+        made = yield from self._fill_bits([*single, *pairs], label)
+        cut = _BIT_BATCH * len(single)
+        if pairs:
+            products = yield from self.mul(made[cut + 1 :: 2], made[cut::2], label)
+            self._pair_products += products
+        self._bit_pool += made[:cut]
+        self._pair_pool += made[cut:]
+
+    def prefetch_bits(self, bits: int, pairs: int, label: str = "bits") -> Program[None]:
+        """Program: refill the pools so that, as they stand when this program starts, they
+        hold at least ``bits`` single bits and ``pairs`` pairs (2 rounds, 3 with pairs, none
+        if they do).
+
+        Bits are data-independent: running this :meth:`together` with earlier rounds takes
+        a later refill off the critical path. The new blocks join the pools when its last
+        round completes; draws made meanwhile (by a program running in lockstep) come from
+        what the pools held, so the caller counts them in ``bits`` and ``pairs``.
+        """
+        single = self._new_blocks(bits - len(self._bit_pool), pairs=False) if len(self._bit_pool) < bits else []
+        double = (
+            self._new_blocks(2 * pairs - len(self._pair_pool), pairs=True) if len(self._pair_pool) < 2 * pairs else []
+        )
+        if single or double:
+            yield from self._refill(single, double, label)
+
+    def _new_blocks(self, bits: int, *, pairs: bool) -> list[int]:
+        """The nonces of the next ``ceil(bits / _BIT_BATCH)`` blocks of a pool."""
+        self._check_alive()
+        count = -(-bits // _BIT_BATCH)
+        if pairs:
+            first, self._pair_blocks = self._pair_blocks, self._pair_blocks + count
+            base = _PAIR_NONCES
+        else:
+            first, self._bit_blocks = self._bit_blocks, self._bit_blocks + count
+            base = _BIT_NONCES
+        return [base + first + j + 1 for j in range(count)]
+
+    def _fill_bits(self, nonces: Sequence[int], label: str) -> Program[list[int]]:
+        """Make bits ``b = v xor b3`` with ``v = b1 xor b2`` (2 rounds, 3 elements per bit).
 
         ``b_a`` comes from the key of the two parties other than ``a``. Party 3 knows
         ``b1, b2`` and inputs ``v``; parties 1 and 2 know ``b3`` and share it without
         communication as ``b3 * (1 - z/3)``; the product ``v * b3`` is reshared by
         parties 1 and 2 only (party 3's share of ``b3`` is 0). No party knows two of the
         three ``b_a`` it is missing, so ``b`` is uniform to each.
+
+        Makes ``_BIT_BATCH`` bits per nonce (block) and returns them, blocks in order.
         """
-        nonce = self._next_nonce()
         p, me = self.prime, self.party
+        n = _BIT_BATCH * len(nonces)
+
+        def prf(draw: Any, peer: int, tag: bytes) -> list[int]:
+            out: list[int] = []
+            for nonce in nonces:
+                out += draw(peer, nonce, tag, _BIT_BATCH)
+            return out
+
+        field, bitstream = self._prf_field, self._prf_bits
         # The shares below are those of the textbook steps (kept in the comments), with
         # the products by the bits b3 in {0, 1} taken as branches and every division by 2
         # or 3 done once per element.
         send1: dict[int, list[int]] = {}
         expect1: dict[int, int] = {}
         if me == 3:
-            b1 = self._prf_bits(2, nonce, b"bit", n)  # key k23 belongs to excluded party 1
-            b2 = self._prf_bits(1, nonce, b"bit", n)  # key k13 -> party 2
-            rho = self._prf_field(1, nonce, b"bv", n)  # party 1's share of v
+            b1 = prf(bitstream, 2, b"bit")  # key k23 belongs to excluded party 1
+            b2 = prf(bitstream, 1, b"bit")  # key k13 -> party 2
+            rho = prf(field, 1, b"bv")  # party 1's share of v
             v = [x ^ y for x, y in zip(b1, b2)]
             send1[2] = [(2 * r - x) % p for r, x in zip(rho, v)]
             v_share = [3 * r - 2 * x for r, x in zip(rho, v)]  # b3_share = 0
-            rho2 = self._prf_field(2, nonce, b"bm", n)  # dealer 2's partner share
+            rho2 = prf(field, 2, b"bm")  # dealer 2's partner share
             expect1[1] = n
         elif me == 1:
-            b3 = self._prf_bits(2, nonce, b"bit", n)  # key k12 -> party 3
-            v_share = self._prf_field(3, nonce, b"bv", n)
-            rho1 = self._prf_field(2, nonce, b"bm", n)
+            b3 = prf(bitstream, 2, b"bit")  # key k12 -> party 3
+            v_share = prf(field, 3, b"bv")
+            rho1 = prf(field, 2, b"bm")
             # t1 = 3 * h1 = 2 * v1 * b3; dealer 1 (partner 2, receiver 3) sends (3 rho1 - t1) / 2
             # and keeps prod = (t1 + rho1) / 2
             send1[3] = self._div_small(
                 [(3 * q - 2 * x if b else 3 * q) % p for x, q, b in zip(v_share, rho1, b3)], 2
             )
         else:
-            b3 = self._prf_bits(1, nonce, b"bit", n)
-            rho1 = self._prf_field(1, nonce, b"bm", n)
-            rho2 = self._prf_field(3, nonce, b"bm", n)
+            b3 = prf(bitstream, 1, b"bit")
+            rho1 = prf(field, 1, b"bm")
+            rho2 = prf(field, 3, b"bm")
             expect1[3] = n
         got1 = yield from self._exchange(send1, expect1, label)
         send2: dict[int, list[int]] = {}
@@ -631,7 +788,7 @@ class Engine:
                 [(5 * x + 1 - 4 * q if b else 3 * x - 4 * q) % p for x, q, b in zip(v_share, rho2, b3)], 3
             )
             bits = [(t - 2 * r) % p for t, r in zip(thirds, rho1)]
-        self._bit_pool.extend(bits)
+        return bits
 
     # ---- truncation and comparison ----------------------------------------------------
     def _check_budget(self, k: int, what: str) -> None:
@@ -703,8 +860,24 @@ class Engine:
         ``k-1`` random bits and ``r''`` of ``sigma + 1`` bits (so the mask a party misses is
         uniform over ``k + sigma`` bits: distance ``2**-sigma`` for the ``k``-bit ``a + 2**(k-1)``), then ``a mod 2**(k-1) = c' - r' + 2**(k-1) [c' < r']`` where
         ``c' = c mod 2**(k-1)``; the comparison ``[c' < r']`` of a public and a bitwise-shared
-        number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(k-1)) + 1.
+        number uses a log-depth prefix product. Rounds: 1 opening + ceil(log2(ceil((k-1) / 2)))
+        (the first level of the prefix product comes with the random bits,
+        :meth:`random_bit_pairs`), and 3 when the pool of pairs must be refilled.
         """
+        return (yield from self._ltz(list(a), k, label, degree2=False))
+
+    def dot_ltz(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], k: int, label: str = "ltz", *,
+        offset: Sequence[int] | None = None,
+    ) -> Program[list[int]]:
+        """Program: ``ltz(u . v + offset, k)`` per pair without the reshare of the inner
+        products: the comparison's masked value is opened from degree-2 shares, as in
+        :meth:`dot_trunc` (the result never needs degree-1 shares of the input). The same
+        opening and result as :meth:`dot` then :meth:`ltz`, one round fewer."""
+        return (yield from self._ltz(self._local_dots(pairs, offset, "dot_ltz"), k, label, degree2=True))
+
+    def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool) -> Program[list[int]]:
+        """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares."""
         if k < 2:
             raise ValueError("ltz needs k >= 2")
         self._check_budget(k, "ltz")
@@ -713,28 +886,40 @@ class Engine:
             return []
         p = self.prime
         nb = k - 1
-        bits = yield from self.random_bits(n * nb)
-        groups = [bits[q * nb : (q + 1) * nb] for q in range(n)]
+        # ceil(nb / 2) pairs per value; for odd nb the last pair's high bit is not used
+        width = 2 * ((nb + 1) // 2)
+        bits, products = yield from self.random_bit_pairs(n * width // 2)
+        groups = [bits[q * width : q * width + nb] for q in range(n)]
+        # the products of the pairs (2g, 2g + 1) of every group (BitLT's first level)
+        pair_products = [products[q * width // 2 + g] for q in range(n) for g in range(nb // 2)]
         high = self.random_bounded(n, self.params.sigma + 1)
         weights = [1 << i for i in range(nb)]
         mul = operator.mul
         r_low = [sum(map(mul, weights, g)) % p for g in groups]
         shift = 1 << nb
         masked = [(x + shift + r + shift * h) % p for x, r, h in zip(a, r_low, high)]
-        opened = yield from self.open(masked, label)
+        if degree2:
+            masked = [(x + z) % p for x, z in zip(masked, self._zero_degree2(n))]
+            opened = yield from self._open_degree2(masked, label)
+        else:
+            opened = yield from self.open(masked, label)
         mask = shift - 1
         c_low = [c & mask for c in opened]
-        u = yield from self._bit_lt(c_low, groups, label)
-        inv = pow(shift, -1, p)
-        # a' = c' - r' + 2^(k-1) u ;  [a < 0] = (a' - a) / 2^(k-1)
-        return [((c - r + shift * uu) - x) * inv % p for c, r, uu, x in zip(c_low, r_low, u, a)]
+        u = yield from self._bit_lt(c_low, groups, pair_products, label)
+        # a' = c' - r' + 2^(k-1) u is a mod 2^(k-1) and [a < 0] = (a' - a) / 2^(k-1); with
+        # a = c - 2^(k-1) - r' - 2^(k-1) r'' that is u + r'' + 1 - (c >> (k-1)): no share of a
+        return [(uu + h + 1 - (c >> nb)) % p for c, uu, h in zip(opened, u, high)]
 
-    def _bit_lt(self, public: Sequence[int], bits: Sequence[Sequence[int]], label: str) -> Program[list[int]]:
+    def _bit_lt(
+        self, public: Sequence[int], bits: Sequence[Sequence[int]], prod: Sequence[int], label: str
+    ) -> Program[list[int]]:
         """Program: shares of ``[c < r]`` for public ``c`` and shared bits of ``r`` (LSB first).
 
         Per bit ``e_i = [c_i = r_i]`` and ``l_i = [c_i < r_i]`` are linear in ``r_i``. Adjacent
-        (high, low) groups combine as ``(e_h e_l, l_h + e_h l_l)``: a binary tree, so
-        ``ceil(log2 n)`` rounds and ``2 (n - 1)`` multiplications per comparison.
+        (high, low) groups combine as ``(e_h e_l, l_h + e_h l_l)``: a binary tree. Its first
+        level is local, from ``prod``: the products ``b_(2g+1) b_(2g)`` of every row's bit
+        pairs, row after row (made with the bits, :meth:`random_bit_pairs`); the rest takes
+        ``ceil(log2 ceil(n / 2))`` rounds.
         """
         p = self.prime
         nb = len(bits[0])
@@ -743,7 +928,8 @@ class Engine:
         pairs = nb // 2
         left = [bs[2 * g + 1] for bs in bits for g in range(pairs)]
         right = [bs[2 * g] for bs in bits for g in range(pairs)]
-        prod = yield from self.mul(left, right, label)
+        if len(prod) != len(left):
+            raise ValueError(f"_bit_lt needs {len(left)} pair products, got {len(prod)}")
         # per pair (b_h, b_l) with product pp and public bits (c_h, c_l) = code >> 1, code & 1:
         #   code 3: e = pp,                l = 0
         #   code 2: e = b_h - pp,          l = pp
@@ -788,9 +974,106 @@ class Engine:
 
     # ---- fixed-point helpers ----------------------------------------------------------
     def mul_trunc(self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul") -> Program[list[int]]:
-        """Program: fixed-point product: ``trunc(a * b, m, k)``; ``k`` bounds the raw product."""
-        prod = yield from self.mul(a, b, label)
-        return (yield from self.trunc(prod, m, k, label))
+        """Program: fixed-point product ``trunc(a * b, m, k)`` in one round (the random bits
+        of :meth:`trunc` aside); ``k`` bounds the raw product. See :meth:`dot_trunc`."""
+        p = self.prime
+        products = [x * y % p for x, y in zip(a, b, strict=True)]
+        return (yield from self._trunc_degree2(products, m, k, label, fast=False))
+
+    def dot_trunc(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "dot", *,
+        offset: Sequence[int] | None = None, fast: bool = False,
+    ) -> Program[list[int]]:
+        """Program: ``trunc(u . v + offset, m, k)`` per pair (``offset``: shared values, default 0),
+        in one round: what :meth:`dot` then :meth:`trunc` (``fast``: :meth:`trunc_fast`)
+        compute, with the same masked opening and the same result, without the reshare.
+
+        The truncation never needs degree-1 shares of its input: with
+        ``c = a + 2**(k-1) + low + 2**m high`` opened, its result is
+        ``(c >> m) - 2**(k-1-m) - high`` (minus the carry of ``trunc_fast``), linear in the PRSS
+        share of ``high``. So every party adds the mask to its *degree-2* share of ``a``, plus a
+        pseudo-random degree-2 sharing of zero from the pairwise keys, and sends the sum to both
+        others: the three values determine a degree-2 polynomial whose constant term is ``c``
+        and whose other coefficients are uniform to each party (the zero sharing's part from
+        the key it lacks), so it learns ``c`` and nothing else. 2 elements per value per party:
+        the bytes of a reshare plus an opening.
+        """
+        sums = self._local_dots(pairs, offset, "dot_trunc")
+        return (yield from self._trunc_degree2(sums, m, k, label, fast=fast))
+
+    def _local_dots(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], offset: Sequence[int] | None, what: str
+    ) -> list[int]:
+        """This party's degree-2 shares of ``u . v (+ offset)`` per pair (no communication)."""
+        p, mul = self.prime, operator.mul
+        if any(len(u) != len(v) for u, v in pairs):
+            raise ValueError(f"{what}: the vectors of a pair have different lengths")
+        sums = [sum(map(mul, u, v)) % p for u, v in pairs]
+        if offset is not None:
+            sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
+        return sums
+
+    def _trunc_degree2(self, h: list[int], m: int, k: int, label: str, *, fast: bool) -> Program[list[int]]:
+        """The truncation of :meth:`trunc` (``fast``: :meth:`trunc_fast`) of values given by
+        degree-2 shares ``h``, in one opening; draws its randomness in their order."""
+        if not 0 < m < k:
+            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
+        self._check_budget(k + 1 if fast else k, "trunc")
+        n = len(h)
+        if n == 0:
+            return []
+        p = self.prime
+        if fast:
+            low = self.random_bounded(n, m)
+            carry = 1
+        else:
+            bits = yield from self.random_bits(n * m)
+            weights = [1 << i for i in range(m)]
+            mul = operator.mul
+            low = [sum(map(mul, weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
+            carry = 0
+        high = self.random_bounded(n, k + self.params.sigma - m)
+        zero = self._zero_degree2(n)
+        shift = 1 << (k - 1)
+        two_m = 1 << m
+        masked = [(x + shift + r + two_m * hh + z) % p for x, r, hh, z in zip(h, low, high, zero)]
+        opened = yield from self._open_degree2(masked, label)
+        offset = (shift >> m) + carry
+        return [((c >> m) - offset - hh) % p for c, hh in zip(opened, high)]
+
+    def _zero_degree2(self, n: int) -> list[int]:
+        """Shares of ``n`` pseudo-random degree-2 sharings of zero (no communication).
+
+        The key of each pair ``{i, j}`` gives ``r``; ``i < j`` adds ``r / lambda_i`` and ``j``
+        adds ``-r / lambda_j`` (degree-2 recombination weights), the third party nothing: a
+        sharing of 0 that vanishes at the third party's point. Each party lacks one key, so
+        the sum is, to it, uniform on the line of sharings of 0 that agree with its own share.
+        """
+        self._check_alive()
+        self._reshare_nonce += 1
+        nonce = self._reshare_nonce
+        p = self.prime
+        acc = [0] * n
+        for peer in self.peers:
+            r = self._prf_field(peer, nonce, b"zero", n)
+            if self.party < peer:
+                acc = [a + x for a, x in zip(acc, r)]
+            else:
+                acc = [a - x for a, x in zip(acc, r)]
+        lam = self._lambda  # 3, -3 or 1
+        out = self._div_small([a % p for a in acc], abs(lam))
+        return out if lam > 0 else [-v % p for v in out]
+
+    def _open_degree2(self, a: Sequence[int], label: str) -> Program[list[int]]:
+        """Program: open values from masked *degree-2* shares: each party sends its share to
+        both others and recombines with the weights ``(3, -3, 1)`` (2 elements per value)."""
+        n = len(a)
+        self.opened.append((label, n))
+        received = yield from self._exchange({peer: list(a) for peer in self.peers}, dict.fromkeys(self.peers, n), label)
+        p = self.prime
+        (j, x), (k, y) = ((peer, received[peer]) for peer in self.peers)
+        lm, lj, lk = self._lambda, LAGRANGE_DEGREE2[j], LAGRANGE_DEGREE2[k]
+        return [(lm * u + lj * v + lk * w) % p for u, v, w in zip(a, x, y)]
 
     def pow2_normalise(
         self, x: Sequence[int], f: int, lo: int, hi: int, step: int, k: int, out_bits: int,

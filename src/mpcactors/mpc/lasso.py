@@ -368,11 +368,10 @@ def solve_batch(
         [v for D in range(n_sets) for v in cov[D * T : (D + 1) * T] + sums[D]],
         ([u[j] for j, _ in tri] + u) * n_sets, "scale",
     )
-    scaled2 = yield from engine.mul(
+    g_tilde = yield from engine.mul_trunc(
         [v for D in range(n_sets) for v in scaled1[D * (T + n) : D * (T + n) + T]],
-        [u[k] for _, k in tri] * n_sets, "scale",
+        [u[k] for _, k in tri] * n_sets, *L.owner_scale, "scale",
     )
-    g_tilde = yield from engine.trunc(scaled2, *L.owner_scale, "scale")
     c_mean = [round(2 ** (e + LassoLayout.MEAN_BITS) / sizes[D]) for D in range(n_sets) for _ in range(n)]
     mean_tilde = yield from engine.trunc_fast(
         engine.scale([v for D in range(n_sets) for v in scaled1[D * (T + n) + T : (D + 1) * (T + n)]], c_mean),
@@ -396,13 +395,12 @@ def solve_batch(
         [v for D in range(n_sets) for v in g_tilde[D * T : (D + 1) * T] + mean_tilde[D * n : (D + 1) * n]],
         [v for D in range(n_sets) for v in [s[fit_of[D]][j] for j, _ in tri] + s[fit_of[D]]], "jacobi",
     )
-    t4 = yield from engine.mul(
-        [v for D in range(n_sets) for v in t3[D * (T + n) : D * (T + n) + T]],
-        [s[fit_of[D]][k] for D in range(n_sets) for _, k in tri], "jacobi",
-    )
     FI = ITER_FRAC_BITS
     one = 1 << FI
-    g_hat = yield from engine.trunc(t4, *L.g_hat, "jacobi")  # FI bits, |.| <= 1 for the fits
+    g_hat = yield from engine.mul_trunc(
+        [v for D in range(n_sets) for v in t3[D * (T + n) : D * (T + n) + T]],
+        [s[fit_of[D]][k] for D in range(n_sets) for _, k in tri], *L.g_hat, "jacobi",
+    )  # FI bits, |.| <= 1 for the fits
     mean_hat = yield from engine.trunc(
         [v for D in range(n_sets) for v in t3[D * (T + n) + T : (D + 1) * (T + n)]], *L.mean_hat, "jacobi"
     )  # |.| <= s
@@ -411,23 +409,37 @@ def solve_batch(
     def G(F: int, j: int, k: int) -> int:
         return entries[F][(j, k) if j <= k else (k, j)]
 
+    # ---- random bits for the comparisons of 6. and the first iteration of 7. -----------------
+    joining_pairs = (n_problems.bit_length() + 1) // 2 if n_problems > 1 else 0
+
+    def pairs_needed(k: int) -> int:
+        """Pairs of random bits iteration ``k`` of the loop below, and its check, draw (public)."""
+        pairs = 2 * d * n_problems * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+        if k % check_every == 0 or k == max_iter:
+            pairs += n_problems * (L.check_bits // 2) + joining_pairs
+        return pairs
+
+    tau_pairs = n_problems * d * (L.q_clamp // 2 + L.tau_clamp // 2)
+
     # ---- 5. step size eta = 1 / ||G||_F (>= 1 / lambda_max), per fit -----------------------
     feature_tri = [(j, k) for j, k in tri if k < d]
-    fro2_raw = yield from engine.dot(
+    fro2 = yield from engine.dot_trunc(
         [([G(F, j, k) * (1 if j == k else 2) % p for j, k in feature_tri], [G(F, j, k) for j, k in feature_tri])
-         for F in range(n_fits)], "step",
+         for F in range(n_fits)], *L.frobenius, "step",
     )
-    fro2 = yield from engine.trunc(fro2_raw, *L.frobenius, "step")
     # ||G||_F^2 is in [d/16, d^2]: the diagonal is in [1/4, 1)
     y0, _ = yield from engine.pow2_normalise(fro2, FI, LassoLayout.STEP_LO, L.step_hi, 2, L.step_search, FI, "step")
-    eta = yield from engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step")
+    # the bits of the thresholds' and the first iteration's comparisons ride along
+    eta, _ = yield from engine.together(
+        engine.inv_sqrt(fro2, y0, FI, 6, L.step_newton, "step"), engine.prefetch_bits(0, tau_pairs + pairs_needed(1))
+    )
     block = d * d + d
-    a_off = yield from engine.mul(
+    a_off = yield from engine.mul_trunc(
         [eta[F] for F in range(n_fits) for _ in range(block)],
         [v for F in range(n_fits)
-         for v in [G(F, j, k) for j in range(d) for k in range(d)] + [G(F, j, d) for j in range(d)]], "step",
+         for v in [G(F, j, k) for j in range(d) for k in range(d)] + [G(F, j, d) for j in range(d)]],
+        *L.step_matrix, "step",
     )
-    a_off = yield from engine.trunc(a_off, *L.step_matrix, "step")
     A = [[[((one if j == k else 0) - a_off[F * block + j * d + k]) % p for k in range(d)] for j in range(d)]
          for F in range(n_fits)]
     c_vec = [a_off[F * block + d * d : (F + 1) * block] for F in range(n_fits)]
@@ -436,12 +448,11 @@ def solve_batch(
     # sigma_j = u_j s_j / 2**Ps and rho_y = u_y s_y / 2**Ps are exact powers of two
     sig_flat = yield from engine.mul(u * n_fits, [v for sf in s for v in sf], "tau")
     sig = [sig_flat[F * n : (F + 1) * n] for F in range(n_fits)]  # sigma * 2**(Ps + SB), rho_y last
-    q_raw = yield from engine.mul(
-        [v for sf in sig for v in sf[:d]], [sf[d] for sf in sig for _ in range(d)], "tau"
-    )  # sigma_j rho_y 2**(2Ps + 2SB), exact
-    # |sigma_j rho_y| < 2**L.sig_bits (real)
+    # q_raw = sigma_j rho_y 2**(2Ps + 2SB), exact; |sigma_j rho_y| < 2**L.sig_bits (real)
     FQ = L.q_frac  # so that eta * alpha * (error of q) stays below 2**-FI
-    q = yield from engine.trunc(q_raw, *L.q, "tau")
+    q = yield from engine.mul_trunc(
+        [v for sf in sig for v in sf[:d]], [sf[d] for sf in sig for _ in range(d)], *L.q, "tau"
+    )
     # where q > 2**(B+2) d / alpha, tau > 2**(B+2) anyway (eta >= 1/d): clamp q first
     q_caps = [max(1, math.floor(2.0 ** (B + 2 + FQ) * d / alphas[a])) for a, _ in problems]
     q_of = [q[F * d : (F + 1) * d] for _, F in problems]
@@ -454,9 +465,8 @@ def solve_batch(
     theta = engine.scale([eta[F] for _, F in problems], alpha_enc)  # eta alpha 2**(FI + f_alpha)
     if L.alpha_frac:
         theta = yield from engine.trunc(theta, *L.theta, "tau")
-    tau_raw = yield from engine.mul(q_p, [t for t in theta for _ in range(d)], "tau")
-    # tau_raw < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
-    tau_flat = yield from engine.trunc(tau_raw, *L.tau, "tau")
+    # the product < 2**(B + 2 + logd + FQ) * 4 alpha 2**FI / alpha
+    tau_flat = yield from engine.mul_trunc(q_p, [t for t in theta for _ in range(d)], *L.tau, "tau")
     cap = 1 << (B + FI)
     over = yield from engine.ltz([(cap - t) % p for t in tau_flat], L.tau_clamp, "tau")
     excess = yield from engine.mul(over, [(t - cap) % p for t in tau_flat], "tau")
@@ -475,69 +485,81 @@ def solve_batch(
     iterations = 0
     beta = 0.0
     last_bits: list[list[int]] = [[] for _ in problems]
-    # several problems: a check's joining comparison [number failing < 1] rides along with the
-    # next iteration's soft-threshold comparisons (no rounds of its own); if it opens 1, the
-    # result is the state at that check and the iteration after it is discarded
-    pending: list[int] = []
-    at_check: tuple[list[list[int]], list[list[int]], int] = (w, last_bits, 0)
+
+    def check(w: list[list[int]], w_check: list[list[int]]) -> Program[bool]:
+        """One revealed bit: ``||w - w_check|| < tol (||w_check|| + delta)`` for every problem."""
+        # ||dw||^2 2**ft - tol^2 ||w_c||^2 - tol^2 delta^2 as one inner product per problem
+        quads = []
+        for wp, wc in zip(w, w_check):
+            delta_w = engine.sub(wp, wc)
+            quads.append((engine.scale(delta_w, 1 << ft) + engine.scale(wc, -tol_enc), delta_w + wc))
+        bit = yield from engine.dot_ltz(quads, L.check_bits, "check", offset=[-tol_enc * delta_enc % p] * n_problems)
+        if n_problems > 1:
+            # [number of problems that did not pass < 1]: |count - 1| <= n_problems
+            failing = (n_problems - sum(bit) - 1) % p
+            bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
+        opened = yield from engine.reveal(bit, "converged")
+        return opened[0] == 1
+
+    def step(iteration: int, v: list[list[int]]) -> Program[tuple[list[list[int]], list[list[int]]]]:
+        """One FISTA step from the extrapolated point ``v``: the new iterate and its soft-threshold bits."""
+
+        def head() -> Program[tuple[list[list[int]], list[int]]]:
+            shift = 1 << (FI + _BETA_BITS)
+            z_flat = yield from engine.dot_trunc(
+                [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], *L.iterate, "iterate",
+                offset=[c_vec[F][j] * shift % p for _, F in problems for j in range(d)], fast=True,
+            )
+            z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
+            bits = yield from engine.ltz(
+                [v for tp, zp in zip(tau, z)
+                 for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]],
+                L.soft, "soft",
+            )
+            return z, bits
+
+        # the next iteration's random bits ride along with this one's first rounds (the pool
+        # already holds this iteration's: the previous one, or the step size, fetched them)
+        ahead = pairs_needed(iteration) + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
+        (z, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead + joining_pairs))
+        new_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
+        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
+                 for lb, zp, tp in zip(new_bits, z, tau) for j in range(d)]
+        w_flat = yield from engine.dot(pairs, "soft")
+        return [w_flat[P * d : (P + 1) * d] for P in range(n_problems)], new_bits
+
+    # A check reads w_k and w_(k - check_every), which iteration k + 1 does not change: its
+    # rounds run in lockstep with iteration k + 1 (first, so the randomness is drawn in the
+    # order of a check followed by an iteration). If it reveals 1, the result is w_k and
+    # iteration k + 1 is dropped: nothing of it was opened but masked values.
+    pending_check: Program[bool] | None = None
     for iteration in range(1, max_iter + 1):
         b1 = round((1 + beta) * 2**_BETA_BITS)
         b0 = round(beta * 2**_BETA_BITS)
         v = [[(b1 * wn - b0 * wo) % p for wn, wo in zip(wp, wpp)] for wp, wpp in zip(w, w_prev)]
-        z_raw = yield from engine.dot([(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], "iterate")
-        shift = 1 << (FI + _BETA_BITS)
-        z_flat = yield from engine.trunc_fast(
-            [(z_raw[P * d + j] + c_vec[F][j] * shift) % p for P, (_, F) in enumerate(problems) for j in range(d)],
-            *L.iterate, "iterate",
-        )
-        z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
-        bits = yield from engine.ltz(
-            [v for tp, zp in zip(tau, z)
-             for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]] + pending,
-            L.soft, "soft",
-        )
-        if pending:
-            pending = []
-            opened = yield from engine.reveal([bits.pop()], "converged")
-            if opened[0] == 1:
-                w, last_bits, iterations = at_check
+        if pending_check is None:
+            w_new, bits_new = yield from step(iteration, v)
+        else:
+            done, (w_new, bits_new) = yield from engine.together(pending_check, step(iteration, v))
+            pending_check = None
+            if done:
                 converged = True
                 break
-        last_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
-        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
-                 for lb, zp, tp in zip(last_bits, z, tau) for j in range(d)]
-        w_flat = yield from engine.dot(pairs, "soft")
+        last_bits = bits_new
         iterations = iteration
         if iteration % restart_every == 0:
             t_k = 1.0
         t_next = (1 + math.sqrt(1 + 4 * t_k * t_k)) / 2
         beta = (t_k - 1) / t_next
         t_k = t_next
-        w_prev, w = w, [w_flat[P * d : (P + 1) * d] for P in range(n_problems)]
+        w_prev, w = w, w_new
         if iteration % check_every == 0 or iteration == max_iter:
-            # one bit: ||w_k - w_(k - check_every)|| < tol (||w_(k - check_every)|| + delta)
-            # for every problem
-            quads = []
-            for wp, wc in zip(w, w_check):
-                delta_w = engine.sub(wp, wc)
-                quads += [(delta_w, delta_w), (wc, wc)]
-            sq = yield from engine.dot(quads, "check")
-            gaps = [(sq[2 * P] * (1 << ft) - tol_enc * sq[2 * P + 1] - tol_enc * delta_enc) % p
-                    for P in range(n_problems)]
-            bit = yield from engine.ltz(gaps, L.check_bits, "check")
-            w_check = w
-            if n_problems > 1:
-                # [number of problems that did not pass < 1]: |count - 1| <= n_problems
-                failing = (n_problems - sum(bit) - 1) % p
-                if iteration < max_iter:
-                    pending = [failing]
-                    at_check = (w, last_bits, iteration)
-                    continue
-                bit = yield from engine.ltz([failing], n_problems.bit_length() + 1, "check")
-            opened = yield from engine.reveal(bit, "converged")
-            if opened[0] == 1:
-                converged = True
+            if iteration == max_iter:
+                converged = yield from check(w, w_check)
                 break
+            pending_check = check(w, w_check)
+            w_check = w
+    engine.next_phase()  # the outputs' randomness does not depend on the loop's length
     return Batch(
         d=d, n_fits=n_fits, entries=entries, mean_hat=[mean_hat[D * n : (D + 1) * n] for D in range(n_sets)],
         sig=sig, s_inv_y=s_y_inv, v_y=v_y, gamma=w, last_bits=last_bits, iterations=iterations, converged=converged,
@@ -559,11 +581,9 @@ def model_outputs(engine: Engine, L: LassoLayout, batch: Batch, problem: int) ->
         return batch.G(F, j, k)
 
     # R^2 = 1 - RSS / TSS in preconditioned units (scale-free)
-    g_gamma_raw = yield from engine.dot([([G(j, k) for k in range(d)], gamma) for j in range(d)], "r2")
-    g_gamma = yield from engine.trunc(g_gamma_raw, *L.g_gamma, "r2")
+    g_gamma = yield from engine.dot_trunc([([G(j, k) for k in range(d)], gamma) for j in range(d)], *L.g_gamma, "r2")
     combo = [(gg - 2 * G(j, d)) % p for j, gg in enumerate(g_gamma)]
-    rss_raw = yield from engine.dot([(gamma, combo)], "r2")
-    rss = yield from engine.trunc([(rss_raw[0] + G(d, d) * one) % p], *L.rss, "r2")
+    rss = yield from engine.dot_trunc([(gamma, combo)], *L.rss, "r2", offset=[G(d, d) * one % p])
     # TSS = var(y) in preconditioned units is in [1/4, 1): Newton from 1.5 converges
     inv_tss = yield from engine.reciprocal([G(d, d)], [round(1.5 * one)], FI, 6, L.tss_newton, "r2")
     ratio = yield from engine.mul_trunc(rss, inv_tss, *L.r2, "r2")
