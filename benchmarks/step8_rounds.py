@@ -130,7 +130,8 @@ for _name in PRIMITIVES:
 
 def pilot_problem(rows: int, seed: int, params: Params) -> dict[str, Any]:
     """The pilot's joined table as a daemon run's step 8 sees it: columns, owners, scales."""
-    cohort = make_cohort(rows, 0.5, seed, hospital_attributes=15, insurer_attributes=15, missing_rate=0.0, parties=2)
+    cohort = make_cohort(rows, 0.5, seed, hospital_attributes=15, insurer_attributes=15, missing_rate=0.0, parties=2,
+                         intervention=False)
     tables = cohort_tables_by_party(cohort, params=params)
     hospital, insurer = tables["hospital"], tables["insurer"]
     columns, matrix = plaintext_join(hospital, insurer)

@@ -22,7 +22,6 @@ holds with the chosen precision (``DescribeLayout``):
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 import pytest
@@ -322,10 +321,10 @@ def test_communication_does_not_depend_on_the_data():
     assert stats[0] == stats[1]
 
 
-def test_cost_at_the_pilot_size():
-    """5,000 rows x 10 columns: well under a second of local compute for the three parties
-    together (measured 0.27 s CPU, 74 rounds and 0.92 MB sent per party, docs/describe.md);
-    the time bound here is loose for a busy shared machine."""
+def test_rounds_at_the_pilot_size():
+    """5,000 rows x 13 columns: the rounds depend on m only through bitlen(m), so the pilot's
+    description takes the same few rounds as a small one (58 since the fused truncations;
+    docs/describe.md). Time is measured by benchmarks/describe.py, not here."""
     g = np.random.default_rng(10)
     x = np.column_stack([mixed_columns(5000, 10), g.normal(0, 1, (5000, 3))])
     m, d = x.shape
@@ -334,12 +333,9 @@ def test_cost_at_the_pilot_size():
     shares = {i: [flat[i][r * d : (r + 1) * d] for r in range(m)] for i in (1, 2, 3)}
     engines = {i: Engine(i, PARAMS, b"cost") for i in (1, 2, 3)}
     run_local({i: e.setup() for i, e in engines.items()})
-    start = time.process_time()
     results = run_local({
         i: describe_fit(engines[i], shares[i], m=m, columns=[str(j) for j in range(d)], min_cell=10) for i in (1, 2, 3)
     })
-    elapsed = time.process_time() - start
     rounds = sum(s["rounds"] for label, s in engines[1].statistics().items() if label != "setup")
     assert_matches_numpy(results[1], np.array(xe, dtype=float) / 2**F)
-    assert rounds <= 80
-    assert elapsed < 3.0, elapsed
+    assert rounds <= 60
