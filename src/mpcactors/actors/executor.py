@@ -70,8 +70,12 @@ AUTO_PROCESS_MIN_ROWS = 2048
 #: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
 AUTO_SHARED_MIN_ROWS = 300
-#: Modules the forkserver imports once, so a forked worker starts with them loaded.
-_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "mpcactors.actors.hooks", "trio_parallel._proc")
+#: Modules the forkserver imports once, so a forked worker starts with them loaded:
+#: every job a run sends (the secret-key jobs, the TTP's default combination
+#: :func:`~mpcactors.crypto.paillier.mask_and_rerandomise`) and trio-parallel's worker
+#: loop, and nothing else (no actors, numpy or CLI), so the forkserver is ready before
+#: the parties have their keys (``docs/benchmarks.md``, "Every core in one process").
+_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
 #: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
 _PARALLEL_BATCH_ROWS = 64

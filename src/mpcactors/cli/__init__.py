@@ -38,6 +38,23 @@ __all__ = ["main"]
 @click.version_option(package_name="mpcactors")
 def main() -> None:
     """Train a lasso model on a hospital's and an insurer's joined data without sharing it."""
+    _workers_skip_the_console_script()
+
+
+def _workers_skip_the_console_script() -> None:
+    """Give the ``mpcactors`` console script the module spec ``python -m mpcactors`` has.
+
+    A worker process started by spawn or forkserver re-runs the parent's main module
+    unless it is a package's ``__main__`` (multiprocessing's rule); the console script
+    has no spec, so every worker would import the whole command line (about 0.3 s of
+    CPU each) for jobs that live in the crypto modules. Another program's main
+    module (a script, pytest) is left alone: its workers may need it.
+    """
+    module = sys.modules.get("__main__")
+    if module is not None and getattr(module, "__spec__", None) is None and getattr(module, "main", None) is main:
+        from importlib.machinery import ModuleSpec
+
+        module.__spec__ = ModuleSpec("mpcactors.__main__", None)
 
 
 # ---- synth ---------------------------------------------------------------------------
