@@ -205,7 +205,7 @@ After / before (medians): {median['after'] / median['before']:.2f}.
 
 
 def policy(args: argparse.Namespace) -> None:
-    from mpcactors.actors.executor import AUTO_SHARED_MIN_ROWS
+    from mpcactors.actors.executor import AUTO_SHARED_MIN_IDLE_CORES, AUTO_SHARED_MIN_ROWS, Executor
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="simulate-policy-"))
@@ -225,8 +225,8 @@ def policy(args: argparse.Namespace) -> None:
                     walls[which].append(run["wall"])
                     loads.append(run["load"])
             ratios = [i / p for i, p in zip(walls["inline"], walls["process"], strict=True)]
-            total = 2 * rows
-            picks = "process" if total * (bits / 2048) ** 3 >= AUTO_SHARED_MIN_ROWS else "inline"
+            # what auto picks for this size at the median load of these runs
+            picks = Executor().shared_policy(2 * rows, key_bits=bits, load=statistics.median(loads[-2 * args.repeats:]))
             table_rows.append([str(bits), f"{rows:,}", fmt(walls["inline"]), fmt(walls["process"]),
                                f"{statistics.median(ratios):.2f}",
                                "process" if min(ratios) > 1 else ("inline" if max(ratios) < 1 else "either"), picks])
@@ -244,7 +244,9 @@ def policy(args: argparse.Namespace) -> None:
 - Run: the whole `mpcactors simulate --key-bits B --executor inline|process --json` (process start to exit,
   steps 1 to 8), 2 + 3 attributes, overlap 0.5, {args.repeats} runs per policy and size, alternating.
 - `auto` picks `process` when the run's rows (both parties) times `(bits / 2048)^3` reach
-  `AUTO_SHARED_MIN_ROWS = {AUTO_SHARED_MIN_ROWS:,}`.
+  `AUTO_SHARED_MIN_ROWS = {AUTO_SHARED_MIN_ROWS:,}` and at least `AUTO_SHARED_MIN_IDLE_CORES =
+  {AUTO_SHARED_MIN_IDLE_CORES}` cores are idle (cores minus the load average; "auto picks" at the
+  median load of that size's runs).
 
 {table}
 """
