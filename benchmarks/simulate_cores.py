@@ -205,7 +205,7 @@ After / before (medians): {median['after'] / median['before']:.2f}.
 
 
 def policy(args: argparse.Namespace) -> None:
-    from mpcactors.actors.executor import AUTO_SHARED_MIN_IDLE_CORES, AUTO_SHARED_MIN_ROWS, Executor
+    from mpcactors.actors.executor import AUTO_SHARED_MAX_LOAD_PER_CORE, AUTO_SHARED_MIN_ROWS, Executor
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="simulate-policy-"))
@@ -244,9 +244,9 @@ def policy(args: argparse.Namespace) -> None:
 - Run: the whole `mpcactors simulate --key-bits B --executor inline|process --json` (process start to exit,
   steps 1 to 8), 2 + 3 attributes, overlap 0.5, {args.repeats} runs per policy and size, alternating.
 - `auto` picks `process` when the run's rows (both parties) times `(bits / 2048)^3` reach
-  `AUTO_SHARED_MIN_ROWS = {AUTO_SHARED_MIN_ROWS:,}` and at least `AUTO_SHARED_MIN_IDLE_CORES =
-  {AUTO_SHARED_MIN_IDLE_CORES}` cores are idle (cores minus the load average; "auto picks" at the
-  median load of that size's runs).
+  `AUTO_SHARED_MIN_ROWS = {AUTO_SHARED_MIN_ROWS:,}` unless the load average exceeds
+  `AUTO_SHARED_MAX_LOAD_PER_CORE = {AUTO_SHARED_MAX_LOAD_PER_CORE}` per core ("auto picks" at the median
+  load of that size's runs).
 
 {table}
 """

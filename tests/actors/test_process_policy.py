@@ -7,7 +7,7 @@ import os
 import pytest
 
 from mpcactors.actors import executor as executor_module
-from mpcactors.actors.executor import AUTO_PROCESS_MIN_ROWS, AUTO_SHARED_MIN_IDLE_CORES, AUTO_SHARED_MIN_ROWS, Executor
+from mpcactors.actors.executor import AUTO_PROCESS_MIN_ROWS, AUTO_SHARED_MAX_LOAD_PER_CORE, AUTO_SHARED_MIN_ROWS, Executor
 from mpcactors.sim import GodView, simulate
 from mpcactors.testing import fast_config, tables_for
 
@@ -109,10 +109,10 @@ def test_a_simulation_decides_its_policy_once_by_rows_and_key_size(rows, bits, c
     ("cores", "load", "expected"),
     [
         (2, 0.0, "process"),
-        (2, 2 - AUTO_SHARED_MIN_IDLE_CORES, "process"),  # half a core idle: enough
-        (2, 1.6, "inline"),  # on two cores, a load of 1.6 leaves too little idle
+        (2, 2 * AUTO_SHARED_MAX_LOAD_PER_CORE, "process"),  # every core busy on average, not more
+        (2, 2.5, "inline"),
         (2, 8.0, "inline"),
-        (16, 8.0, "process"),  # the same load on more cores leaves most of them idle
+        (16, 8.0, "process"),  # the same load on more cores leaves half of them idle
     ],
 )
 def test_a_simulation_on_a_busy_machine_stays_inline(cores, load, expected):
@@ -128,7 +128,7 @@ def test_the_machine_facts_come_from_this_process_affinity_and_the_load_average(
     assert Executor().shared_policy(10**6) == "inline"  # one core allowed, however many the machine has
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert Executor().shared_policy(10**6) == "process" and Executor().pool_size == 4
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.9, 1.0, 1.0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.1, 1.0, 1.0))
     assert Executor().shared_policy(10**6) == "inline"
 
 

@@ -29,8 +29,8 @@ fixed-base table per worker and key) outweigh what the extra cores save
 
 A simulation runs every party in one process, so it decides once for the whole run
 (:meth:`Executor.shared`): one executor for every party, sized by the run's total
-rows (:data:`AUTO_SHARED_MIN_ROWS`) and only while at least half a core is idle
-(:data:`AUTO_SHARED_MIN_IDLE_CORES`), with public-key worker pools that end with the run
+rows (:data:`AUTO_SHARED_MIN_ROWS`) and only while the load average leaves a core
+idle (:data:`AUTO_SHARED_MAX_LOAD_PER_CORE`), with public-key worker pools that end with the run
 and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
 work; each key's work stays on ``pool_size // data parties`` workers, so its
 fixed-base tables are built in few processes. Its worker
@@ -60,7 +60,7 @@ from .secret_pool import open_secret_key_workers
 
 __all__ = [
     "AUTO_PROCESS_MIN_ROWS",
-    "AUTO_SHARED_MIN_IDLE_CORES",
+    "AUTO_SHARED_MAX_LOAD_PER_CORE",
     "AUTO_SHARED_MIN_ROWS",
     "POLICIES",
     "Executor",
@@ -80,12 +80,13 @@ AUTO_PROCESS_MIN_ROWS = 2048
 #: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
 AUTO_SHARED_MIN_ROWS = 300
-#: ``auto`` in a simulation stays inline while fewer cores than this are idle (the
-#: cores this process may use minus the 1-minute load average): on a busy machine the
-#: workers find no idle core, and their fixed costs (a fixed-base table per worker and
-#: key, the forkserver) are extra CPU the run then waits for (``docs/benchmarks.md``,
-#: "Every core in one process").
-AUTO_SHARED_MIN_IDLE_CORES = 0.5
+#: ``auto`` in a simulation stays inline while the 1-minute load average exceeds this
+#: many tasks per core it may use: on a machine with no idle core the workers add their
+#: fixed costs (a fixed-base table per worker and key, the forkserver) as extra CPU and
+#: find no core to spend it on (``docs/benchmarks.md``, "Every core in one process").
+#: Not lower: the load average also counts this user's own previous runs, so a loop of
+#: simulations on an otherwise idle machine must not talk itself out of its cores.
+AUTO_SHARED_MAX_LOAD_PER_CORE = 1.0
 #: Modules the forkserver imports once, so a forked worker starts with them loaded:
 #: every job a run sends (the secret-key jobs, the TTP's default combination
 #: :func:`~mpcactors.crypto.paillier.mask_and_rerandomise`) and trio-parallel's worker
@@ -169,15 +170,15 @@ class Executor:
 
         ``auto``: ``process`` from :data:`AUTO_SHARED_MIN_ROWS` rows counted at 2048
         bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core,
-        when at least :data:`AUTO_SHARED_MIN_IDLE_CORES` of the ``cores`` are idle
-        (``cores - load``); any other policy as it is. ``cores`` and ``load`` default
-        to this machine's (:func:`machine_cores`, :func:`machine_load`).
+        unless ``load`` exceeds :data:`AUTO_SHARED_MAX_LOAD_PER_CORE` per core; any
+        other policy as it is. ``cores`` and ``load`` default to this machine's
+        (:func:`machine_cores`, :func:`machine_load`).
         """
         if self.requested != "auto":
             return self.policy
         cores = machine_cores() if cores is None else cores
         load = machine_load() if load is None else load
-        if cores - load < AUTO_SHARED_MIN_IDLE_CORES:
+        if load > AUTO_SHARED_MAX_LOAD_PER_CORE * cores:
             return "inline"
         work = math.ceil(rows * (key_bits / 2048) ** 3)
         return self._resolved(work, AUTO_SHARED_MIN_ROWS, cores)
