@@ -64,3 +64,14 @@ def test_the_forkserver_preloads_every_default_job_and_nothing_heavy():
     assert {DEFAULT_HOOKS.combine.__module__, "mpcactors.crypto.workers"} <= loaded
     heavy = {"mpcactors.actors", "mpcactors.cli", "mpcactors.config", "numpy", "click", "rich", "structlog"}
     assert not heavy & loaded
+
+
+def test_the_command_line_loads_the_run_only_when_a_command_runs():
+    """``mpcactors --help`` (and every command, before its body) imports the CLI only:
+    not numpy, trio, the logging stack, the actors, the configuration or the MPC engine."""
+    code = "import json, sys\nimport mpcactors.cli\nprint(json.dumps(sorted(sys.modules)))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                           check=True).stdout))
+    run_only = {"numpy", "trio", "structlog", "mpcactors.actors", "mpcactors.config", "mpcactors.plan",
+                "mpcactors.mpc", "mpcactors.sim", "mpcactors.daemon", "rich.progress"}
+    assert not run_only & loaded

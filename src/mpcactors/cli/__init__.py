@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import trio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
 from ..errors import ConfigError, MpcactorsError
-from ..logs import configure_logging
 from . import analyze, audit, daemon
 from ._options import _fail, build_run, print_plan, simulation_options, stderr
 
@@ -90,7 +87,7 @@ def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insure
 class _StepProgress:
     """Progress bars per party for the long steps, on stderr."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Any) -> None:
         self.progress = progress
         self.tasks: dict[tuple[str, int, str], Any] = {}
 
@@ -119,7 +116,10 @@ def simulate(
     Step 8 runs the study plan's analyses (--plan FILE; without it, a cohort description
     and the lasso of --target). With --check-plan, validate the plan against the inputs'
     roster and columns, print its digest and what each analysis opens to whom, and stop."""
+    import trio
+
     from ..actors.executor import Executor
+    from ..logs import configure_logging
     from ..sim import simulate as run_simulation
 
     if audit_dir is not None:
@@ -144,6 +144,8 @@ def simulate(
             progress_cb = None
             simulation = trio.run(partial(run_simulation, tables, config, executor=executor, verify=verify))
         else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr, transient=True) as progress:
                 progress_cb = _StepProgress(progress)

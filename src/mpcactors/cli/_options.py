@@ -12,19 +12,21 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from ..config import RunConfig
 from ..crypto import paillier
 from ..crypto.fixedpoint import Params
 from ..crypto.hashing import IdFold
 from ..protocol.roster import DEFAULT_DATA_PARTIES, Roster, parse_parties
 from ..errors import ConfigError, MpcactorsError
-from ..plan import Plan, load_plan
+
+if TYPE_CHECKING:  # the run's modules (numpy, the plan) load when a command runs, not for --help
+    from ..config import RunConfig
+    from ..plan import Plan
 
 __all__ = ["build_run", "print_plan", "simulation_options", "stderr"]
 
@@ -121,6 +123,9 @@ def simulation_options(f: Any) -> Any:
 def build_run(opts: dict[str, Any], plan_path: Path | None = None) -> tuple[dict[str, Any], RunConfig]:
     """The data parties' tables (by name, in roster order) and the run's configuration,
     with the plan of ``plan_path`` validated against them (else the default plan)."""
+    from ..config import RunConfig
+    from ..plan import load_plan
+
     params = Params()
     tables = _load_inputs(opts, params)
     if plan_path is None and not any(opts["target"] in table.columns for table in tables.values()):
