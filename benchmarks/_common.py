@@ -289,6 +289,7 @@ def write_inputs(
         insurer_attributes=insurer_attributes,
         missing_rate=missing_rate,
         parties=parties,
+        intervention=False,  # the workloads are defined by their attribute counts
     )
     csvs = {name: path.resolve() for name, path in write_cohort_by_party(cohort, directory).items()}
     columns = {name: tuple(table.header[1:]) for name, table in cohort.tables.items()}

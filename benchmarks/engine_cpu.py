@@ -55,7 +55,8 @@ def workload(name: str):  # -> (x float array, y float array, owners, alpha, tar
     if name == "pilot":
         from mpcactors.synth import TARGET, make_cohort
 
-        cohort = make_cohort(5000, 0.5, 0, hospital_attributes=15, insurer_attributes=15, missing_rate=0.0)
+        cohort = make_cohort(5000, 0.5, 0, hospital_attributes=15, insurer_attributes=15, missing_rate=0.0,
+                             intervention=False)
         h = {r[0]: r[1:] for r in cohort.hospital_rows}
         i = {r[0]: r[1:] for r in cohort.insurer_rows}
         ids = sorted(cohort.intersection_ids)

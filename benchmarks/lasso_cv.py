@@ -55,7 +55,7 @@ FOLDS = 5
 
 
 def pilot_data() -> tuple[np.ndarray, np.ndarray, list[int], str]:
-    cohort = make_cohort(5000, 0.5, seed=0, hospital_attributes=15, insurer_attributes=15)
+    cohort = make_cohort(5000, 0.5, seed=0, hospital_attributes=15, insurer_attributes=15, intervention=False)
     hospital, insurer = cohort_tables(cohort, params=PARAMS)
     columns, joined = plaintext_join(hospital, insurer)
     target = columns.index("hospital_days")

@@ -28,6 +28,7 @@ from mpcactors.plan import (
     Analysis,
     Describe,
     Lasso,
+    Logistic,
     Opening,
     Plan,
     default_plan,
@@ -35,17 +36,14 @@ from mpcactors.plan import (
     manifest_allows,
 )
 from mpcactors.protocol.roster import Roster
+from mpcactors.synth import make_cohort
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "heart-failure.toml"
 #: The built-in synthetic cohort's columns (`mpcactors synth`).
-COLUMNS = {
-    "hospital": ("age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp"),
-    "insurer": ("gp_visits", "medication_cost", "prior_admissions", "chronic_conditions", "hospital_days"),
-}
+COLUMNS = {name: table.header[1:] for name, table in make_cohort(10).tables.items()}
 ROSTER = Roster(tuple(COLUMNS))
 RUN = RunConfig(COLUMNS)
-OWNED = ("hospital: age, ejection_fraction, nt_probnp, creatinine, systolic_bp; "
-         "insurer: gp_visits, medication_cost, prior_admissions, chronic_conditions, hospital_days")
+OWNED = "; ".join(f"{name}: {', '.join(columns)}" for name, columns in COLUMNS.items())
 
 DAYS = '''
 [[analysis]]
@@ -124,6 +122,12 @@ BAD_PLANS = [
     ('title = "t"' + DAYS + 'features = ["age", "bmi"]\n', f"{A1} features: 'bmi' is no party's column ({OWNED})"),
     ('title = "t"' + DAYS + 'features = []\n', f"{A1} features: must name 1 to 256 columns besides the target"),
     ('title = "t"' + DAYS + "max_iter = 0\n", f"{A1} max_iter: must be an integer of at least 1, got an integer (0)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", "l2 = -1\n"),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got an integer (-1)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", "l2 = nan\n"),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got a number (nan)"),
+    ('title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", 'l2 = "1"\n'),
+     f"{A1} l2: must be a number of at least 0 (0: maximum likelihood with standard errors), got a string ('1')"),
     ('title = "t"\n[analysis]\nname = "x"\n', "[[analysis]] is required: one table per analysis (a plan has at least one)"),
 ]
 
@@ -180,7 +184,7 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
         Opening("cohort", "small_cell:chronic_conditions", (10,), both, "small_cell", control=True),
         Opening("cohort", "count:chronic_conditions", (10,), both, "count"),
         Opening("days", "converged", (200,), hospital, "converged", reveals=200, control=True),
-        Opening("days", "coefficients", (9,), hospital, "result"),
+        Opening("days", "coefficients", (12,), hospital, "result"),
         Opening("days", "intercept", (), hospital, "result"),
         Opening("days", "r2", (), hospital, "result"),
         Opening("days", "iterations", (), hospital, None),
@@ -190,9 +194,9 @@ def test_the_manifest_of_the_example_lists_every_opening_and_its_recipients() ->
 @pytest.mark.parametrize(
     ("analysis", "label", "count", "allowed"),
     [
-        ("days", "result", 11, True),  # 9 coefficients, the intercept and R^2 in one reveal
-        ("days", "result", 10, False),
-        ("days", "result", 12, False),
+        ("days", "result", 14, True),  # 12 coefficients, the intercept and R^2 in one reveal
+        ("days", "result", 13, False),
+        ("days", "result", 15, False),
         ("days", "converged", 1, True),  # one bit per check
         ("days", "converged", 200, False),
         ("days", "iterations", 1, False),  # derived, never opened
@@ -216,6 +220,23 @@ def test_the_manifest_counts_one_convergence_check_per_check_every_iterations() 
     lasso = Analysis("m", Lasso("y", 1.0, ("x",), max_iter=12), ("hospital",))
     (converged, *_) = Plan("t", (lasso,)).manifest()
     assert converged.shape == (3,) and converged.per_reveal == 1  # checks at 5, 10 and 12 (the cap)
+
+
+def test_a_penalised_logistic_model_declares_the_scales_and_no_variances(tmp_path: Path) -> None:
+    """l2 > 0: the d scales are a control opening (every compute party needs the public
+    penalty), nothing of the standard errors is opened, and l2 is part of the digest; a plan
+    without it keeps the digest it had before the key existed."""
+    text = 'title = "t"' + DAYS.replace('"lasso"', '"logistic"').replace("alpha = 0.1\n", 'features = ["age", "gp_visits"]\n')
+    plain = load(write(tmp_path, text))
+    penalised = load(write(tmp_path, text + "l2 = 2\n"))
+    assert penalised.analyses[0].method == Logistic("hospital_days", ("age", "gp_visits"), l2=2.0)
+    assert "l2" not in plain.analyses[0].method.document() and plain.digest != penalised.digest
+    opened = {o.output: o for o in penalised.manifest() if o.label is not None}
+    assert list(opened)[:3] == ["small_class", "scale", "converged"]
+    assert opened["scale"].shape == (2,) and opened["scale"].control
+    assert "variance" not in opened and "variance" in {o.output for o in plain.manifest()}
+    assert manifest_allows(penalised.manifest(), "days", "scale", 2)
+    assert not manifest_allows(plain.manifest(), "days", "scale", 2)
 
 
 async def test_the_default_plans_manifest_allows_every_value_a_real_run_opens() -> None:
@@ -284,8 +305,9 @@ columns = [ "age",
 [[analysis]]
 alpha = 1e-1
 max_iter = 1000
-features = ["age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp",
-            "gp_visits", "medication_cost", "prior_admissions", "chronic_conditions"]
+features = ["age", "ejection_fraction", "nt_probnp", "creatinine", "systolic_bp", "e_coaching",
+            "readmitted_30d", "gp_visits", "medication_cost", "prior_admissions", "chronic_conditions",
+            "specialist_visits"]
 target = "hospital_days"
 kind = "lasso"
 name = "days"
@@ -384,7 +406,7 @@ def test_check_plan_validates_the_example_plan_and_prints_what_it_opens_without_
         "  1. cohort (describe) to hospital, insurer: mean[4], sd[4], correlation[6], "
         "count:chronic_conditions[10]",
         "     and to the compute parties too, as they steer the computation: small_cell:chronic_conditions[10]",
-        "  2. days (lasso) to hospital: coefficients[9], intercept[1], r2[1], iterations[1]",
+        "  2. days (lasso) to hospital: coefficients[12], intercept[1], r2[1], iterations[1]",
         "     and to the compute parties too, as they steer the computation: converged[200]",
     ]
     assert "the plan is valid for these inputs" in result.stderr

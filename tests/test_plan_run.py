@@ -59,7 +59,7 @@ async def test_the_example_plan_runs_and_each_output_reaches_only_its_recipients
     # the TTP and the insurer opened the model for the hospital but received no share of it:
     # on the wire, the model's shares travel to the hospital only
     for role in ("hospital", "insurer", "ttp"):
-        assert ("days", "result", 11) in parties[role].revealed
+        assert ("days", "result", len(config.plan.analyses[1].method.features) + 2) in parties[role].revealed
     step8 = [(r.receiver, decode_envelope(r.data).body["label"]) for r in records if r.step == 8 and r.kind == "mpc"]
     assert {receiver for receiver, label in step8 if label == "result"} == {"hospital"}
     assert {receiver for receiver, label in step8 if label == "converged"} == {"hospital", "insurer", "ttp"}
@@ -186,22 +186,36 @@ def test_three_daemons_run_the_example_plan_and_each_writes_only_its_own_outputs
     assert documents["hospital"]["outputs"]["cohort"] == documents["insurer"]["outputs"]["cohort"]
 
 
-async def test_a_logistic_analysis_runs_in_the_plan_and_matches_statsmodels() -> None:
+@pytest.mark.parametrize("l2", [0.0, pytest.param(0.5, marks=pytest.mark.slow)])
+async def test_a_logistic_analysis_runs_in_the_plan_and_matches_statsmodels(l2: float) -> None:
     """The insurer adds a 0/1 column (readmitted: more than 8 hospital days, say); the plan's
     logistic model of it on two hospital columns equals statsmodels' Logit within 1e-4
-    relative (docs/logistic.md), for its recipient only."""
+    relative (docs/logistic.md), for its recipient only; with l2, scikit-learn's
+    LogisticRegression(C=1/l2), no standard errors, and the console says so."""
     hospital, insurer = tables_for(160, 0.9, seed=8)
     one = 1 << fast_config(hospital, insurer).params.frac_bits
     days = insurer.values[:, insurer.columns.index("hospital_days")] / one
     rows = [[i, *(str(v / one) for v in row), str(int(d > np.median(days)))] for i, row, d in zip(insurer.ids, insurer.values, days)]
     insurer = table_from_rows("insurer.csv", ["id", *insurer.columns, "readmitted"], rows, min_rows=2)
     config = fast_config(hospital, insurer)
-    plan = Plan("readmission", (Analysis("readmission", Logistic("readmitted", ("age", "ejection_fraction")), ("insurer",)),))
+    model = Logistic("readmitted", ("age", "ejection_fraction"), l2=l2)
+    plan = Plan("readmission", (Analysis("readmission", model, ("insurer",)),))
     simulation = await simulate({"hospital": hospital, "insurer": insurer}, replace(config, plan=plan), verify=True)
     assert simulation.verified is True, simulation.verification
     output = simulation.parties["insurer"].outputs["readmission"]
-    assert output["kind"] == "logistic" and set(output["intercept"]) == {"estimate", "se", "z", "p", "ci_low", "ci_high"}
+    keys = {"estimate", "se", "z", "p", "ci_low", "ci_high"} if l2 == 0 else {"estimate"}
+    assert output["kind"] == "logistic" and output["l2"] == l2 and set(output["intercept"]) == keys
     assert simulation.parties["hospital"].outputs == {}
+    if l2 > 0:
+        from rich.console import Console
+
+        from mpcactors.cli import render_regression
+
+        console = Console(record=True, width=250)
+        oracle = simulation.verification["analyses"]["readmission"]["statsmodels"]
+        render_regression("readmission", "to insurer", output, oracle, console)
+        text = console.export_text()
+        assert "scikit-learn coef" in text and "no standard errors" in text and "statsmodels" not in text
     # the owner refuses a target that is not 0/1 before step 3
     bad = table_from_rows("insurer.csv", ["id", *insurer.columns], [[*r[:-1], "2"] for r in rows], min_rows=2)
     with pytest.raises(InputError, match="'readmitted' is the target of a logistic regression"):

@@ -11,6 +11,7 @@ there could be more (a digest), and the others are checked on the k-way plaintex
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+import statsmodels.api as sm
 from sklearn.linear_model import LinearRegression
 
 from mpcactors.cli import main
@@ -26,11 +28,14 @@ from mpcactors.crypto.fixedpoint import Params
 from mpcactors.data import load_table, plaintext_join, table_from_rows
 from mpcactors.synth import (
     CBS_COLUMNS,
+    E_COACHING_EFFECT,
     GP_COLUMNS,
     HOSPITAL_COLUMNS,
     INSURER_COLUMNS,
+    INTERVENTION_COLUMNS,
     NOISE_SD,
     TARGET,
+    TRUE_MODELS,
     Cohort,
     cohort_tables,
     cohort_tables_by_party,
@@ -90,14 +95,17 @@ def test_rows_are_shuffled() -> None:
 
 def test_default_headers() -> None:
     cohort = make_cohort(20, 0.5)
-    assert cohort.hospital_header == ("id", *HOSPITAL_COLUMNS)
-    assert cohort.insurer_header == ("id", *INSURER_COLUMNS)
-    assert cohort.insurer_header[-1] == TARGET
-    assert cohort.feature_columns == HOSPITAL_COLUMNS + INSURER_COLUMNS[:-1]
+    assert cohort.hospital_header == ("id", *HOSPITAL_COLUMNS, "e_coaching", "readmitted_30d")
+    assert cohort.insurer_header == ("id", *INSURER_COLUMNS[:-1], "specialist_visits", TARGET)
+    assert cohort.feature_columns == cohort.hospital_header[1:] + cohort.insurer_header[1:-1]
+    plain = make_cohort(20, 0.5, intervention=False)
+    assert plain.hospital_header == ("id", *HOSPITAL_COLUMNS)
+    assert plain.insurer_header == ("id", *INSURER_COLUMNS)
+    assert plain.feature_columns == HOSPITAL_COLUMNS + INSURER_COLUMNS[:-1]
 
 
 def test_fifteen_plus_fifteen_attributes() -> None:
-    cohort = make_cohort(50, 0.5, hospital_attributes=15, insurer_attributes=15)
+    cohort = make_cohort(50, 0.5, hospital_attributes=15, insurer_attributes=15, intervention=False)
     assert len(cohort.hospital_header) == 16 and len(cohort.insurer_header) == 16
     assert cohort.hospital_header[6:] == tuple(f"lab_{k}" for k in range(1, 11))
     assert cohort.insurer_header[5:-1] == tuple(f"claims_{k}" for k in range(1, 11))
@@ -107,7 +115,7 @@ def test_fifteen_plus_fifteen_attributes() -> None:
 
 
 def test_fewer_attributes() -> None:
-    cohort = make_cohort(20, 0.5, hospital_attributes=2, insurer_attributes=1)
+    cohort = make_cohort(20, 0.5, hospital_attributes=2, insurer_attributes=1, intervention=False)
     assert cohort.hospital_header == ("id", "age", "ejection_fraction")
     assert cohort.insurer_header == ("id", TARGET)
     assert tuple(cohort.true_coefficients) == ("age", "ejection_fraction")
@@ -227,6 +235,26 @@ def test_target_follows_the_sparse_linear_model_on_the_join(
     assert abs(predicted - true_mean) < 5 * sigma / math.sqrt(m)
 
 
+def test_the_intervention_study_follows_its_true_models_on_the_join() -> None:
+    """statsmodels on the loaded plaintext join recovers :data:`TRUE_MODELS`.
+
+    The estimates are within 4 standard errors of the truth (a correct model fails
+    this with probability ~1e-4 per coefficient); the unadjusted e-coaching effect is
+    more than 4 standard errors off, which is what makes the adjustment necessary.
+    """
+    cohort = make_cohort(12000, 0.5, seed=5)
+    columns, matrix = plaintext_join(*cohort_tables(cohort, params=PARAMS))
+    join = dict(zip(columns, (np.asarray(matrix, dtype=float) / 2.0**PARAMS.frac_bits).T, strict=True))
+    assert 0.35 < join["e_coaching"].mean() < 0.65 and 0.08 < join["readmitted_30d"].mean() < 0.25
+    for outcome, model in TRUE_MODELS.items():
+        design = sm.add_constant(np.column_stack([join[c] for c in model.coefficients]))
+        fit = (sm.OLS if model.link == "identity" else sm.Logit)(join[outcome], design).fit(disp=0)
+        truth = np.array([model.intercept, *model.coefficients.values()])
+        assert np.all(np.abs(fit.params - truth) < 4 * fit.bse), (outcome, fit.params, truth)
+    naive = sm.OLS(join["specialist_visits"], sm.add_constant(join["e_coaching"])).fit()
+    assert abs(naive.params[1] - E_COACHING_EFFECT) > 4 * naive.bse[1]
+
+
 def test_csv_files_load_back_with_the_right_missing_counts(tmp_path: Path) -> None:
     cohort = make_cohort(400, 0.5, seed=10, missing_rate=0.03)
     hospital_path, insurer_path = write_cohort(cohort, tmp_path / "nested" / "out")
@@ -277,8 +305,9 @@ def digest(cohort: Cohort) -> str:
     return h.hexdigest()[:32]
 
 
-# Computed with make_cohort before it could make more than two tables (commit 323c010):
-# tests and benchmarks that pin numbers on the two-party cohort keep them.
+# Computed with make_cohort before it could make more than two tables (commit 323c010), and
+# before the intervention study's columns: tests and benchmarks that pin numbers on the
+# two-party cohort keep them (``intervention=False``).
 PINNED = [
     ((300, 0.4, 11), {}, "d30114231296369441228a87f499a69f"),
     ((1000, 0.5, 0), {}, "83c4927ead5f7e297e7e1bbbdf159015"),
@@ -292,7 +321,36 @@ PINNED = [
 def test_the_first_two_tables_are_as_before_whatever_the_parties(
     args: tuple[int, float, int], kwargs: dict[str, float], expected: str, parties: int | tuple[str, ...]
 ) -> None:
-    assert digest(make_cohort(*args, **kwargs, parties=parties)) == expected  # type: ignore[arg-type]
+    assert digest(make_cohort(*args, **kwargs, parties=parties, intervention=False)) == expected  # type: ignore[arg-type]
+
+
+def without_intervention(cohort: Cohort) -> Cohort:
+    """``cohort`` with the intervention study's columns (and their zero coefficients) removed."""
+
+    def drop(header: tuple[str, ...], rows: list[list[str]]) -> tuple[tuple[str, ...], list[list[str]]]:
+        keep = [j for j, name in enumerate(header) if name not in INTERVENTION_COLUMNS]
+        return tuple(header[j] for j in keep), [[row[j] for j in keep] for row in rows]
+
+    hospital_header, hospital_rows = drop(cohort.hospital_header, cohort.hospital_rows)
+    insurer_header, insurer_rows = drop(cohort.insurer_header, cohort.insurer_rows)
+    coefficients = {k: v for k, v in cohort.true_coefficients.items() if k not in INTERVENTION_COLUMNS}
+    return dataclasses.replace(
+        cohort, hospital_header=hospital_header, hospital_rows=hospital_rows, insurer_header=insurer_header,
+        insurer_rows=insurer_rows, true_coefficients=coefficients,
+    )
+
+
+@pytest.mark.parametrize(("args", "kwargs", "expected"), PINNED)
+def test_the_intervention_columns_change_no_other_cell(
+    args: tuple[int, float, int], kwargs: dict[str, float], expected: str
+) -> None:
+    """Every other cell, the target, the intersection and the third table are as without them."""
+    cohort = make_cohort(*args, **kwargs, parties=3)  # type: ignore[arg-type]
+    assert {name for name, c in cohort.true_coefficients.items() if name in INTERVENTION_COLUMNS and c == 0} == set(
+        INTERVENTION_COLUMNS
+    )
+    assert digest(without_intervention(cohort)) == expected
+    assert cohort.more_tables == make_cohort(*args, **kwargs, parties=3, intervention=False).more_tables  # type: ignore[arg-type]
 
 
 def test_two_parties_by_default() -> None:
@@ -483,7 +541,7 @@ def test_synth_command_writes_a_csv_per_party_that_loads(tmp_path: Path) -> None
     tables = [load_table(tmp_path / f"{name}.csv", params=PARAMS) for name in ("hospital", "insurer", "cbs")]
     assert tables[2].columns == CBS_COLUMNS
     columns, matrix = plaintext_join(*tables)
-    assert len(columns) == 5 + 5 + 4 and 0 < len(matrix) <= 120
+    assert len(columns) == 7 + 6 + 4 and 0 < len(matrix) <= 120
     assert "120 ids in every table" in result.output
     cohort = make_cohort(200, 0.6, 4, parties=3)
     assert (tmp_path / "cbs.csv").read_text().splitlines()[1:] == list(map(",".join, cohort.tables["cbs"].rows))

@@ -69,7 +69,7 @@ _KEYS = {
     "describe": {"name", "kind", "recipients", "columns", "categorical", "levels"},
     "lasso": {"name", "kind", "recipients", "target", "alpha", "features", "max_iter", "folds"},
     "linear": {"name", "kind", "recipients", "target", "features", "ridge"},
-    "logistic": {"name", "kind", "recipients", "target", "features", "max_iter"},
+    "logistic": {"name", "kind", "recipients", "target", "features", "max_iter", "l2"},
 }
 
 
@@ -164,18 +164,25 @@ class Linear:
 @dataclass(frozen=True, slots=True)
 class Logistic:
     """Logistic regression of the 0/1 ``target`` on ``features`` by Newton's method, with
-    standard errors (``mpc/logistic.py``; statsmodels' ``Logit``)."""
+    standard errors (``mpc/logistic.py``; statsmodels' ``Logit``), or with the L2 penalty
+    ``l2`` (scikit-learn's ``LogisticRegression(C=1/l2)``; the scales are opened, no
+    standard errors)."""
 
     kind: ClassVar[str] = "logistic"
     target: str
     features: tuple[str, ...]
     max_iter: int = logistic.DEFAULT_MAX_ITER
+    l2: float = 0.0
 
     def document(self) -> dict[str, Any]:
-        return {"target": self.target, "features": list(self.features), "max_iter": self.max_iter}
+        document = {"target": self.target, "features": list(self.features), "max_iter": self.max_iter}
+        if self.l2 > 0:  # absent without a penalty, so older plans keep their digests
+            document["l2"] = self.l2
+        return document
 
     def openings(self, check_every: int) -> list[_Entry]:
-        return _from_program(logistic.openings(len(self.features), max_iter=self.max_iter), logistic.CONTROL)
+        found = logistic.openings(len(self.features), max_iter=self.max_iter, l2=self.l2)
+        return _from_program(found, logistic.CONTROL)
 
 
 #: ``(output, shape, label, reveals, control)``: one entry of a kind's openings
@@ -626,7 +633,12 @@ class _Context:
 
     def _logistic(self, table: _Table) -> Logistic:
         target, features = self._model(table, "logistic regression")
-        return Logistic(target, features, table.whole("max_iter", logistic.DEFAULT_MAX_ITER, 1))
+        max_iter = table.whole("max_iter", logistic.DEFAULT_MAX_ITER, 1)
+        l2 = table.get("l2")
+        l2 = 0.0 if l2 is None else l2
+        if isinstance(l2, bool) or not isinstance(l2, int | float) or not math.isfinite(l2) or l2 < 0:
+            raise table.error("l2", f"must be a number of at least 0 (0: maximum likelihood with standard errors), got {_what(l2)}")
+        return Logistic(target, features, max_iter, float(l2))
 
     def _lasso(self, table: _Table) -> Lasso:
         target, features = self._model(table, "lasso")

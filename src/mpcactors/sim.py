@@ -280,7 +280,10 @@ def compare_with_numpy(
         for level, n in true.items():
             if shown[level] is not None and (shown[level] != n or n < min_cell):
                 exact = False
-        if sum(v is None for v in shown.values()) != len(small) + (len(small) == 1 and len(true) > 1):
+        # one complement protects a lone small level, or a small level beside a small
+        # `other` (which everyone who knows the code list may take to be empty)
+        lone = len(small) == 1 or (len(small) == 2 and OTHER in small)
+        if sum(v is None for v in shown.values()) != len(small) + (lone and len(true) > len(small)):
             exact = False
     return {
         "numpy": {
@@ -351,8 +354,9 @@ def compare_with_statsmodels(
     output: dict[str, Any], method: Linear | Logistic, data: np.ndarray, columns: Sequence[str],
 ) -> dict[str, Any]:
     """Fit statsmodels' ``Logit`` or ``OLS`` with an intercept on the plaintext join (for
-    ridge, scikit-learn's ``Ridge``); report the largest relative difference of the estimates
-    and standard errors (docs/logistic.md: 1e-4; docs/linear.md: 1e-6)."""
+    ridge, scikit-learn's ``Ridge``; for ``l2 > 0``, its ``LogisticRegression(C=1/l2)``);
+    report the largest relative difference of the estimates and standard errors
+    (docs/logistic.md: 1e-4; docs/linear.md: 1e-6)."""
     import statsmodels.api as sm
 
     features = data[:, [columns.index(c) for c in method.features]]
@@ -365,6 +369,14 @@ def compare_with_statsmodels(
         model = Ridge(alpha=method.ridge).fit(features, y)
         params, bse = np.concatenate([[model.intercept_], model.coef_]), None
         extra: dict[str, float] = {}
+    elif isinstance(method, Logistic) and method.l2 > 0:
+        from sklearn.linear_model import LogisticRegression
+
+        # the exact Newton solver: lbfgs stops 1e-3 to 1e-4 away on raw columns
+        penalised = LogisticRegression(C=1 / method.l2, solver="newton-cholesky", tol=1e-12, max_iter=1000).fit(features, y)
+        params, bse = np.concatenate([penalised.intercept_, penalised.coef_[0]]), None
+        prob = penalised.predict_proba(features)[:, 1]
+        extra = {"loglik": float(np.sum(y * np.log(prob) + (1 - y) * np.log1p(-prob)))}
     elif isinstance(method, Logistic):
         fit = sm.Logit(y, x).fit(disp=0, maxiter=100)
         params, bse, extra = fit.params, fit.bse, {"loglik": float(fit.llf)}

@@ -22,6 +22,9 @@ pair of tables with the same shape and known ground truth:
   medication_cost        log-normal, median 2500 (euro)       0 - 100000
   prior_admissions       Poisson, mean ~1                     0 - 10
   chronic_conditions     Poisson, mean ~2                     0 - 8
+  e_coaching             0 or 1, about half enrolled          0 - 1
+  readmitted_30d         0 or 1, logistic model, ~15%         0 - 1
+  specialist_visits      Poisson, linear mean ~6 (per year)   0 - 25
   lab_k (hospital)       log-normal lab values, cycling       see _LABS
                          sodium, potassium, haemoglobin, ...
   claims_k (insurer)     claim counts and costs, cycling      see _CLAIMS
@@ -34,6 +37,17 @@ pair of tables with the same shape and known ground truth:
   rounding), so an ordinary least-squares fit on the plaintext join recovers
   :attr:`Cohort.true_coefficients` up to the noise. It is a teaching model, not a
   clinical one, and it can (rarely) be slightly negative.
+
+* the intervention study (issue 17's example, after the Zuyderland/CZ/CBS e-coaching pilot):
+  the hospital enrols patients in an e-coaching programme (``e_coaching``), more often
+  the younger and those with more chronic conditions or prior admissions, so a naive
+  comparison is confounded. Its true effect on the insurer's ``specialist_visits`` (a
+  Poisson count whose mean is *linear* in age, chronic conditions, prior admissions
+  and e-coaching) is :data:`E_COACHING_EFFECT` visits per year, so a linear model
+  adjusted for those three recovers it without bias. The hospital's
+  ``readmitted_30d`` follows an exact logistic model in age, ejection fraction, prior
+  admissions and e-coaching. Both models are in :attr:`Cohort.true_models`; neither
+  column enters ``hospital_days``.
 
 Every patient has every attribute, so insurer rows of patients the hospital does
 not have also get a target (the insurer cannot know who is shared). A fraction
@@ -91,13 +105,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CBS_COLUMNS",
+    "E_COACHING_EFFECT",
     "GP_COLUMNS",
     "HOSPITAL_COLUMNS",
     "INSURER_COLUMNS",
+    "INTERVENTION_COLUMNS",
     "NOISE_SD",
     "TARGET",
+    "TRUE_MODELS",
     "Cohort",
     "SynthTable",
+    "TrueModel",
     "cohort_tables",
     "cohort_tables_by_party",
     "make_cohort",
@@ -113,6 +131,9 @@ INSURER_COLUMNS = (
     "chronic_conditions",
     "hospital_days",
 )
+#: The intervention study's columns (``make_cohort(intervention=True)``, the default): the
+#: first two end the first party's table, the last comes before the second party's target.
+INTERVENTION_COLUMNS = ("e_coaching", "readmitted_30d", "specialist_visits")
 TARGET = "hospital_days"
 #: The third data party's columns: a Statistics-Netherlands-like register table.
 CBS_COLUMNS = ("education_level", "household_income", "deprivation_index", "household_size")
@@ -120,6 +141,8 @@ CBS_COLUMNS = ("education_level", "household_income", "deprivation_index", "hous
 GP_COLUMNS = ("gp_consults", "bmi", "smoker")
 #: standard deviation of the Gaussian noise on the target (days)
 NOISE_SD = 1.5
+#: The true effect of e-coaching on specialist visits (visits per year), see :data:`TRUE_MODELS`.
+E_COACHING_EFFECT = -1.0
 
 ID_COLUMN = "id"
 _ID_DIGITS = 9
@@ -137,8 +160,43 @@ _BASE_COEFFICIENTS = {
     "medication_cost": 0.0,
     "prior_admissions": 0.9,
     "chronic_conditions": 0.6,
+    "e_coaching": 0.0,
+    "readmitted_30d": 0.0,
+    "specialist_visits": 0.0,
 }
 _BASE_INTERCEPT = 4.0
+
+
+@dataclass(frozen=True)
+class TrueModel:
+    """An outcome's true model: ``link(E[outcome]) = intercept + sum(coef * column)``.
+
+    ``link`` is ``"identity"`` (a linear model, as ``linear`` fits) or ``"logit"`` (a
+    logistic model, as ``logistic`` fits); the columns are raw, as written.
+    """
+
+    link: str
+    intercept: float
+    coefficients: dict[str, float]
+
+
+#: The intervention study's outcomes (the module docstring). E-coaching is assigned by
+#: ``logit P(e_coaching) = _E_COACHING_ENROLMENT`` (same form), and specialist visits
+#: are Poisson with the identity-link mean below, which is at least 0.5 for every
+#: value in range (age >= 40), so no clipping bends the linear model.
+TRUE_MODELS = {
+    "specialist_visits": TrueModel(
+        "identity", 1.5,
+        {"age": 0.05, "chronic_conditions": 0.6, "prior_admissions": 0.4, "e_coaching": E_COACHING_EFFECT},
+    ),
+    "readmitted_30d": TrueModel(
+        "logit", -2.9,
+        {"age": 0.03, "ejection_fraction": -0.03, "prior_admissions": 0.35, "e_coaching": -0.5},
+    ),
+}
+_E_COACHING_ENROLMENT = TrueModel(
+    "logit", 1.5, {"age": -0.035, "chronic_conditions": 0.3, "prior_admissions": 0.25}
+)
 
 # Extra hospital columns lab_k mimic these analytes, cycling:
 # (analyte, median, log-sd of the noise, loading on severity, decimals)
@@ -179,6 +237,7 @@ _RETIREMENT_AGE = 67
 # party k's, so a party's table is the same whatever the number of parties after it.
 _SOCIAL_STREAM = 6
 _PARTY_STREAM = 7
+_STUDY_STREAM = 8  # the intervention study's columns: adding them changed no other column
 
 
 @dataclass(frozen=True)
@@ -240,6 +299,7 @@ def make_cohort(
     missing_rate: float = 0.01,
     id_space: int = 10**9,
     parties: int | Sequence[str] = 2,
+    intervention: bool = True,
 ) -> Cohort:
     """A synthetic cohort of ``rows`` patients per party (see the module docstring).
 
@@ -267,6 +327,12 @@ def make_cohort(
             party4, ...) or their names in roster order. Tables go by position: the
             first two are the hospital's and the insurer's whatever their names, the
             third the CBS-like table, the others a family doctor's.
+        intervention: add :data:`INTERVENTION_COLUMNS` (the e-coaching study, see the
+            module docstring): ``e_coaching`` and ``readmitted_30d`` after the first
+            table's attributes, ``specialist_visits`` before the second's target. They
+            come from random streams of their own and do not enter the target, so
+            every other cell, the target and the tables of parties 3 on are the same
+            with or without them (their ``true_coefficients`` are 0).
 
     Raises:
         ValueError: an argument is out of range, the parties are not a valid roster,
@@ -299,6 +365,17 @@ def make_cohort(
     insurer_features = insurer_base + tuple(
         f"claims_{k}" for k in range(1, insurer_attributes - len(INSURER_COLUMNS) + 1)
     )
+    # The intervention study's columns come from streams of their own, values and missing
+    # cells alike, so every other cell is what it is without them.
+    hospital_missing = [missing_rng] * len(hospital_names)
+    insurer_missing = [missing_rng] * (len(insurer_features) + 1)
+    if intervention:
+        study_values_rng, study_missing_rng = (_rng(seed, _STUDY_STREAM, k) for k in (0, 1))
+        base.update(_study_attributes(study_values_rng, base))
+        hospital_names += INTERVENTION_COLUMNS[:2]
+        hospital_missing += [study_missing_rng] * 2
+        insurer_features += INTERVENTION_COLUMNS[2:]
+        insurer_missing.insert(-1, study_missing_rng)
     columns: dict[str, np.ndarray] = {}
     coefficients: dict[str, float] = {}
     intercept = _BASE_INTERCEPT
@@ -324,13 +401,13 @@ def make_cohort(
     insurer_header = (ID_COLUMN, *insurer_features, TARGET)
     id_text = _format_ids(person_ids)
     hospital_rows = _format_rows(
-        id_text, hospital_people, [columns[n] for n in hospital_names], missing_rng, missing_rate
+        id_text, hospital_people, [columns[n] for n in hospital_names], hospital_missing, missing_rate
     )
     insurer_rows = _format_rows(
         id_text,
         insurer_people,
         [columns[n] for n in insurer_header[1:]],
-        missing_rng,
+        insurer_missing,
         missing_rate,
     )
     return Cohort(
@@ -513,6 +590,28 @@ def _base_attributes(rng: np.random.Generator, s: np.ndarray) -> dict[str, np.nd
         ),
         "prior_admissions": poisson(0.9, 0.5, 10),
         "chronic_conditions": poisson(2.2, 0.25, 8),
+    }
+
+
+def _linear_predictor(model: TrueModel, columns: dict[str, np.ndarray]) -> np.ndarray:
+    return model.intercept + sum(c * columns[name] for name, c in model.coefficients.items())
+
+
+def _study_attributes(rng: np.random.Generator, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``e_coaching``, ``readmitted_30d`` and ``specialist_visits`` of every person (:data:`TRUE_MODELS`)."""
+    n = len(base["age"])
+
+    def bernoulli(logit: np.ndarray) -> np.ndarray:
+        return (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float64)
+
+    columns = dict(base)
+    columns["e_coaching"] = bernoulli(_linear_predictor(_E_COACHING_ENROLMENT, columns))
+    columns["readmitted_30d"] = bernoulli(_linear_predictor(TRUE_MODELS["readmitted_30d"], columns))
+    visits = rng.poisson(_linear_predictor(TRUE_MODELS["specialist_visits"], columns))
+    return {
+        "e_coaching": columns["e_coaching"],
+        "readmitted_30d": columns["readmitted_30d"],
+        "specialist_visits": visits.astype(np.float64),
     }
 
 
@@ -724,11 +823,13 @@ def _format_rows(
     id_text: list[str],
     people: np.ndarray,
     columns: Sequence[np.ndarray],
-    rng: np.random.Generator,
+    rng: np.random.Generator | Sequence[np.random.Generator],
     missing_rate: float,
 ) -> list[list[str]]:
+    """Rows of text; each column's missing cells are drawn from ``rng`` (or its own in a list)."""
+    rngs = [rng] * len(columns) if isinstance(rng, np.random.Generator) else rng
     cells = []
-    for values in columns:
+    for values, rng in zip(columns, rngs, strict=True):
         texts = _format_column(values[people])
         if missing_rate > 0:
             for index in np.flatnonzero(rng.random(len(people)) < missing_rate).tolist():

@@ -156,7 +156,7 @@ def test_sizes_timing_and_order_predict_no_attribute(honest):
     assert result.success_rate <= result.confidence_bound and result.verdict == "no advantage"
     # ciphertexts travel at a fixed width: the width is the same for every row
     assert "ciphertext width (bytes)" in result.details["constant_observables"]
-    assert result.details["rules"] == 2 * 6 * 5  # parties x observables x attributes
+    assert result.details["rules"] == 6 * (7 + 6)  # observables x the attributes of both parties
 
 
 def test_unshuffled_sorted_input_is_caught(tables):

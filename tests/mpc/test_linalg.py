@@ -18,7 +18,7 @@ from mpcactors.crypto import shamir
 from mpcactors.crypto.fixedpoint import Params
 from mpcactors.errors import ConfigError
 from mpcactors.mpc.engine import Engine, run_local
-from mpcactors.mpc.linalg import SpdLayout, spd_inverse
+from mpcactors.mpc.linalg import SpdLayout, newton_schulz, spd_inverse
 
 PARAMS = Params()
 
@@ -119,3 +119,47 @@ def test_bad_sizes_are_refused():
         SpdLayout(PARAMS, 0).check()
     with pytest.raises(ConfigError, match="cond_bits"):
         SpdLayout(PARAMS, 3, cond_bits=0).check()
+
+
+def test_a_tighter_trace_bound_starts_closer_and_still_converges():
+    """``newton_schulz`` alone with ``max_trace`` (logistic regression's Hessian over m: trace
+    at most d/4, 44 fractional bits, cond_bits 20): fewer steps than the Jacobi default and
+    the inverse within ``cond * 2**-34`` of numpy's relative to its largest entry (the
+    contract's ``d 2**-F / lambda_min`` with room, at F = 44)."""
+    g = np.random.default_rng(9)
+    z = g.normal(size=(200, 5))
+    z[:, 4] += 0.8 * z[:, 0]
+    a = jacobi_scaled(np.cov(z.T)) / 4  # diagonal in [1/16, 1/4): trace below 5/4
+    tight = SpdLayout(PARAMS, 5, frac_bits=44, cond_bits=20, max_trace=5 / 4, singular_bit=False)
+    tight.check()
+    assert tight.start_exp == 1 and tight.iterations < SpdLayout(PARAMS, 5, frac_bits=44, cond_bits=20, singular_bit=False).iterations
+    F = tight.frac_bits
+    encoded = [int(round(v * 2**F)) for v in a.ravel()]
+    flat = shamir.share(encoded, random.Random(4), PARAMS.prime)
+    engines = {i: Engine(i, PARAMS, b"linalg test") for i in (1, 2, 3)}
+    run_local({i: e.setup() for i, e in engines.items()})
+
+    def program(engine, share):
+        x, _ = yield from newton_schulz(engine, [share[r * 5 : (r + 1) * 5] for r in range(5)], tight)
+        return (yield from engine.reveal([v for row in x for v in row], "test"))
+
+    out = run_local({i: program(engines[i], flat[i]) for i in (1, 2, 3)})
+    inverse = np.array(out[1], dtype=float).reshape(5, 5) / 2**F
+    decoded = np.array(encoded, dtype=float).reshape(5, 5) / 2**F
+    reference = np.linalg.inv(decoded)
+    assert np.abs(inverse - reference).max() < np.linalg.cond(decoded) * 2.0**-34 * np.abs(reference).max()
+    assert all(label == "test" for label, _ in engines[1].revealed)  # the schedule opens nothing
+
+
+def test_a_layout_without_the_singular_rule_cannot_run_spd_inverse():
+    """singular_bit=False drops the bit's precision rule, so spd_inverse refuses it; a
+    max_trace that is not a positive number is refused by name."""
+    layout = SpdLayout(PARAMS, 11, frac_bits=44, cond_bits=20, singular_bit=False)  # logistic's, d = 10
+    layout.check()
+    with pytest.raises(ConfigError, match="too few for cond_bits"):
+        SpdLayout(PARAMS, 11, frac_bits=44, cond_bits=20).check()
+    engine = Engine(1, PARAMS, b"x")
+    with pytest.raises(ValueError, match="singular bit"):
+        next(spd_inverse(engine, [[0] * 11] * 11, layout))
+    with pytest.raises(ConfigError, match="max_trace"):
+        SpdLayout(PARAMS, 3, max_trace=0.0).check()

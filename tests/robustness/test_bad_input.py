@@ -203,14 +203,14 @@ CASES = [
          edit=_replace_in("hospital.toml", "alpha = 0.1", 'alpha = 0.1\ncompute = ["hospital", "cbs"]')),
     Case("unknown-column", "[protocol] names a column that the party's CSV does not have", "party",
          "hospital: data/hospital.csv, row 1, column 'bmi': the column 'bmi' is not in the header; the header has: "
-         "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp'", 3,
-         edit=_replace_in("hospital.toml", '"systolic_bp"]', '"systolic_bp", "bmi"]')),
+         "'id', 'age', 'ejection_fraction', 'nt_probnp', 'creatinine', 'systolic_bp', 'e_coaching', 'readmitted_30d'", 3,
+         edit=_replace_in("hospital.toml", '"readmitted_30d"]', '"readmitted_30d", "bmi"]')),
     Case("missing-plan", "The study plan named in [plan] file does not exist", "party",
          "hospital.toml: [plan] file: plan.toml does not exist", 2, edit=_with_plan(None)),
     Case("plan-unknown-target", "The study plan's lasso names a target that is no party's column", "party",
          "plan.toml: [[analysis]] 1 (days) target: 'length_of_stay' is no party's column (hospital: age, "
-         "ejection_fraction, nt_probnp, creatinine, systolic_bp; insurer: gp_visits, medication_cost, prior_admissions, "
-         "chronic_conditions, hospital_days)", 2,
+         "ejection_fraction, nt_probnp, creatinine, systolic_bp, e_coaching, readmitted_30d; insurer: gp_visits, "
+         "medication_cost, prior_admissions, chronic_conditions, specialist_visits, hospital_days)", 2,
          edit=_with_plan('title = "t"\n[[analysis]]\nname = "days"\nkind = "lasso"\ntarget = "length_of_stay"\nalpha = 0.1\n')),
     Case("plan-unknown-kind", "The study plan names an analysis kind that does not exist", "party",
          "plan.toml: [[analysis]] 1 (table) kind: must be one of describe, lasso, linear, logistic, got a string ('crosstab')", 2,

@@ -27,8 +27,8 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
     lasso: ``{"kind", "target", "alpha", "coefficients", "owners", "intercept", "r2",
     "iterations", "converged"}``, with cross-validation also ``"folds"`` and ``"cv_error":
     {alpha: mean validation error}`` (``alpha`` is then the chosen one). logistic: ``{"kind", "target", "n", "coefficients": {col:
-    {"estimate", "se", "z", "p", "ci_low", "ci_high"}}, "intercept": {same}, "owners",
-    "loglik", "iterations", "converged"}``. linear: ``{"kind", "target", "n", "ridge",
+    {"estimate", "se", "z", "p", "ci_low", "ci_high"}} (the estimate only with l2 > 0),
+    "intercept": {same}, "owners", "l2", "loglik", "iterations", "converged"}``. linear: ``{"kind", "target", "n", "ridge",
     "coefficients": {col: {"estimate", "se", "t", "p", "ci_low", "ci_high"}} (the estimate
     only with ridge), "intercept", "owners", "r2", "r2_adj", "sigma2", "df_resid"}``.
     """
@@ -59,16 +59,23 @@ def output_document(analysis: Analysis, output: Any, config: RunConfig) -> dict[
         return document
     if isinstance(method, Logistic):
         assert isinstance(output, LogisticResult)
-        stats = logistic.inference(output)
+        if method.l2 > 0:  # no standard errors: a penalised, biased estimator (docs/logistic.md)
+            coefficients = [{"estimate": b} for b in output.coefficients]
+            intercept = {"estimate": output.intercept}
+        else:
+            stats = logistic.inference(output)
 
-        def row(s: logistic.Inference) -> dict[str, float]:
-            return {"estimate": s.estimate, "se": s.se, "z": s.z, "p": s.p, "ci_low": s.ci_low, "ci_high": s.ci_high}
+            def row(s: logistic.Inference) -> dict[str, float]:
+                return {"estimate": s.estimate, "se": s.se, "z": s.z, "p": s.p, "ci_low": s.ci_low, "ci_high": s.ci_high}
 
+            coefficients = [row(v) for v in stats["coefficients"]]  # type: ignore[union-attr]
+            intercept = row(stats["intercept"])  # type: ignore[arg-type]
         return {
             "kind": "logistic", "target": method.target, "n": output.n,
-            "coefficients": {c: row(v) for c, v in zip(method.features, stats["coefficients"], strict=True)},  # type: ignore[arg-type]
-            "intercept": row(stats["intercept"]),  # type: ignore[arg-type]
+            "coefficients": dict(zip(method.features, coefficients, strict=True)),
+            "intercept": intercept,
             "owners": {c: config.owner_of(c) for c in method.features},
+            "l2": method.l2,
             "loglik": output.loglik, "iterations": output.iterations, "converged": output.converged,
         }
     assert isinstance(method, Lasso)

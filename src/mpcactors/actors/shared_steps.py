@@ -208,7 +208,7 @@ class SharedSteps:
             return linear_fit(engine, x, y, m=m, d=len(method.features), min_cell=self.plan.min_cell, ridge=method.ridge)
         if isinstance(method, Logistic):
             return logistic_fit(engine, x, y, m=m, d=len(method.features), min_cell=self.plan.min_cell,
-                                max_iter=method.max_iter)
+                                max_iter=method.max_iter, l2=method.l2)
         assert isinstance(method, Lasso)
 
         def index_of(owner: str) -> int:

@@ -61,11 +61,17 @@ def _workers_skip_the_console_script() -> None:
 @click.option("--rows", default=1000, show_default=True, type=click.IntRange(1), help="Rows per party.")
 @click.option("--overlap", default=0.5, show_default=True, type=click.FloatRange(0, 1), help="Fraction of each table's rows whose ids are in every table.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the synthetic data.")
-@click.option("--hospital-attributes", default=5, show_default=True, type=click.IntRange(1, 64))
-@click.option("--insurer-attributes", default=5, show_default=True, type=click.IntRange(2, 64), help="Including the target hospital_days.")
+@click.option("--hospital-attributes", default=5, show_default=True, type=click.IntRange(1, 64),
+              help="The first N of age, ejection_fraction, nt_probnp, creatinine, systolic_bp, then lab_1, ...")
+@click.option("--insurer-attributes", default=5, show_default=True, type=click.IntRange(2, 64),
+              help="The first N-1 of gp_visits, medication_cost, prior_admissions, chronic_conditions, then claims_1, ...; "
+                   "and the target hospital_days.")
+@click.option("--intervention/--no-intervention", default=True, show_default=True,
+              help="Add the e-coaching study's columns: e_coaching and readmitted_30d (first table), specialist_visits (second).")
 @click.option("--parties", default="2", show_default=True, help="Data parties: a count (hospital, insurer, cbs, party4, ...) or comma-separated names; one CSV each.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for the CSVs (hospital.csv, insurer.csv, ...).")
-def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insurer_attributes: int, parties: str, out: Path) -> None:
+def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insurer_attributes: int, intervention: bool,
+          parties: str, out: Path) -> None:
     """Write a synthetic heart-failure cohort: one CSV per data party in OUT (default hospital.csv and insurer.csv)."""
     from ..protocol.roster import parse_parties
     from ..synth import make_cohort, write_cohort_by_party
@@ -76,7 +82,7 @@ def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insure
         _fail(exc)
         return
     cohort = make_cohort(rows, overlap, seed, hospital_attributes=hospital_attributes, insurer_attributes=insurer_attributes,
-                         parties=names)
+                         intervention=intervention, parties=names)
     *first, last = map(str, write_cohort_by_party(cohort, out).values())
     click.echo(f"wrote {', '.join(first)} and {last} ({rows} rows each, {len(cohort.intersection_ids)} ids in every table)")
 
@@ -270,9 +276,10 @@ def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[s
     table = Table(title=title)
     for col in ("", "owner", "coef", "std err", stat, "P>|" + stat + "|", "[0.025", "0.975]"):
         table.add_column(col, justify="left" if col in ("", "owner") else "right")
+    source = "scikit-learn" if output.get("ridge") or output.get("l2") else "statsmodels"  # penalised: sklearn
     if oracle:
-        table.add_column("statsmodels coef (god view)", justify="right")
-        table.add_column("statsmodels std err", justify="right")
+        table.add_column(f"{source} coef (god view)", justify="right")
+        table.add_column(f"{source} std err", justify="right")
     rows = [("const", "-", output["intercept"], oracle["intercept"] if oracle else None)]
     rows += [(c, output["owners"][c], v, oracle["coefficients"][c] if oracle else None) for c, v in output["coefficients"].items()]
     for column, owner, v, ref in rows:
@@ -293,8 +300,10 @@ def render_regression(name: str, to: str, output: dict[str, Any], oracle: dict[s
     if "loglik" in output:
         status = "converged" if output["converged"] else "not converged (iteration cap)"
         line = f"log-likelihood = {output['loglik']:.6g}, iterations = {output['iterations']} ({status})"
+        if output.get("l2"):
+            line += f"; l2 penalty {output['l2']:g}: no standard errors (a biased estimator; docs/logistic.md)"
         if oracle:
-            line += f"; statsmodels log-likelihood = {oracle['loglik']:.6g}"
+            line += f"; {source} log-likelihood = {oracle['loglik']:.6g}"
         console.print(line)
 
 

@@ -1,15 +1,17 @@
 """Secure inverse of a Jacobi-scaled symmetric positive definite matrix (Newton-Schulz).
 
-A reusable building block of the regression programs (``mpc/linear.py``; logistic
-regression's Newton step). ``docs/linear.md`` explains the choice against Cholesky or
+A reusable building block of the regression programs (``mpc/linear.py``; the Newton
+step of ``mpc/logistic.py``). ``docs/linear.md`` explains the choice against Cholesky or
 Gauss-Jordan elimination.
 
 Contract. The input ``A`` (``d x d``, shares with ``F = frac_bits`` fractional bits) is
-symmetric positive semidefinite with its diagonal in ``[1/4, 1.02)`` (a Jacobi-scaled
-Gram or Hessian matrix, e.g. from ``describe``'s secret power-of-two normalisation), so
-``lambda_max <= trace <= 1.02 d``. The iteration
+symmetric positive semidefinite with ``lambda_max <= trace <= 2**a`` for the public
+:attr:`SpdLayout.start_exp` ``a``: by default ``2**a >= 1.02 d``, for a diagonal in
+``[1/4, 1.02)`` (a Jacobi-scaled Gram matrix, e.g. from ``describe``'s secret power-of-two
+normalisation); a caller with a tighter public bound on the trace passes it as
+``max_trace`` (logistic regression's Hessian over ``m``: ``d / 4``). The iteration
 
-    X_0 = 2**-a I  (2**a >= 1.02 d),    X_(k+1) = 2 X_k - X_k (A X_k)
+    X_0 = 2**-a I,    X_(k+1) = 2 X_k - X_k (A X_k)
 
 squares the residual ``R_k = I - A X_k`` every step (``R_(k+1) = R_k**2``), so after the public number
 :attr:`SpdLayout.iterations` of steps every eigenvalue ``lambda >= 2**-cond_bits`` has
@@ -30,6 +32,9 @@ unopened: the caller reveals it under its own label (one bit) and refuses the an
 when it is 1. When the bit is 0 every eigenvalue of the returned inverse has converged to
 ``2**-(2 THRESHOLD_BITS)`` relative or better.
 
+:func:`newton_schulz` is the iteration alone (no comparison, for a caller that does not
+test singularity); :func:`spd_inverse` adds the singular bit.
+
 Only the masked values inside truncations and the one comparison are opened here.
 """
 
@@ -43,7 +48,7 @@ from ..crypto.fixedpoint import Params
 from ..errors import ConfigError
 from .engine import Engine, Program
 
-__all__ = ["THRESHOLD_BITS", "SpdLayout", "spd_inverse"]
+__all__ = ["THRESHOLD_BITS", "SpdLayout", "newton_schulz", "spd_inverse"]
 
 #: the singular bit is ``[trace(R_(k-1)) >= 2**-THRESHOLD_BITS]``
 THRESHOLD_BITS = 16
@@ -58,18 +63,25 @@ class SpdLayout:
         d: the matrix size (public).
         frac_bits: ``F``, fractional bits of the input, the iterates and the result.
         cond_bits: every eigenvalue at least ``2**-cond_bits`` converges (so a condition
-            number up to about ``2**cond_bits / d``); smaller ones raise the singular bit.
+            number up to about ``2**(cond_bits + a)``); smaller ones raise the singular bit.
+        max_trace: a public bound on ``trace(A)`` (``None``: ``1.02 d``, the Jacobi-scaled
+            contract); it fixes the start ``2**-a`` and with it the schedule.
+        singular_bit: whether :func:`spd_inverse` (with the singular bit) will run; ``False``
+            for :func:`newton_schulz` alone, which drops the bit's precision rule.
     """
 
     params: Params
     d: int
     frac_bits: int = 52
     cond_bits: int = 24
+    max_trace: float | None = None
+    singular_bit: bool = True
 
     @property
     def start_exp(self) -> int:
-        """``a`` with ``X_0 = 2**-a I`` and ``2**a >= 1.02 d >= lambda_max``."""
-        return max(0, math.ceil(math.log2(1.02 * self.d)))
+        """``a`` with ``X_0 = 2**-a I`` and ``2**a >= max_trace >= lambda_max``."""
+        bound = 1.02 * self.d if self.max_trace is None else self.max_trace
+        return max(0, math.ceil(math.log2(bound)))
 
     @property
     def iterations(self) -> int:
@@ -99,13 +111,16 @@ class SpdLayout:
             raise ConfigError(f"spd_inverse: the matrix size d must be at least 1, got {self.d}")
         if self.cond_bits < 1:
             raise ConfigError(f"spd_inverse: cond_bits must be positive, got {self.cond_bits}")
-        # a slightly negative eigenvalue (rounding of A, at most 2 d 2**-F) must not grow
-        # during the schedule: 2**k * 2**-a * 2 d 2**-F stays below 2**-4
+        if self.max_trace is not None and not (math.isfinite(self.max_trace) and self.max_trace > 0):
+            raise ConfigError(f"spd_inverse: max_trace must be a positive number, got {self.max_trace!r}")
         # the rounding noise of the residual, d 2**(cond_bits - F + 2), stays 16 times below
-        # the threshold; and a slightly negative eigenvalue (rounding of A, at most
-        # 2 d 2**-F) does not grow during the schedule (2**(k - a) 2 d 2**-F < 2**-4)
+        # the threshold (only for the singular bit); and a slightly negative eigenvalue
+        # (rounding of A, at most 2 d 2**-F) does not grow during the schedule
+        # (2**(k - a) 2 d 2**-F < 2**-4)
         logd = math.ceil(math.log2(self.d)) if self.d > 1 else 0
-        least = max(self.cond_bits + THRESHOLD_BITS + logd + 6, self.iterations + logd + 6)
+        least = self.iterations - self.start_exp + logd + 6
+        if self.singular_bit:
+            least = max(least, self.cond_bits + THRESHOLD_BITS + logd + 6)
         if self.frac_bits < least:
             raise ConfigError(
                 f"spd_inverse: frac_bits = {self.frac_bits} is too few for cond_bits = {self.cond_bits} "
@@ -139,6 +154,24 @@ def spd_inverse(
     Rounds: ``4 * layout.iterations`` plus one comparison. Communication per step: a
     reshare and a truncation of ``d**2`` elements (``A X``) and of ``d (d + 1) / 2``.
     """
+    if not layout.singular_bit:
+        raise ValueError("spd_inverse: the layout was checked without the singular bit's rule")
+    x, trace = yield from newton_schulz(engine, a, layout, label)
+    threshold = 1 << (layout.frac_bits - THRESHOLD_BITS)
+    singular = yield from engine.ltz([(threshold - 1 - trace) % engine.prime], layout.check_bits, label)
+    return x, singular[0]
+
+
+def newton_schulz(
+    engine: Engine, a: Sequence[Sequence[int]], layout: SpdLayout, label: str = "solve"
+) -> Program[tuple[list[list[int]], int]]:
+    """Program: the fixed Newton-Schulz schedule of :func:`spd_inverse` without the comparison.
+
+    Returns ``(X, trace)``: the inverse as a full symmetric matrix of shares (``F``
+    fractional bits) and shares of ``trace(R_(k-1))``, the residual before the last update
+    (``F`` bits; ``|.| < 2 d``). Nothing is opened but the truncations' masked values.
+    Rounds: ``4 * layout.iterations``.
+    """
     p = engine.prime
     d, F = layout.d, layout.frac_bits
     if len(a) != d or any(len(row) != d for row in a):
@@ -157,9 +190,7 @@ def spd_inverse(
         xax = yield from engine.trunc_fast(xax, F, bits, label)
         trace = (d * one - sum(flat[j * d + j] for j in range(d))) % p  # trace(I - A X_k)
         x = _symmetric(d, tri, [(2 * x[j][k] - v) % p for (j, k), v in zip(tri, xax)])
-    threshold = 1 << (F - THRESHOLD_BITS)
-    singular = yield from engine.ltz([(threshold - 1 - trace) % p], layout.check_bits, label)
-    return x, singular[0]
+    return x, trace
 
 
 def _symmetric(d: int, tri: list[tuple[int, int]], values: list[int]) -> list[list[int]]:

@@ -3,7 +3,9 @@
 Fits exactly statsmodels' ``Logit(y, add_constant(X)).fit()`` (maximum likelihood, intercept,
 raw features) by Newton's method, and opens the coefficients, their standard errors from the
 inverse Hessian at the optimum, the log-likelihood and one convergence bit per iteration.
-``docs/logistic.md`` has the derivation, the fixed-point layout and the error bounds.
+With ``l2 > 0`` it fits scikit-learn's ``LogisticRegression(C=1/l2)`` instead (penalty
+``l2/2 ||w||^2`` on the raw coefficients, intercept unpenalised) and opens no standard
+errors. ``docs/logistic.md`` has the derivation, the fixed-point layout and the error bounds.
 
 Outline:
 
@@ -16,13 +18,19 @@ Outline:
 3. **Newton.** Per iteration: ``eta = X~ b`` (one dot round over the rows), the sigmoid
    (:func:`sigmoid_program`), the gradient ``X~^T (y - p)`` and the Hessian ``X~^T W X~``
    (``w_i x~_ij`` reshared, then a dot round), both divided by ``m``; the inverse of the
-   Hessian by a fixed number of Newton-Schulz steps from ``c I`` (which never overshoots, so it
-   stays bounded even when the data are separable); the step, the box ``|b_j| <= 2^BOX_BITS``
-   and one opened bit ``[||b_new - b_old||^2 < 2^(-2 TOL_BITS)]`` (label ``"converged"``).
+   Hessian by ``mpc/linalg.py``'s fixed Newton-Schulz schedule from ``c I`` (which never
+   overshoots, so it stays bounded even when the data are separable); the step, the box
+   ``|b_j| <= 2^BOX_BITS`` and one opened bit ``[||b_new - b_old||^2 < 2^(-2 TOL_BITS)]``
+   (label ``"converged"``).
 4. **At the optimum** (the last iterate, whose Hessian is evaluated once more): one bit
    ``[some |b_j| >= 2^SEPARATION_BITS]`` (label ``"separation"``): 1 refuses the analysis.
    Then the coefficients, the intercept, the variances (diagonal of the inverse Hessian in raw
    units, intercept last) and the log-likelihood are opened.
+
+With ``l2 > 0`` the secret powers of two are opened after step 1 (label ``"scale"``), so the
+penalty ``l2 2^(-2 e_j)`` in standardised units is a public diagonal; the gradient and Hessian
+gain it, a public Jacobi scaling keeps the penalised Hessian's trace within the inverse's
+start, and no inverse is taken at the optimum (no variances are opened).
 
 Nothing else is opened except masked values inside truncations and comparisons.
 """
@@ -36,6 +44,7 @@ from dataclasses import dataclass
 from ..crypto.fixedpoint import Params
 from ..errors import AnalysisRefused, ConfigError
 from .engine import Engine, Program
+from .linalg import SpdLayout, newton_schulz
 
 __all__ = ["CONTROL", "DEFAULT_MAX_ITER", "Inference", "LogisticLayout", "LogisticResult", "inference", "logistic_fit", "openings", "sigmoid_program"]
 
@@ -45,9 +54,10 @@ class LogisticResult:
     """The opened outputs (identical at all three parties), raw feature units."""
 
     coefficients: tuple[float, ...]
+    #: empty, and ``intercept_se`` None, for a penalised fit (``l2 > 0``: docs/logistic.md)
     se: tuple[float, ...]
     intercept: float
-    intercept_se: float
+    intercept_se: float | None
     loglik: float
     iterations: int
     converged: bool
@@ -56,14 +66,32 @@ class LogisticResult:
 
 #: Newton iterations at most, unless a plan says otherwise.
 DEFAULT_MAX_ITER = 25
-#: The openings that steer the program (all three compute parties must see them).
-CONTROL = frozenset({"small_class", "converged", "separation"})
+#: The openings that steer the program (all three compute parties must see them; with
+#: ``l2 > 0`` the scales fix the public penalty).
+CONTROL = frozenset({"small_class", "scale", "converged", "separation"})
 
 
-def openings(d: int, *, max_iter: int = DEFAULT_MAX_ITER) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
+def openings(
+    d: int, *, max_iter: int = DEFAULT_MAX_ITER, l2: float = 0.0
+) -> tuple[tuple[str, tuple[int, ...], str | None, int], ...]:
     """What :func:`logistic_fit` can open, in order: ``(output, shape, reveal label or None if
     derived in public, most reveals)``. ``converged`` is revealed once per iteration (at most
-    ``max_iter`` times); ``variance`` holds the d coefficient variances, then the intercept's."""
+    ``max_iter`` times); ``variance`` holds the d coefficient variances, then the intercept's.
+    With ``l2 > 0``: the d scales ``2**(int_bits - e_j)`` after the class sizes, and no
+    variances (``se`` has shape ``(0,)``, ``intercept_se`` is None)."""
+    if l2 > 0:
+        return (
+            ("small_class", (), "small_class", 1),
+            ("scale", (d,), "scale", 1),
+            ("converged", (), "converged", max_iter),
+            ("separation", (), "separation", 1),
+            ("coefficients", (d,), "coefficients", 1),
+            ("intercept", (), "intercept", 1),
+            ("loglik", (), "loglik", 1),
+            ("se", (0,), None, 0),
+            ("intercept_se", (), None, 0),
+            ("iterations", (), None, 0),
+        )
     return (
         ("small_class", (), "small_class", 1),
         ("converged", (), "converged", max_iter),
@@ -96,7 +124,10 @@ _Z975 = 1.959963984540054
 def inference(result: LogisticResult) -> dict[str, tuple[Inference, ...] | Inference]:
     """z, two-sided normal p-value (``erfc(|z| / sqrt 2)``) and 95% Wald interval of every
     coefficient (key ``"coefficients"``) and of the intercept (key ``"intercept"``), as
-    statsmodels' ``Logit`` reports them."""
+    statsmodels' ``Logit`` reports them. A penalised fit has no standard errors: ValueError."""
+    if result.intercept_se is None or len(result.se) != len(result.coefficients):
+        raise ValueError("inference needs standard errors (a penalised fit, l2 > 0, has none)")
+    intercept_se = result.intercept_se
 
     def one(b: float, se: float) -> Inference:
         z = b / se if se > 0 else math.copysign(math.inf, b)
@@ -104,7 +135,7 @@ def inference(result: LogisticResult) -> dict[str, tuple[Inference, ...] | Infer
 
     return {
         "coefficients": tuple(one(b, s) for b, s in zip(result.coefficients, result.se)),
-        "intercept": one(result.intercept, result.intercept_se),
+        "intercept": one(result.intercept, intercept_se),
     }
 
 
@@ -112,7 +143,7 @@ def inference(result: LogisticResult) -> dict[str, tuple[Inference, ...] | Infer
 # fixed-point layout
 # ---------------------------------------------------------------------------------
 class LogisticLayout:
-    """Every fixed-point width of :func:`logistic_fit` for one run's public ``m`` and ``d``.
+    """Every fixed-point width of :func:`logistic_fit` for one run's public ``m``, ``d`` and ``l2``.
 
     ``operations()`` lists each truncation ``(label, shift, bits)`` and comparison
     ``(label, None, bits)``; :meth:`check` refuses (``ConfigError``) any the engine could not
@@ -134,20 +165,40 @@ class LogisticLayout:
     SEPARATION_BITS = 6  #: separation is declared if some |b_j| >= 2^6 at the end
     CLAMP = 32  #: |eta| beyond 32 is clamped in the sigmoid (e^-32 < 2^-46)
     SCALE_LO = -8  #: columns with sd < 2^-8 are scaled as if sd were 2^-8
-    NS_STEPS = 28  #: Newton-Schulz steps per inverse: enough for lambda_min(A) >= 2^-20 (n/4)
+    #: the inverse (mpc/linalg.py) converges for every eigenvalue of H/m above 2^-COND_BITS
+    #: (28 Newton-Schulz steps for breast cancer's ten features)
+    COND_BITS = 20
     TOL_BITS = 20  #: convergence: ||step|| < 2^-20 in standardised units
     NOISE_BITS = 16  #: granularity noise of the outputs scaled by a secret power of two
     MEAN_BITS = 30  #: c_m = round(2^(e + MEAN_BITS) / m)
 
-    def __init__(self, params: Params, m: int, d: int) -> None:
+    def __init__(self, params: Params, m: int, d: int, l2: float = 0.0) -> None:
         self.params = params
         f, I = params.frac_bits, params.int_bits
-        self.m, self.d, self.n = m, d, d + 1
+        self.m, self.d, self.n, self.l2 = m, d, d + 1, l2
         self.e = e = m.bit_length()
         self.logn = logn = (d + 1).bit_length()
         self.KM = e + self.MEAN_BITS
         self.c_m = round(2**self.KM / m)
+        self.gamma = self.c_m * m / 2**self.KM  # x~ = (x - mean) 2^-e_j gamma exactly
         self.span = I - self.SCALE_LO  # P_j = 2^(I - e_j) in [1, 2^span]
+        # The penalty (l2 > 0): l2 a_j^2 on the Hessian's diagonal before the division by m,
+        # a_j = 2^-e_j gamma <= 2^-SCALE_LO gamma, so at most 2^rho_bits; in A = gamma H / m it
+        # is rho_j = l2 a_j^2 gamma / m, and the public Jacobi factor Q_j = 2^-k_j (k_j <= S)
+        # brings rho_j Q_j^2 to at most 1/4 (see jacobi()).
+        a_max2 = 4.0**-self.SCALE_LO * self.gamma**2
+        self.rho_bits = max(0, math.ceil(math.log2(l2 * a_max2))) if l2 > 0 else 0
+        self.S = self.jacobi(a_max2) if l2 > 0 else 0
+        S = self.S
+        #: |g| (the gradient over m, after Q) < 2^GB: 1 without a penalty; the penalty's part
+        #: rho_j |b_j| Q_j <= 2^(k_j - 2 + BOX_BITS)
+        self.GB = GB = 1 if l2 == 0 else max(1, S + self.BOX_BITS - 2) + 1
+        PB = self.rho_bits + self.BOX_BITS + 1  # the penalty's part of the raw gradient sums
+        #: the Hessian over m has trace <= n/4 (weights <= 1/4, mean squares below 1); the
+        #: scaled penalty adds at most 1/4 per feature. 2^-20 of slack for gamma and rounding.
+        trace = (self.n / 4 if l2 == 0 else (self.n + d) / 4) * (1 + 2**-20)
+        self.solver = SpdLayout(params, self.n, frac_bits=self.FA, cond_bits=self.COND_BITS,
+                                max_trace=trace, singular_bit=False)
         #: fractional bits of the opened coefficients and intercept (56 at the defaults), and of
         #: the opened coefficient variances (80): 20 and 8 bits below the exact products' widths
         self.OUT = self.FB + self.NOISE_BITS + I - 20
@@ -155,9 +206,7 @@ class LogisticLayout:
         self.XB = XB = (e + 1) // 2 + 1  # |x~| <= sqrt(m) < 2^XB
         FX, FB, FE, FA, FH = self.FX, self.FB, self.FE, self.FA, self.FH
         self.ZB = ZB = self.BOX_BITS + XB + logn + 1  # |eta| < 2^ZB
-        # c0 = 2^-c0_bits <= 4/n: lambda_max(A) <= trace(A) <= n/4, so c0 A has spectrum in (0, 1]
-        self.c0_bits = max(0, math.ceil(math.log2((d + 1) / 4)))
-        self.XI = self.NS_STEPS + 2 - self.c0_bits  # |X| < 2^XI after NS_STEPS steps
+        self.XI = self.solver.iterate_bits + 1  # |X| < 2^XI (one bit of slack)
         ops: list[tuple[str, int | None, int]] = [
             ("count", None, e + 2),
             ("scale", None, 2 * e + 2 * I + 2 * f + 3),
@@ -173,12 +222,11 @@ class LogisticLayout:
             ("sigmoid_exp", 63, FE + 63 + 4),
             ("sigmoid_newton", FE + 1, 2 * FE + 4),
             ("weights", FE, 2 * FE + 2),
-            ("hessian", FE + 2 * FX - FH, FE + 2 * FX + e + 2),
-            ("normalise", FH + self.KM - FA, FH + self.KM + 3),
-            ("schulz_ax", FA, 2 * FA + 3),
-            ("schulz_xy", FA, 2 * FA + self.XI + logn + 3),
-            ("step", 2 * FA - FB, 2 * FA + self.XI + logn + 3),
-            ("box", None, FB + self.XI + logn + 4),
+            ("hessian", FE + 2 * FX - FH, FE + 2 * FX + (e + 2 if l2 == 0 else max(e, PB) + 3)),
+            ("normalise", FH + self.KM - FA + 2 * S, FH + self.KM + 2 * S + GB + 2),
+            ("inverse", FA, self.solver.product_bits),
+            ("step", 2 * FA - FB + S, 2 * FA + S + self.XI + logn + GB + 2),
+            ("box", None, FB + S + self.XI + logn + GB + 3),
             ("check", None, 2 * (FB + self.BOX_BITS + 2) + logn + 2),
             ("separation", None, FB + self.BOX_BITS + 3),
             ("separation_any", None, logn + 2),
@@ -199,6 +247,15 @@ class LogisticLayout:
         self.intercept_var_bits = self.span + self.FN2 + q_bits + logn + 2
         self.ops = [op for op in ops if op[0] != "intercept_var"]
 
+    def jacobi(self, a2: float) -> int:
+        """``k`` with ``rho Q^2 <= 1/4`` for ``Q = 2^-k`` and ``rho = l2 a2 gamma / m``, the
+        penalty of a column with ``a_j^2 = a2`` in ``A``."""
+        rho = self.l2 * a2 * self.gamma / self.m
+        k = max(0, math.ceil(math.log(4 * rho, 4))) if rho > 0 else 0
+        while rho * 4.0**-k > 0.25:  # float rounding of the log
+            k += 1
+        return k
+
     def op(self, label: str) -> tuple[int, int]:
         for name, shift, bits in self.ops:
             if name == label:
@@ -208,6 +265,8 @@ class LogisticLayout:
     def check(self) -> None:
         """Raise :class:`ConfigError` unless every operation fits the prime and the shifts are positive."""
         p = self.params
+        if not (isinstance(self.l2, (int, float)) and math.isfinite(self.l2) and self.l2 >= 0):
+            raise ConfigError(f"logistic: l2 must be a finite number of at least 0, got {self.l2!r}")
         for label, shift, bits in self.ops:
             if shift is not None and not 0 < shift < bits:
                 raise ConfigError(
@@ -217,8 +276,9 @@ class LogisticLayout:
         label, _, bits = max(self.ops, key=lambda op: op[2])
         need = bits + p.sigma + 4
         if need > p.field_bits:
+            penalty = f", l2 = {self.l2}" if self.l2 > 0 else ""
             raise ConfigError(
-                f"logistic: m = {self.m} rows and d = {self.d} columns with frac_bits = {p.frac_bits}, "
+                f"logistic: m = {self.m} rows and d = {self.d} columns{penalty} with frac_bits = {p.frac_bits}, "
                 f"int_bits = {p.int_bits} and sigma = {p.sigma} need a Shamir prime above 2**{need} "
                 f"(its {label} operation), but the prime has {p.field_bits} bits"
             )
@@ -227,6 +287,7 @@ class LogisticLayout:
                 f"logistic: d = {self.d} columns: the intercept variance needs {self.intercept_var_bits} bits, "
                 f"the prime has {p.field_bits}"
             )
+        self.solver.check()
 
 
 # ---------------------------------------------------------------------------------
@@ -355,33 +416,39 @@ def sigmoid_program(engine: Engine, z: Sequence[int], L: LogisticLayout, label: 
 # ---------------------------------------------------------------------------------
 # the program
 # ---------------------------------------------------------------------------------
-def _ns_inverse(engine: Engine, A: list[list[int]], L: LogisticLayout) -> Program[list[list[int]]]:
-    """Program: Newton-Schulz ``X <- X (2I - A X)`` from ``X0 = 2^-c0_bits I`` for symmetric
-    positive semi-definite ``A`` (``FA`` fractional bits, ``lambda_max <= n/4``), ``NS_STEPS``
-    steps. The eigenvalues of ``A X_k`` are ``1 - (1 - c0 lambda)^(2^k)`` in ``[0, 1]``: the
-    iteration never overshoots, and ``|X_k| <= 2^k c0``. ``X_(k+1) = 2 X_k - X_k A X_k`` is
-    symmetric, so only its upper triangle is computed."""
-    n, p, FA = len(A), engine.prime, L.FA
-    tri = [(j, k) for j in range(n) for k in range(j, n)]
-    X = [[((1 << (FA - L.c0_bits)) if j == k else 0) for k in range(n)] for j in range(n)]
-    ax_op, xy_op = L.op("schulz_ax"), L.op("schulz_xy")
-    for _ in range(L.NS_STEPS):
-        # A X in full: mirroring its upper triangle would make the iteration unstable (the
-        # first-order cancellation of X's error needs the product itself)
-        raw = yield from engine.dot([(A[j], [X[l][k] for l in range(n)]) for j in range(n) for k in range(n)], "schulz")
-        T = yield from engine.trunc_fast(raw, *ax_op, "schulz")
-        Y = [[(((2 << FA) if j == k else 0) - T[j * n + k]) % p for k in range(n)] for j in range(n)]
-        raw = yield from engine.dot([(X[j], [Y[l][k] for l in range(n)]) for j, k in tri], "schulz")
-        Xt = yield from engine.trunc_fast(raw, *xy_op, "schulz")
-        for (j, k), v in zip(tri, Xt):
-            X[j][k] = X[k][j] = v
-    return X
+@dataclass(frozen=True)
+class _Penalty:
+    """The public constants of the penalty once the scales are open (all zero without one):
+    ``hess[j]`` is ``l2 a_j^2`` and ``grad[j]`` multiplies ``b_j`` (``FB`` bits) into the raw
+    gradient sums (``FE + 2 FX`` bits); ``k[j]`` the Jacobi exponents (0 for the intercept)."""
+
+    hess: tuple[int, ...]
+    grad: tuple[int, ...]
+    k: tuple[int, ...]
+
+    @classmethod
+    def none(cls, n: int) -> _Penalty:
+        return cls((0,) * n, (0,) * n, (0,) * n)
+
+    @classmethod
+    def of(cls, L: LogisticLayout, scales: Sequence[int]) -> _Penalty:
+        raw = L.FE + 2 * L.FX
+        # a_j^2 = P_j^2 4^-I gamma^2 with the opened P_j = 2^(I - e_j)
+        a2 = [0.0] + [math.ldexp(P * P, -2 * L.params.int_bits) * L.gamma**2 for P in scales]
+        return cls(
+            tuple(round(math.ldexp(L.l2 * v, raw)) for v in a2),
+            tuple(round(math.ldexp(L.l2 * v, raw - L.FB)) for v in a2),
+            (0,) + tuple(min(L.jacobi(v), L.S) for v in a2[1:]),
+        )
 
 
-def _evaluate(engine: Engine, xt: list[list[int]], y_fe: list[int], b: list[int], L: LogisticLayout) -> Program[dict]:
-    """Program: at coefficients ``b``: eta, the sigmoid, the gradient ``g`` and the normalised
-    Hessian ``A`` (``FA`` bits, both divided by ``m`` via the public ``c_m``)."""
-    p, n, m = engine.prime, L.n, L.m
+def _evaluate(
+    engine: Engine, xt: list[list[int]], y_fe: list[int], b: list[int], L: LogisticLayout, pen: _Penalty
+) -> Program[dict]:
+    """Program: at coefficients ``b``: eta, the sigmoid, the penalised gradient ``g`` and
+    Hessian ``A``, both divided by ``m`` via the public ``c_m`` and scaled by the Jacobi
+    factors (``Q g`` and ``Q A Q``, ``FA`` bits)."""
+    p, n, m, S = engine.prime, L.n, L.m, L.S
     eta_raw = yield from engine.dot([(row, b) for row in xt], "eta")
     eta = yield from engine.trunc_fast(eta_raw, *L.op("eta"), "eta")
     sig = yield from sigmoid_program(engine, eta, L)
@@ -395,9 +462,13 @@ def _evaluate(engine: Engine, xt: list[list[int]], y_fe: list[int], b: list[int]
     sums = yield from engine.dot(
         [(ucols[j], cols[k]) for j, k in tri] + [(cols[j], resid) for j in range(n)], "hessian"
     )
-    sums = sums[: len(tri)] + [(v << L.FX) % p for v in sums[len(tri) :]]
+    sums = [(v + (pen.hess[j] if j == k else 0)) % p for (j, k), v in zip(tri, sums)] + [
+        ((v << L.FX) - pen.grad[j] * bj) % p for j, (v, bj) in enumerate(zip(sums[len(tri) :], b))
+    ]
     h1 = yield from engine.trunc_fast(sums, *L.op("hessian"), "hessian")
-    h2 = yield from engine.trunc_fast(engine.scale(h1, L.c_m), *L.op("normalise"), "hessian")
+    k = pen.k
+    factors = [L.c_m << (2 * S - k[j] - k[l]) for j, l in tri] + [L.c_m << (2 * S - k[j]) for j in range(n)]
+    h2 = yield from engine.trunc_fast(engine.scale(h1, factors), *L.op("normalise"), "hessian")
     A = [[0] * n for _ in range(n)]
     for (j, k), v in zip(tri, h2):
         A[j][k] = A[k][j] = v
@@ -415,7 +486,8 @@ def logistic_fit(
     l2: float = 0.0,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> Program[LogisticResult]:
-    """Program: maximum-likelihood logistic regression with intercept; every party gets the result.
+    """Program: maximum-likelihood (or L2-penalised) logistic regression with intercept;
+    every party gets the result.
 
     Args:
         engine: this party's engine, after :meth:`Engine.setup`.
@@ -424,7 +496,10 @@ def logistic_fit(
         y: this party's shares of the 0/1 target encoded as 0 or ``2**frac_bits``.
         m, d: the public sizes.
         min_cell: both classes must have at least this many persons.
-        l2: must be 0 (the penalised fit is not implemented; see docs/logistic.md).
+        l2: scikit-learn's ``LogisticRegression(C=1/l2)`` penalty ``l2/2 ||w||^2`` on the raw
+            coefficients (public, finite, ``>= 0``; the intercept is not penalised). With
+            ``l2 > 0`` the scales are opened after the class sizes and no standard errors
+            are computed or opened (``se == ()``, ``intercept_se is None``; docs/logistic.md).
         max_iter: Newton iterations at most (one opened convergence bit each).
 
     Raises:
@@ -435,8 +510,8 @@ def logistic_fit(
     """
     params = engine.params
     p, f = engine.prime, params.frac_bits
-    if l2 != 0.0:
-        raise ConfigError("logistic: l2 > 0 (a penalised fit) is not implemented; use l2 = 0")
+    if isinstance(l2, bool) or not (isinstance(l2, (int, float)) and math.isfinite(l2) and l2 >= 0):
+        raise ConfigError(f"logistic: l2 must be a finite number of at least 0, got {l2!r}")
     if not isinstance(min_cell, int) or min_cell < 1:
         raise ConfigError(f"logistic: min_cell must be a positive integer, got {min_cell!r}")
     if not isinstance(max_iter, int) or max_iter < 1:
@@ -447,7 +522,7 @@ def logistic_fit(
         raise ConfigError(f"logistic: the number of rows must be in [d + 2, max_rows = {params.max_rows}]")
     if len(x) != m or len(y) != m or any(len(row) != d for row in x):
         raise ValueError(f"logistic: x must be {m} rows of {d} shares and y {m} shares")
-    L = LogisticLayout(params, m, d)
+    L = LogisticLayout(params, m, d, float(l2))
     L.check()
     if 2 * min_cell > m:
         raise AnalysisRefused(
@@ -479,6 +554,10 @@ def logistic_fit(
             reached = (1 - below[i * d + j]) % p
             value += reached * ((1 << (span - i - 1)) - (1 << (span - i)))
         P.append(value % p)
+    pen = _Penalty.none(n)
+    if l2 > 0:  # the penalty in standardised units must be public: open the scales
+        scales = yield from engine.reveal(P, "scale")
+        pen = _Penalty.of(L, scales)
     Pc = engine.scale(P, L.c_m)
     centred = [(m * row[j] - sums[j]) % p for row in x for j in range(d)]
     raw = yield from engine.mul(centred + sums, [Pc[j] for _ in range(m) for j in range(d)] + Pc, "standardise")
@@ -492,14 +571,16 @@ def logistic_fit(
 
     # ---- 3. Newton -------------------------------------------------------------------------
     b = [0] * n
-    state = yield from _evaluate(engine, xt, y_fe, b, L)
+    state = yield from _evaluate(engine, xt, y_fe, b, L, pen)
     box = 1 << (FB + L.BOX_BITS)
     tol = 1 << (2 * FB - 2 * L.TOL_BITS)
     converged = False
     iterations = 0
     for iteration in range(1, max_iter + 1):
-        X = yield from _ns_inverse(engine, state["A"], L)
+        X, _ = yield from newton_schulz(engine, state["A"], L.solver, "schulz")
         raw_step = yield from engine.dot([(X[j], state["g"]) for j in range(n)], "step")
+        # the step Q X (Q g): the outer Q as a public power of two before the truncation
+        raw_step = engine.scale(raw_step, [1 << (L.S - kj) for kj in pen.k])
         step = yield from engine.trunc_fast(raw_step, *L.op("step"), "step")
         cand = engine.add(b, step)
         out = yield from engine.ltz([(box - v) % p for v in cand] + [(v + box) % p for v in cand], L.op("box"), "box")
@@ -513,12 +594,13 @@ def logistic_fit(
         bit = yield from engine.ltz([(ss[0] - tol) % p], L.op("check"), "check")
         b = new
         iterations = iteration
-        state = yield from _evaluate(engine, xt, y_fe, b, L)
+        state = yield from _evaluate(engine, xt, y_fe, b, L, pen)
         done = yield from engine.reveal(bit, "converged")
         if done[0]:
             converged = True
             break
-    X = yield from _ns_inverse(engine, state["A"], L)  # inverse Hessian at the final b
+    if l2 == 0:  # the inverse Hessian at the final b, for the standard errors
+        X, _ = yield from newton_schulz(engine, state["A"], L.solver, "schulz")
 
     # ---- 4. separation ----------------------------------------------------------------------
     sep = 1 << (FB + L.SEPARATION_BITS)
@@ -526,6 +608,11 @@ def logistic_fit(
     anyfar = yield from engine.ltz([-sum(far) % p], L.op("separation_any"), "separation")  # [count > 0]
     opened = yield from engine.reveal(anyfar, "separation")
     if opened[0]:
+        if l2 > 0:
+            raise AnalysisRefused(
+                f"logistic refused: the fit nearly separates the classes and l2 = {l2} does not bound it "
+                f"(a standardised coefficient reached 2**{L.SEPARATION_BITS}); use a larger l2"
+            )
         raise AnalysisRefused(
             "logistic refused: the fit separates the classes (a standardised coefficient reached "
             f"2**{L.SEPARATION_BITS}); the maximum-likelihood estimate does not exist"
@@ -534,24 +621,26 @@ def logistic_fit(
     # ---- 5. outputs ------------------------------------------------------------------------
     NB = L.NOISE_BITS
     noise = engine.add_public(engine.random_bounded(2 * d, NB), -(3 << (NB - 1)))
-    Xv = yield from engine.trunc_fast([X[j][k] for j in range(n) for k in range(n)], *L.op("x_out"), "output")
-    Xv = [Xv[j * n : (j + 1) * n] for j in range(n)]
-    nus = yield from engine.trunc_fast(nu, *L.op("nu_out"), "output")
-    P2 = yield from engine.mul(P, P, "output")
-    a_vec = [1 << L.FN2] + [(-v) % p for v in nus]
-    q_raw = yield from engine.dot([(Xv[j], a_vec) for j in range(n)], "output")
-    scaled = yield from engine.mul(
-        [((bj << NB) + u) % p for bj, u in zip(b[1:], noise[:d])]
-        + [((Xv[j + 1][j + 1] << NB) + u) % p for j, u in zip(range(d), noise[d:])],
-        P + P2,
-        "output",
-    )
+    left = [((bj << NB) + u) % p for bj, u in zip(b[1:], noise[:d])]
+    right = list(P)
+    if l2 == 0:  # the variances: diagonal of X in raw units, and a^T X a for the intercept
+        Xv = yield from engine.trunc_fast([X[j][k] for j in range(n) for k in range(n)], *L.op("x_out"), "output")
+        Xv = [Xv[j * n : (j + 1) * n] for j in range(n)]
+        nus = yield from engine.trunc_fast(nu, *L.op("nu_out"), "output")
+        P2 = yield from engine.mul(P, P, "output")
+        a_vec = [1 << L.FN2] + [(-v) % p for v in nus]
+        q_raw = yield from engine.dot([(Xv[j], a_vec) for j in range(n)], "output")
+        left += [((Xv[j + 1][j + 1] << NB) + u) % p for j, u in zip(range(d), noise[d:])]
+        right += P2
+    scaled = yield from engine.mul(left, right, "output")
     coef = yield from engine.trunc_fast(scaled[:d], *L.op("coefficients"), "output")
-    var = yield from engine.trunc_fast(scaled[d:], *L.op("variance"), "output")
-    q = yield from engine.trunc_fast(q_raw, *L.op("intercept_q"), "output")
-    nudot = yield from engine.dot([(b[1:], nu), (a_vec, q)], "output")
+    pairs = [(b[1:], nu)]
+    if l2 == 0:
+        var = yield from engine.trunc_fast(scaled[d:], *L.op("variance"), "output")
+        q = yield from engine.trunc_fast(q_raw, *L.op("intercept_q"), "output")
+        pairs.append((a_vec, q))
+    nudot = yield from engine.dot(pairs, "output")
     icpt = yield from engine.trunc_fast([((b[0] << L.FN) - nudot[0]) % p], *L.op("intercept"), "output")
-    var0 = nudot[1]
 
     # log-likelihood at b: sum y eta - sum softplus(eta); softplus = eta (1 - s) + log(1 + u)
     sig = state["sig"]
@@ -563,19 +652,19 @@ def logistic_fit(
 
     coef_o = yield from engine.reveal(coef, "coefficients")
     icpt_o = yield from engine.reveal(icpt, "intercept")
-    var_o = yield from engine.reveal(var + [var0], "variance")
+    se: tuple[float, ...] = ()
+    intercept_se = None
+    if l2 == 0:
+        var_o = yield from engine.reveal(var + [nudot[1]], "variance")
+        h_scale = L.gamma / m  # H^-1 = X gamma / m
+        se = tuple(math.sqrt(max(v / 2**L.OUT_VAR * L.gamma**2 * h_scale, 0.0)) for v in var_o[:d])
+        intercept_se = math.sqrt(max(var_o[d] / 2 ** (L.FN2 + L.FQ) * h_scale, 0.0))
     ll_o = yield from engine.reveal([ll], "loglik")
-
-    gamma = L.c_m * m / 2**L.KM  # x~ = (x - mean) 2^-e_j gamma exactly
-    h_scale = gamma / m  # H^-1 = X gamma / m
-    coefficients = tuple(c / 2**L.OUT * gamma for c in coef_o)
-    variances = [v / 2**L.OUT_VAR * gamma**2 * h_scale for v in var_o[:d]]
-    var_icpt = var_o[d] / 2 ** (L.FN2 + L.FQ) * h_scale
     return LogisticResult(
-        coefficients=coefficients,
-        se=tuple(math.sqrt(max(v, 0.0)) for v in variances),
+        coefficients=tuple(c / 2**L.OUT * L.gamma for c in coef_o),
+        se=se,
         intercept=icpt_o[0] / 2**L.OUT,
-        intercept_se=math.sqrt(max(var_icpt, 0.0)),
+        intercept_se=intercept_se,
         loglik=ll_o[0] / 2**FE,
         iterations=iterations,
         converged=converged,
