@@ -29,8 +29,8 @@ fixed-base table per worker and key) outweigh what the extra cores save
 
 A simulation runs every party in one process, so it decides once for the whole run
 (:meth:`Executor.shared`): one executor for every party, sized by the run's total
-rows (:data:`AUTO_SHARED_MIN_ROWS`) and only while the load average leaves a core
-idle (:data:`AUTO_SHARED_MAX_LOAD_PER_CORE`), with public-key worker pools that end with the run
+rows (:data:`AUTO_SHARED_MIN_ROWS`) and not while the load average exceeds one task
+per core (:data:`AUTO_SHARED_MAX_LOAD_PER_CORE`), with public-key worker pools that end with the run
 and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
 work; each key's work stays on ``pool_size // data parties`` workers, so its
 fixed-base tables are built in few processes. Its worker
@@ -90,8 +90,8 @@ AUTO_SHARED_MAX_LOAD_PER_CORE = 1.0
 #: Modules the forkserver imports once, so a forked worker starts with them loaded:
 #: every job a run sends (the secret-key jobs, the TTP's default combination
 #: :func:`~mpcactors.crypto.paillier.mask_and_rerandomise`) and trio-parallel's worker
-#: loop, and nothing else (no actors, numpy or CLI), so the forkserver is ready before
-#: the parties have their keys (``docs/benchmarks.md``, "Every core in one process").
+#: loop, and nothing else (no actors, numpy or CLI), so the forkserver is ready about
+#: twice as soon (``docs/benchmarks.md``, "Every core in one process").
 _FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
 #: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
