@@ -29,7 +29,8 @@ fixed-base table per worker and key) outweigh what the extra cores save
 
 A simulation runs every party in one process, so it decides once for the whole run
 (:meth:`Executor.shared`): one executor for every party, sized by the run's total
-rows (:data:`AUTO_SHARED_MIN_ROWS`), with public-key worker pools that end with the run
+rows (:data:`AUTO_SHARED_MIN_ROWS`) and not while the load average exceeds one task
+per core (:data:`AUTO_SHARED_MAX_LOAD_PER_CORE`), with public-key worker pools that end with the run
 and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
 work; each key's work stays on ``pool_size // data parties`` workers, so its
 fixed-base tables are built in few processes. Its worker
@@ -57,7 +58,16 @@ from ..crypto import paillier
 from ..crypto.paillier import SecretKey
 from .secret_pool import open_secret_key_workers
 
-__all__ = ["AUTO_PROCESS_MIN_ROWS", "AUTO_SHARED_MIN_ROWS", "POLICIES", "Executor", "SecretKeyWork"]
+__all__ = [
+    "AUTO_PROCESS_MIN_ROWS",
+    "AUTO_SHARED_MAX_LOAD_PER_CORE",
+    "AUTO_SHARED_MIN_ROWS",
+    "POLICIES",
+    "Executor",
+    "SecretKeyWork",
+    "machine_cores",
+    "machine_load",
+]
 
 T = TypeVar("T")
 Policy = Literal["auto", "inline", "thread", "process"]
@@ -70,8 +80,19 @@ AUTO_PROCESS_MIN_ROWS = 2048
 #: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
 AUTO_SHARED_MIN_ROWS = 300
-#: Modules the forkserver imports once, so a forked worker starts with them loaded.
-_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "mpcactors.actors.hooks", "trio_parallel._proc")
+#: ``auto`` in a simulation stays inline while the 1-minute load average exceeds this
+#: many tasks per core it may use: on a machine with no idle core the workers add their
+#: fixed costs (a fixed-base table per worker and key, the forkserver) as extra CPU and
+#: find no core to spend it on (``docs/benchmarks.md``, "Every core in one process").
+#: Not lower: the load average also counts this user's own previous runs, so a loop of
+#: simulations on an otherwise idle machine must not talk itself out of its cores.
+AUTO_SHARED_MAX_LOAD_PER_CORE = 1.0
+#: Modules the forkserver imports once, so a forked worker starts with them loaded:
+#: every job a run sends (the secret-key jobs, the TTP's default combination
+#: :func:`~mpcactors.crypto.paillier.mask_and_rerandomise`) and trio-parallel's worker
+#: loop, and nothing else (no actors, numpy or CLI), so the forkserver is ready about
+#: twice as soon (``docs/benchmarks.md``, "Every core in one process").
+_FORKSERVER_PRELOAD = ("mpcactors.crypto.workers", "trio_parallel._proc")
 #: Rows per job when work is spread over workers: small enough to keep every core
 #: busy, big enough (>= ~1 ms of crypto) to amortise the dispatch.
 _PARALLEL_BATCH_ROWS = 64
@@ -136,21 +157,31 @@ class Executor:
             return self
         return Executor(self._resolved(rows, AUTO_PROCESS_MIN_ROWS), workers=self.workers)
 
-    def _resolved(self, rows: int, threshold: int) -> Policy:
+    def _resolved(self, rows: int, threshold: int, cores: int | None = None) -> Policy:
         if self.requested != "auto":
             return self.policy
-        cores = self.workers or os.cpu_count() or 1
+        cores = self.workers or (machine_cores() if cores is None else cores)
         return "process" if rows >= threshold and cores > 1 else "inline"
 
-    def shared_policy(self, rows: int, *, key_bits: int = 2048) -> Policy:
+    def shared_policy(
+        self, rows: int, *, key_bits: int = 2048, cores: int | None = None, load: float | None = None
+    ) -> Policy:
         """The policy :meth:`shared` runs a whole run of ``rows`` rows at ``key_bits`` under.
 
         ``auto``: ``process`` from :data:`AUTO_SHARED_MIN_ROWS` rows counted at 2048
-        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core;
-        any other policy as it is.
+        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core,
+        unless ``load`` exceeds :data:`AUTO_SHARED_MAX_LOAD_PER_CORE` per core; any
+        other policy as it is. ``cores`` and ``load`` default to this machine's
+        (:func:`machine_cores`, :func:`machine_load`).
         """
+        if self.requested != "auto":
+            return self.policy
+        cores = machine_cores() if cores is None else cores
+        load = machine_load() if load is None else load
+        if load > AUTO_SHARED_MAX_LOAD_PER_CORE * cores:
+            return "inline"
         work = math.ceil(rows * (key_bits / 2048) ** 3)
-        return self._resolved(work, AUTO_SHARED_MIN_ROWS)
+        return self._resolved(work, AUTO_SHARED_MIN_ROWS, cores)
 
     @asynccontextmanager
     async def shared(self, rows: int, *, key_bits: int = 2048, keys: int = 1) -> AsyncIterator[Executor]:
@@ -190,7 +221,7 @@ class Executor:
     @property
     def pool_size(self) -> int:
         """Work running at once: the ``workers`` setting, else one per core."""
-        return self.workers or os.cpu_count() or 2
+        return self.workers or machine_cores()
 
     def batch_rows(self, chunk_rows: int) -> int:
         """Rows per job: a whole chunk inline, small batches when workers share the work."""
@@ -264,6 +295,23 @@ class Executor:
             await trio.lowlevel.checkpoint()
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
+
+
+def machine_cores() -> int:
+    """The cores this process may run on: its CPU affinity (which ``taskset``, cgroup
+    cpusets and containers narrow), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
+def machine_load() -> float:
+    """The 1-minute load average (runnable and waiting tasks), 0.0 where the OS has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def _start_forkserver() -> bool:

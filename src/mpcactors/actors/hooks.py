@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-import gmpy2
-
-from ..crypto import paillier
 from ..crypto.fixedpoint import Params
+from ..crypto.paillier import mask_and_rerandomise
 
 __all__ = ["DEFAULT_HOOKS", "Held", "Hooks", "Observer", "mask_and_rerandomise"]
 
@@ -60,16 +58,6 @@ def _shuffle(items: list[Any]) -> None:
 
 def _draw_masks(params: Params, count: int) -> list[int]:
     return params.masks(count)
-
-
-def mask_and_rerandomise(public_wire: dict[str, int], own: list[int], masks: list[list[int]]) -> list[int]:
-    """TTP, step 6: ``Enc(x) * prod_i Enc(2^k - r_i)`` re-randomised, so the key owner cannot
-    link it to its row; one mask list per other data party."""
-    nsquare = gmpy2.mpz(public_wire["n"]) ** 2
-    combined = [gmpy2.mpz(a) for a in own]
-    for mask in masks:
-        combined = [c * b % nsquare for c, b in zip(combined, mask, strict=True)]
-    return paillier.rerandomize_raw(public_wire, [int(c) for c in combined])
 
 
 def _no_retention(role: str, name: str, key: Any) -> None:

@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import trio
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
 from rich.text import Text
 from rich.table import Table
 
 from ..errors import ConfigError, MpcactorsError
-from ..logs import configure_logging
 from . import analyze, audit, daemon
 from ._options import _fail, build_run, print_plan, simulation_options, stderr
 
@@ -38,6 +35,23 @@ __all__ = ["main"]
 @click.version_option(package_name="mpcactors")
 def main() -> None:
     """Train a lasso model on a hospital's and an insurer's joined data without sharing it."""
+    _workers_skip_the_console_script()
+
+
+def _workers_skip_the_console_script() -> None:
+    """Give the ``mpcactors`` console script the module spec ``python -m mpcactors`` has.
+
+    A worker process started by spawn or forkserver re-runs the parent's main module
+    unless it is a package's ``__main__`` (multiprocessing's rule); the console script
+    has no spec, so every worker would import the whole command line (about 0.3 s of
+    CPU each) for jobs that live in the crypto modules. Another program's main
+    module (a script, pytest) is left alone: its workers may need it.
+    """
+    module = sys.modules.get("__main__")
+    if module is not None and getattr(module, "__spec__", None) is None and getattr(module, "main", None) is main:
+        from importlib.machinery import ModuleSpec
+
+        module.__spec__ = ModuleSpec("mpcactors.__main__", None)
 
 
 # ---- synth ---------------------------------------------------------------------------
@@ -79,7 +93,7 @@ def synth(rows: int, overlap: float, seed: int, hospital_attributes: int, insure
 class _StepProgress:
     """Progress bars per party for the long steps, on stderr."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Any) -> None:
         self.progress = progress
         self.tasks: dict[tuple[str, int, str], Any] = {}
 
@@ -108,7 +122,10 @@ def simulate(
     Step 8 runs the study plan's analyses (--plan FILE; without it, a cohort description
     and the lasso of --target). With --check-plan, validate the plan against the inputs'
     roster and columns, print its digest and what each analysis opens to whom, and stop."""
+    import trio
+
     from ..actors.executor import Executor
+    from ..logs import configure_logging
     from ..sim import simulate as run_simulation
 
     if audit_dir is not None:
@@ -133,6 +150,8 @@ def simulate(
             progress_cb = None
             simulation = trio.run(partial(run_simulation, tables, config, executor=executor, verify=verify))
         else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=stderr, transient=True) as progress:
                 progress_cb = _StepProgress(progress)

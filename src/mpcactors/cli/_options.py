@@ -12,19 +12,21 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.text import Text
 
-from ..config import RunConfig
 from ..crypto import paillier
 from ..crypto.fixedpoint import Params
 from ..crypto.hashing import IdFold
 from ..protocol.roster import DEFAULT_DATA_PARTIES, Roster, parse_parties
 from ..errors import ConfigError, MpcactorsError
-from ..plan import Plan, load_plan
+
+if TYPE_CHECKING:  # the run's modules (numpy, the plan) load when a command runs, not for --help
+    from ..config import RunConfig
+    from ..plan import Plan
 
 __all__ = ["build_run", "print_plan", "simulation_options", "stderr"]
 
@@ -109,7 +111,7 @@ def simulation_options(f: Any) -> Any:
         click.option("--executor", "executor_policy", default="auto", show_default=True,
                      type=click.Choice(["auto", "inline", "thread", "process"]),
                      help="Where Paillier work runs; auto: worker processes on a multi-core machine once the work pays for them "
-                          "(simulate: ~300 rows at 2048 bits in all; a daemon: 2,048 rows), else inline."),
+                          "(simulate: ~300 rows at 2048 bits in all, unless the load average exceeds the cores; a daemon: 2,048 rows), else inline."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Worker processes (or threads) per party [default: one per core]."),
     ]
@@ -121,6 +123,9 @@ def simulation_options(f: Any) -> Any:
 def build_run(opts: dict[str, Any], plan_path: Path | None = None) -> tuple[dict[str, Any], RunConfig]:
     """The data parties' tables (by name, in roster order) and the run's configuration,
     with the plan of ``plan_path`` validated against them (else the default plan)."""
+    from ..config import RunConfig
+    from ..plan import load_plan
+
     params = Params()
     tables = _load_inputs(opts, params)
     if plan_path is None and not any(opts["target"] in table.columns for table in tables.values()):

@@ -15,7 +15,6 @@ import click
 from rich.console import Console
 
 from ..errors import ConfigError, MpcactorsError
-from ..logs import configure_logging
 from ._options import _fail, build_run, simulation_options
 
 __all__ = ["analyze"]
@@ -54,6 +53,8 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
     from ..analysis.disclosures import plan_disclosures
     from ..analysis.views import record_run
     from ..synth import cohort_tables_by_party, make_cohort
+
+    from ..logs import configure_logging
 
     configure_logging(json=True, level="error")
     console = Console(stderr=True)

@@ -18,18 +18,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import structlog
-import trio
 
-from ..actors.failures import first_cause
 from ..errors import ConfigError, MpcactorsError
-from ..logs import configure_logging, describe_exception
 from ..protocol.roster import DEFAULT_DATA_PARTIES, TTP, Roster, parse_parties
 from ._options import KEY_BITS, print_plan
 
 __all__ = ["certs", "check", "deploy_example", "party"]
-
-log = structlog.get_logger(__name__)
 
 ROLES = Roster().members
 
@@ -38,7 +32,11 @@ def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
     if isinstance(exc, MpcactorsError):
         message, code = str(exc), exc.exit_code
     else:  # a bug: say so briefly; the traceback is in the debug log
-        log.debug("internal error", exc_info=exc)
+        import structlog
+
+        from ..logs import describe_exception
+
+        structlog.get_logger(__name__).debug("internal error", exc_info=exc)
         message, code = f"internal error ({describe_exception(exc)}); run with --log-level debug for the traceback", 1
     click.echo(f"error: {prefix}{message}", err=True)
     sys.exit(code)
@@ -46,6 +44,8 @@ def _fail(exc: BaseException, *, prefix: str = "") -> NoReturn:
 
 def _root_cause(exc: BaseException) -> BaseException:
     if isinstance(exc, BaseExceptionGroup):
+        from ..actors.failures import first_cause
+
         return first_cause(exc)
     return exc
 
@@ -81,6 +81,8 @@ def _log_level_option(f: Any) -> Any:
 
 
 def _configure_logging(level: str) -> None:
+    from ..logs import configure_logging
+
     configure_logging(level=level)
 
 
@@ -135,6 +137,8 @@ def party(config_path: Path, result_path: Path | None, report_path: Path | None,
     eight steps, and writes the result. Exit codes: 0 success, 2 configuration, 3 input,
     4 peer protocol or connection, 5 TLS, 6 timeout, 7 aborted by another party.
     """
+    import trio
+
     from ..daemon import RunReport, load_party_config, run_configured_party
 
     _configure_logging(log_level)
@@ -198,6 +202,8 @@ def check(config_path: Path, as_json: bool, log_level: str) -> None:
     `mpcactors check` or `mpcactors party` meanwhile), running the TLS handshake and
     hello on each link. Reports per peer what worked; exits non-zero if anything failed.
     """
+    import trio
+
     from ..certs import inspect_certificate
     from ..daemon import check_peers, load_party_config
 

@@ -46,6 +46,7 @@ __all__ = [
     "encrypt_raw",
     "generate_keypair",
     "half_crt_plaintext_bits",
+    "mask_and_rerandomise",
     "rerandomize_raw",
 ]
 
@@ -278,6 +279,21 @@ def rerandomize_raw(public_wire: Mapping[str, int], ciphertexts: Sequence[int]) 
     n, h = _wire_ints(public_wire)
     table = _fixed_base(n, h)
     return table.times_random_powers(_ciphertext_values(ciphertexts, table.n, table.nsquare))
+
+
+def mask_and_rerandomise(public_wire: Mapping[str, int], own: list[int], masks: list[list[int]]) -> list[int]:
+    """TTP, step 6: ``Enc(x) * prod_i Enc(2^k - r_i)`` re-randomised, so the key owner cannot
+    link it to its row; one mask list per other data party.
+
+    The default :class:`~mpcactors.actors.hooks.Hooks` ``combine``. It lives here, not
+    in the actors, so a worker process that runs it imports only this module (a
+    forkserver's workers start with it loaded, see :mod:`mpcactors.actors.executor`).
+    """
+    nsquare = gmpy2.mpz(public_wire["n"]) ** 2
+    combined = [gmpy2.mpz(a) for a in own]
+    for mask in masks:
+        combined = [c * b % nsquare for c, b in zip(combined, mask, strict=True)]
+    return rerandomize_raw(public_wire, [int(c) for c in combined])
 
 
 # ---- keys and ciphertexts ----------------------------------------------------------------
