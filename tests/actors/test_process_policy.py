@@ -7,7 +7,7 @@ import os
 import pytest
 
 from mpcactors.actors import executor as executor_module
-from mpcactors.actors.executor import AUTO_PROCESS_MIN_ROWS, AUTO_SHARED_MAX_LOAD_PER_CORE, AUTO_SHARED_MIN_ROWS, Executor
+from mpcactors.actors.executor import AUTO_PROCESS_MIN_ROWS, AUTO_SHARED_MIN_ROWS, Executor
 from mpcactors.sim import GodView, simulate
 from mpcactors.testing import fast_config, tables_for
 
@@ -79,7 +79,6 @@ async def test_auto_sizes_a_simulation_by_the_whole_runs_work(threshold, uses_wo
     # 160 rows per party at 1024 bits: 320 rows, worth 40 rows at 2048 bits
     monkeypatch.setattr(executor_module, "AUTO_SHARED_MIN_ROWS", threshold)
     monkeypatch.setattr(executor_module, "machine_cores", lambda: 2)
-    monkeypatch.setattr(executor_module, "machine_load", lambda: 0.0)
     hospital, insurer = tables_for(160, 0.5, seed=5)
     watch = WorkerWatch(workers_expected=uses_workers)
     simulation = await simulate(
@@ -101,35 +100,18 @@ async def test_auto_sizes_a_simulation_by_the_whole_runs_work(threshold, uses_wo
     ],
 )
 def test_a_simulation_decides_its_policy_once_by_rows_and_key_size(rows, bits, cores, workers, expected):
-    assert Executor(workers=workers).shared_policy(rows, key_bits=bits, cores=cores, load=0.0) == expected
-    assert Executor("thread").shared_policy(rows, key_bits=bits, cores=cores, load=0.0) == "thread"  # kept
+    assert Executor(workers=workers).shared_policy(rows, key_bits=bits, cores=cores) == expected
+    assert Executor("thread").shared_policy(rows, key_bits=bits, cores=cores) == "thread"  # kept
 
 
-@pytest.mark.parametrize(
-    ("cores", "load", "expected"),
-    [
-        (2, 0.0, "process"),
-        (2, 2 * AUTO_SHARED_MAX_LOAD_PER_CORE, "process"),  # every core busy on average, not more
-        (2, 2.5, "inline"),
-        (2, 8.0, "inline"),
-        (16, 8.0, "process"),  # the same load on more cores leaves half of them idle
-    ],
-)
-def test_a_simulation_on_a_busy_machine_stays_inline(cores, load, expected):
-    """Worker processes only pay off when they find idle cores (docs/benchmarks.md)."""
-    assert Executor().shared_policy(10**6, cores=cores, load=load) == expected
-    assert Executor("process").shared_policy(10**6, cores=cores, load=load) == "process"  # an explicit policy is kept
-
-
-def test_the_machine_facts_come_from_this_process_affinity_and_the_load_average(monkeypatch):
+def test_the_cores_are_those_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.1, 0.1))
-    assert (executor_module.machine_cores(), executor_module.machine_load()) == (1, 0.2)
+    assert executor_module.machine_cores() == 1
     assert Executor().shared_policy(10**6) == "inline"  # one core allowed, however many the machine has
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     assert Executor().shared_policy(10**6) == "process" and Executor().pool_size == 4
     monkeypatch.setattr(os, "getloadavg", lambda: (4.1, 1.0, 1.0))
-    assert Executor().shared_policy(10**6) == "inline"
+    assert Executor().shared_policy(10**6) == "process"  # the load is not consulted (docs/benchmarks.md)
 
 
 async def recorded_process_run(monkeypatch) -> tuple[list[tuple[int, object, object]], WorkerWatch]:

@@ -29,8 +29,8 @@ fixed-base table per worker and key) outweigh what the extra cores save
 
 A simulation runs every party in one process, so it decides once for the whole run
 (:meth:`Executor.shared`): one executor for every party, sized by the run's total
-rows (:data:`AUTO_SHARED_MIN_ROWS`) and not while the load average exceeds one task
-per core (:data:`AUTO_SHARED_MAX_LOAD_PER_CORE`), with public-key worker pools that end with the run
+rows (:data:`AUTO_SHARED_MIN_ROWS`) on the cores this process may use, with public-key
+worker pools that end with the run
 and one limit of ``pool_size`` jobs at once across all parties' public and secret-key
 work; each key's work stays on ``pool_size // data parties`` workers, so its
 fixed-base tables are built in few processes. Its worker
@@ -60,13 +60,11 @@ from .secret_pool import open_secret_key_workers
 
 __all__ = [
     "AUTO_PROCESS_MIN_ROWS",
-    "AUTO_SHARED_MAX_LOAD_PER_CORE",
     "AUTO_SHARED_MIN_ROWS",
     "POLICIES",
     "Executor",
     "SecretKeyWork",
     "machine_cores",
-    "machine_load",
 ]
 
 T = TypeVar("T")
@@ -80,13 +78,6 @@ AUTO_PROCESS_MIN_ROWS = 2048
 #: ``b`` bits counts ``(b / 2048)**3``, as Paillier's cost grows), measured on 2 cores
 #: (``docs/benchmarks.md``, "Every core in one process").
 AUTO_SHARED_MIN_ROWS = 300
-#: ``auto`` in a simulation stays inline while the 1-minute load average exceeds this
-#: many tasks per core it may use: on a machine with no idle core the workers add their
-#: fixed costs (a fixed-base table per worker and key, the forkserver) as extra CPU and
-#: find no core to spend it on (``docs/benchmarks.md``, "Every core in one process").
-#: Not lower: the load average also counts this user's own previous runs, so a loop of
-#: simulations on an otherwise idle machine must not talk itself out of its cores.
-AUTO_SHARED_MAX_LOAD_PER_CORE = 1.0
 #: Modules the forkserver imports once, so a forked worker starts with them loaded:
 #: every job a run sends (the secret-key jobs, the TTP's default combination
 #: :func:`~mpcactors.crypto.paillier.mask_and_rerandomise`) and trio-parallel's worker
@@ -163,23 +154,19 @@ class Executor:
         cores = self.workers or (machine_cores() if cores is None else cores)
         return "process" if rows >= threshold and cores > 1 else "inline"
 
-    def shared_policy(
-        self, rows: int, *, key_bits: int = 2048, cores: int | None = None, load: float | None = None
-    ) -> Policy:
+    def shared_policy(self, rows: int, *, key_bits: int = 2048, cores: int | None = None) -> Policy:
         """The policy :meth:`shared` runs a whole run of ``rows`` rows at ``key_bits`` under.
 
         ``auto``: ``process`` from :data:`AUTO_SHARED_MIN_ROWS` rows counted at 2048
-        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core,
-        unless ``load`` exceeds :data:`AUTO_SHARED_MAX_LOAD_PER_CORE` per core; any
-        other policy as it is. ``cores`` and ``load`` default to this machine's
-        (:func:`machine_cores`, :func:`machine_load`).
+        bits (a row at ``b`` bits counts ``(b / 2048)**3``) on more than one core; any
+        other policy as it is. ``cores`` defaults to this process's (:func:`machine_cores`).
+        The machine's load is not consulted: the load average counts the user's own
+        previous runs too, and a run switched to inline by it was 1.4 times slower
+        (``docs/benchmarks.md``, "Every core in one process").
         """
         if self.requested != "auto":
             return self.policy
         cores = machine_cores() if cores is None else cores
-        load = machine_load() if load is None else load
-        if load > AUTO_SHARED_MAX_LOAD_PER_CORE * cores:
-            return "inline"
         work = math.ceil(rows * (key_bits / 2048) ** 3)
         return self._resolved(work, AUTO_SHARED_MIN_ROWS, cores)
 
@@ -304,14 +291,6 @@ def machine_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # no affinity on this platform
         return os.cpu_count() or 1
-
-
-def machine_load() -> float:
-    """The 1-minute load average (runnable and waiting tasks), 0.0 where the OS has none."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0.0
 
 
 def _start_forkserver() -> bool:

@@ -111,7 +111,7 @@ def simulation_options(f: Any) -> Any:
         click.option("--executor", "executor_policy", default="auto", show_default=True,
                      type=click.Choice(["auto", "inline", "thread", "process"]),
                      help="Where Paillier work runs; auto: worker processes on a multi-core machine once the work pays for them "
-                          "(simulate: ~300 rows at 2048 bits in all, unless the load average exceeds the cores; a daemon: 2,048 rows), else inline."),
+                          "(simulate: ~300 rows at 2048 bits in all; a daemon: 2,048 rows), else inline."),
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Worker processes (or threads) per party [default: one per core]."),
     ]
