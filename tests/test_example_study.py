@@ -12,6 +12,7 @@ line up, as the folds follow the TTP's secret row order).
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from mpcactors.data import load_table, plaintext_join
 from mpcactors.plan import Describe, Lasso, Linear, Logistic, load_plan
 from mpcactors.sim import compare_with_numpy, compare_with_sklearn, compare_with_statsmodels, simulate
 from mpcactors.synth import E_COACHING_EFFECT, make_cohort
-from mpcactors.testing import fast_config, party_tables
+from mpcactors.testing import fast_config, party_tables, run_deployment
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "e-coaching.toml"
 PARTIES = ("hospital", "insurer", "cbs")
@@ -84,25 +85,14 @@ def test_the_example_runs_as_four_daemons_and_each_writes_its_outputs_matching_t
     """`mpcactors deploy-example --parties 3 --plan examples/e-coaching.toml`, then every
     member's daemon; each result file holds exactly its own outputs, equal across
     recipients and to the oracles on the plaintext join of the deployment's CSVs."""
-    from mpcactors.daemon import load_party_config, run_configured_party
+    from mpcactors.daemon import load_party_config
 
     out = tmp_path / "dep"
     result = CliRunner().invoke(main, ["deploy-example", "--out", str(out), "--rows", "300", "--parties", ",".join(PARTIES),
                                        "--insecure-test-keys", "--plan", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     configs = {role: load_party_config(out / f"{role}.toml") for role in (*PARTIES, "ttp")}
-    results: dict = {}
-
-    async def run_all() -> None:
-        async def one(role: str) -> None:
-            results[role] = await run_configured_party(configs[role])
-
-        with trio.fail_after(900):
-            async with trio.open_nursery() as nursery:
-                for role in configs:
-                    nursery.start_soon(one, role)
-
-    trio.run(run_all)
+    results = trio.run(partial(run_deployment, configs, timeout=900))
     documents = {role: r.document() for role, r in results.items()}
     for party, names in RECEIVES.items():
         assert list(documents[party]["outputs"]) == names, party

@@ -27,7 +27,7 @@ from mpcactors.mpc.engine import Engine, run_local
 from mpcactors.plan import Analysis, Describe, Gate, Lasso, Linear, Logistic, Plan, load_plan
 from mpcactors.protocol.roster import Roster
 from mpcactors.sim import simulate
-from mpcactors.testing import fast_config, tables_for
+from mpcactors.testing import fast_config, run_deployment, tables_for
 from mpcactors.actors.hooks import Hooks
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "heart-failure.toml"
@@ -160,25 +160,14 @@ def test_a_categorical_column_that_is_not_integer_coded_is_an_input_error_naming
 
 @pytest.mark.slow
 def test_three_daemons_run_the_example_plan_and_each_writes_only_its_own_outputs(tmp_path: Path) -> None:
-    from mpcactors.daemon import load_party_config, run_configured_party
+    from mpcactors.daemon import load_party_config
 
     out = tmp_path / "dep"
     result = CliRunner().invoke(main, ["deploy-example", "--out", str(out), "--rows", "60", "--insecure-test-keys",
                                        "--plan", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     configs = {role: load_party_config(out / f"{role}.toml") for role in ("hospital", "insurer", "ttp")}
-    results: dict = {}
-
-    async def run_all() -> None:
-        async def one(role: str) -> None:
-            results[role] = await run_configured_party(configs[role])
-
-        with trio.fail_after(300):
-            async with trio.open_nursery() as nursery:
-                for role in configs:
-                    nursery.start_soon(one, role)
-
-    trio.run(run_all)
+    results = trio.run(run_deployment, configs)
     documents = {role: r.document() for role, r in results.items()}
     assert list(documents["hospital"]["outputs"]) == ["cohort", "days"]
     assert list(documents["insurer"]["outputs"]) == ["cohort"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import os
 import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -49,21 +48,6 @@ def configs(tmp_path_factory):
     return out, {role: load_party_config(out / f"{role}.toml") for role in ("hospital", "insurer", "ttp")}
 
 
-async def one_run(configs) -> dict:
-    from mpcactors.daemon import run_configured_party
-
-    results = {}
-
-    async def party(role):
-        results[role] = await run_configured_party(configs[role])
-
-    with trio.fail_after(300):
-        async with trio.open_nursery() as nursery:
-            for role in configs:
-                nursery.start_soon(party, role)
-    return results
-
-
 def relative_difference(a, b) -> float:
     largest = max(max(abs(v) for v in b["coefficients"].values()), 1e-12)
     diffs = [abs(a["coefficients"][k] - b["coefficients"][k]) for k in b["coefficients"]]
@@ -73,13 +57,14 @@ def relative_difference(a, b) -> float:
 def test_consecutive_runs_are_identical_and_leave_nothing_behind(configs):
     from mpcactors.data import plaintext_join
     from mpcactors.daemon import load_input
+    from mpcactors.testing import run_deployment
 
     directory, parsed = configs
     expected = len(plaintext_join(load_input(parsed["hospital"]), load_input(parsed["insurer"]))[1])
     samples = []
     models = []
     for _ in range(RUNS):
-        results = trio.run(partial(one_run, parsed))
+        results = trio.run(run_deployment, parsed)
         sizes = {r.intersection_size for r in results.values()}
         assert sizes == {expected}
         documents = [r.result_document() for role, r in results.items() if role != "ttp"]

@@ -3,7 +3,8 @@
 * small synthetic tables and fast configurations (:func:`tables_for`, :func:`party_tables`, :func:`fast_config`);
 * the fuzzers' seed corpus (:func:`example_messages`, :func:`accept_or_refuse`);
 * fault injection (:class:`Fault`, :class:`Faults`, :func:`run_with_faults`);
-* a god view that proves deletion after a failed run (:class:`KeyWatcher`).
+* a god view that proves deletion after a failed run (:class:`KeyWatcher`);
+* every member of a deployment as a daemon in one process (:func:`run_deployment`).
 
 Not for production runs: :func:`fast_config` uses 1024-bit Paillier keys, which are
 only acceptable because the data is synthetic and the point is speed.
@@ -11,6 +12,7 @@ only acceptable because the data is synthetic and the point is speed.
 
 from __future__ import annotations
 
+from ._deploy import run_deployment
 from ._faults import (
     FAULT_ACTIONS,
     HOSTILE_ACTIONS,
@@ -38,6 +40,7 @@ __all__ = [
     "example_messages",
     "fast_config",
     "party_tables",
+    "run_deployment",
     "run_with_faults",
     "tables_for",
 ]
