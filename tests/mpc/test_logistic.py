@@ -21,7 +21,6 @@ import random
 import numpy as np
 import pytest
 import statsmodels.api as sm
-from sklearn.datasets import load_breast_cancer
 
 from mpcactors.crypto import shamir
 from mpcactors.crypto.fixedpoint import Params
@@ -324,16 +323,6 @@ def test_l2_synthetic_cohort_weak_and_strong_penalty():
     x, y = readmission_cohort(120, seed=5)
     for l2 in (0.05, 20.0):
         result, _, (xd, yd) = secure_fit(x[:, [0, 1, 3]], y, l2=l2)
-        assert_matches_sklearn(result, xd, yd, l2)
-
-
-@pytest.mark.slow
-def test_l2_breast_cancer_first_ten_features_raw():
-    """Breast cancer's first ten raw features (sd from 0.003 to 350), a strong penalty (the
-    synthetic test covers a weak one); tolerance 1e-4 relative (above)."""
-    x, y = load_breast_cancer(return_X_y=True)
-    for l2 in (100.0,):
-        result, _, (xd, yd) = secure_fit(x[:, :10], y.astype(float), l2=l2)
         assert_matches_sklearn(result, xd, yd, l2)
 
 
