@@ -190,7 +190,7 @@ def test_messages_from_another_session_are_refused():
 
 @pytest.mark.parametrize(
     ("role", "step", "secret"),
-    [(r, s, name) for r in ROLES for s, names in REQUIRES_DELETED[r].items() if s != DONE for name in names],
+    [(r, s, name) for r in ROLES for s, names in REQUIRES_DELETED[r].items() if s != DONE for name in sorted(names)],
 )
 def test_deletion_is_a_precondition_of_the_next_step(role, step, secret):
     for scheduler, peer, current in run_legal_path(role):

@@ -37,8 +37,9 @@ stderr = Console(stderr=True)
 KEY_BITS = click.Choice([str(bits) for bits in sorted(paillier.SECURE_KEY_BITS)])
 
 def _fail(exc: MpcactorsError) -> None:
-    # Text, not markup: messages quote file and column names, which may contain "[...]"
-    stderr.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False)
+    # Text, not markup: messages quote file and column names, which may contain "[...]";
+    # soft wrap: a long path stays one string the user can copy (the terminal wraps it)
+    stderr.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
