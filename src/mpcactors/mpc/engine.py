@@ -973,12 +973,15 @@ class Engine:
         return l_flat
 
     # ---- fixed-point helpers ----------------------------------------------------------
-    def mul_trunc(self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul") -> Program[list[int]]:
-        """Program: fixed-point product ``trunc(a * b, m, k)`` in one round (the random bits
-        of :meth:`trunc` aside); ``k`` bounds the raw product. See :meth:`dot_trunc`."""
+    def mul_trunc(
+        self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul", *, fast: bool = False
+    ) -> Program[list[int]]:
+        """Program: fixed-point product ``trunc(a * b, m, k)`` (``fast``: :meth:`trunc_fast`)
+        in one round (the random bits of :meth:`trunc` aside); ``k`` bounds the raw product.
+        See :meth:`dot_trunc`."""
         p = self.prime
         products = [x * y % p for x, y in zip(a, b, strict=True)]
-        return (yield from self._trunc_degree2(products, m, k, label, fast=False))
+        return (yield from self._trunc_degree2(products, m, k, label, fast=fast))
 
     def dot_trunc(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "dot", *,
