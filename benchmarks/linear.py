@@ -158,8 +158,8 @@ def main() -> None:
         "",
         markdown_table(headers, table),
         "",
-        f"Of the rounds, {4 * SpdLayout(PARAMS, 30).iterations} (pilot) and {4 * SpdLayout(PARAMS, 10).iterations} "
-        "(diabetes) are the Newton-Schulz schedule (4 per step); the rest are the normalisation, "
+        f"Of the rounds, {2 * SpdLayout(PARAMS, 30).iterations} (pilot) and {2 * SpdLayout(PARAMS, 10).iterations} "
+        "(diabetes) are the Newton-Schulz schedule (2 per step: each product fused with its truncation); the rest are the normalisation, "
         "the singular bit and the openings. The local Gram products are the only part that "
         "grows with the rows.",
     ])

@@ -48,7 +48,8 @@ from mpcactors.synth import cohort_tables_by_party, make_cohort  # noqa: E402
 #: the engine's programs that communicate; each call pushes (name, label) while it runs
 PRIMITIVES = (
     "input", "open", "reveal", "reshare", "mul", "dot", "random_bits", "random_bit_pairs", "prefetch_bits",
-    "_fill_bits", "trunc", "trunc_fast", "ltz", "dot_ltz", "_bit_lt", "mul_trunc", "dot_trunc", "pow2_normalise",
+    "_fill_bits", "trunc", "trunc_fast", "ltz", "dot_ltz", "dot_trunc_ltz", "_bit_lt", "mul_trunc", "dot_trunc",
+    "pow2_normalise",
     "reciprocal", "inv_sqrt",
 )
 #: the labels the lasso's loop passes (everything else is one-off)

@@ -334,3 +334,64 @@ def test_dot_ltz_equals_dot_then_ltz():
         seen.append((rounds, engines[1].opened))
     assert seen[1][0] == seen[0][0] - 1
     assert seen[0][1] == seen[1][1] == [("c", n)]
+
+
+def test_dot_trunc_ltz_gives_a_truncation_and_its_exact_sign_from_one_opening():
+    """``dot_trunc_ltz`` returns ``trunc_fast`` of inner products (plus an offset), within its
+    error bound, and exactly the sign of *that* truncated value (so the sign never disagrees
+    with the value it comes with), from one opening per value, in the rounds of one ``ltz``:
+    where ``dot_trunc`` then ``ltz`` take two openings and one round more."""
+    rng = random.Random(17)
+    n, m, k = 60, 30, 44
+    u = [[rng.randrange(-(2**40), 2**40) for _ in range(3)] for _ in range(n)]
+    v = [[rng.randrange(-(2**28), 2**28) for _ in range(3)] for _ in range(n)]
+    # the offsets put some inner products within a unit of 2**m of zero: there the truncation
+    # decides the sign, and it must be the sign of the truncated value returned
+    dots = [sum(x * y for x, y in zip(ru, rv)) for ru, rv in zip(u, v)]
+    off = [-d + rng.randrange(-(2**m), 2**m) if q % 3 == 0 else rng.randrange(-(2**60), 2**60) for q, d in enumerate(dots)]
+    off[1], off[2] = -dots[1] - 2 ** (k + m - 1) + 2 ** (m + 2), -dots[2] + 2 ** (k + m - 1) - 2 ** (m + 2) - 1  # the edges
+    su, sv, so = [shamir.share(row, rng) for row in u], [shamir.share(row, rng) for row in v], shamir.share(off, rng)
+    exact = [d + o for d, o in zip(dots, off)]
+
+    def fused(e, i):
+        return (yield from e.dot_trunc_ltz([(su[q][i], sv[q][i]) for q in range(n)], m, k + m, "s", offset=so[i]))
+
+    def two_steps(e, i):
+        t = yield from e.dot_trunc([(su[q][i], sv[q][i]) for q in range(n)], m, k + m, "s", offset=so[i], fast=True)
+        return t, (yield from e.ltz(t, k, "s"))
+
+    seen = {}
+    for name, program in (("fused", fused), ("two steps", two_steps)):
+        engines = fresh_engines(b"trunc ltz")
+        run_counted(engines, lambda e, i: e.prefetch_bits(0, n * k // 2))
+        out, rounds = run_counted(engines, program)
+        values = opened({i: r[0] for i, r in out.items()})
+        signs = opened({i: r[1] for i, r in out.items()})
+        assert {t - (x >> m) for t, x in zip(values, exact)} <= {-1, 0, 1, 2}, name  # trunc_fast's bound
+        assert signs == [int(t < 0) for t in values], name
+        seen[name] = (rounds, engines[1].opened)
+    assert seen["fused"] == (1 + 5, [("s", n)])  # one opening, the tree over 22 pairs
+    assert seen["two steps"] == (2 + 5, [("s", n), ("s", n)])
+
+
+def test_dot_trunc_ltz_masks_the_bits_below_the_truncation():
+    """The opened value hides the inner products' low bits too (trunc_fast's PRSS mask):
+    for exact multiples of ``2**m`` the opened low bits are spread, not zero."""
+    rng = random.Random(19)
+    n, m, k = 40, 30, 44
+    values = [rng.randrange(-(2**20), 2**20) << m for _ in range(n)]
+    shares = shamir.share(values, rng)
+    engines = fresh_engines(b"trunc ltz low")
+    run_counted(engines, lambda e, i: e.prefetch_bits(0, n * k // 2))
+    seen: list[list[int]] = []
+    original = engines[1]._open_degree2
+
+    def spy(a, label):
+        out = yield from original(a, label)
+        seen.append(out)
+        return out
+
+    engines[1]._open_degree2 = spy
+    run_counted(engines, lambda e, i: e.dot_trunc_ltz([([x], [1]) for x in shares[i]], m, k + m, "s"))
+    low = [c % 2**m for c in seen[0]]
+    assert len(set(low)) == n and min(low) > 0

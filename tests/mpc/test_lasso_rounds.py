@@ -31,9 +31,10 @@ def test_a_speculative_iteration_changes_nothing_revealed():
     assert capped[1] == free[1]
     assert capped_engines[1].revealed == free_engines[1].revealed
     assert rounds_of(capped_engines) == rounds_of(free_engines)
-    # the loop: 8 rounds per iteration (fused dot and truncation, the soft threshold's opening,
-    # its 5-level tree, the reshare), each check 1 more next to the following iteration, the
-    # last one 9 on its own (fused dot and comparison, 7 tree levels, the reveal)
+    # the loop: 7 rounds per iteration (one opening for the inner products' truncation and the
+    # soft threshold's comparison, its 5-level tree, the reshare), each check 2 more next to
+    # the following iteration, the last one 9 on its own (fused dot and comparison, 7 tree
+    # levels, the reveal)
     shorter, shorter_engines, _, _ = secure_fit(x, y, owners, 3.0, max_iter=k - 5)
     assert not shorter[1].converged and shorter[1].iterations == k - 5
-    assert rounds_of(capped_engines) - rounds_of(shorter_engines) == 5 * 8 + 1
+    assert rounds_of(capped_engines) - rounds_of(shorter_engines) == 5 * 7 + 2

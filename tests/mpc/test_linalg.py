@@ -100,6 +100,11 @@ def test_rounds_and_bytes_do_not_depend_on_the_data():
         _, _, _, engines = secure_inverse(jacobi_scaled(np.cov(z.T)), SpdLayout(PARAMS, 3))
         stats.append(engines[1].statistics())
     assert stats[0] == stats[1]
+    # two rounds per Newton-Schulz step (each product fused with its truncation, as
+    # docs/linear.md counts them), plus the singular bit's comparison
+    # (an opening and at most 7 tree levels)
+    steps = SpdLayout(PARAMS, 3).iterations
+    assert 2 * steps < stats[0]["solve"]["rounds"] <= 2 * steps + 8, stats[0]
 
 
 def test_too_few_fractional_bits_for_the_condition_bound_are_refused():

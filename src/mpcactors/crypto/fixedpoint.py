@@ -299,8 +299,10 @@ class LassoLayout:
         self.theta: Trunc = (self.alpha_frac, FI + self.ALPHA_BITS + 6)
         self.tau: Trunc = (FQ, self.tau_bits)
         self.tau_clamp = self.tau_bits - FQ + 2
-        self.iterate: Trunc = (FI + self.BETA_BITS, B + (6 * columns).bit_length() + 2 * FI + self.BETA_BITS + 2)
         self.soft = B + FI + 2
+        #: tau -+ (A v + c), truncated by FI + BETA_BITS to `soft` bits and compared with 0 in
+        #: one opening (Engine.dot_trunc_ltz): the comparison's width plus the shift
+        self.iterate: Trunc = (FI + self.BETA_BITS, self.soft + FI + self.BETA_BITS)
         self.check_bits = 2 * (B + 1 + FI) + logd + self.tol_frac + 4
         self.g_gamma: Trunc = (FI, B + 2 * FI + logd + 3)
         self.rss: Trunc = (FI, rss_bits)

@@ -876,14 +876,35 @@ class Engine:
         opening and result as :meth:`dot` then :meth:`ltz`, one round fewer."""
         return (yield from self._ltz(self._local_dots(pairs, offset, "dot_ltz"), k, label, degree2=True))
 
-    def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool) -> Program[list[int]]:
-        """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares."""
+    def dot_trunc_ltz(
+        self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "soft", *,
+        offset: Sequence[int] | None = None,
+    ) -> Program[tuple[list[int], list[int]]]:
+        """Program: ``t = trunc_fast(u . v + offset, m, k)`` per pair and the exact ``[t < 0]``,
+        from one masked opening (1 round plus the tree of an ``ltz`` on ``k - m`` bits).
+
+        The truncation's mask above bit ``m`` is the comparison's: ``k - m - 1`` random bits
+        and ``2**(k-m-1)`` times a ``sigma + 1``-bit PRSS value, so ``(c >> m) - 1`` is the
+        opening :meth:`ltz` makes of ``t``. What :meth:`dot_trunc` (``fast``) then
+        ``ltz(t, k - m)`` compute, with the same result, one opening fewer and no round
+        between them. Needs ``|u . v + offset| <= 2**(k-1) - 2**(m+2)`` (so that
+        ``-2**(k-m-1) <= t < 2**(k-m-1)``: ``trunc_fast`` is off by -1 to 2 units).
+        """
+        if not 0 < m < k - 1:
+            raise ValueError(f"dot_trunc_ltz needs 0 < m < k - 1, got m={m}, k={k}")
+        sums = self._local_dots(pairs, offset, "dot_trunc_ltz")
+        return (yield from self._ltz(sums, k - m, label, degree2=True, shift=m))
+
+    def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool, shift: int = 0) -> Program[Any]:
+        """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares;
+        with ``shift`` > 0, of their :meth:`trunc_fast` by ``2**shift``, returned with it
+        (:meth:`dot_trunc_ltz`)."""
         if k < 2:
             raise ValueError("ltz needs k >= 2")
-        self._check_budget(k, "ltz")
+        self._check_budget(k + shift + (1 if shift else 0), "ltz")
         n = len(a)
         if n == 0:
-            return []
+            return ([], []) if shift else []
         p = self.prime
         nb = k - 1
         # ceil(nb / 2) pairs per value; for odd nb the last pair's high bit is not used
@@ -896,19 +917,32 @@ class Engine:
         weights = [1 << i for i in range(nb)]
         mul = operator.mul
         r_low = [sum(map(mul, weights, g)) % p for g in groups]
-        shift = 1 << nb
-        masked = [(x + shift + r + shift * h) % p for x, r, h in zip(a, r_low, high)]
+        top = 1 << nb
+        if shift:
+            # the comparison's mask and offset above bit `shift`, trunc_fast's below it (a PRSS
+            # value of `shift` bits per part): c = a + 2^(k+shift-1) + low + 2^shift (r' + 2^(k-1) r'')
+            below = self.random_bounded(n, shift)
+            masked = [(x + ((top + r + top * h) << shift) + lo) % p for x, r, h, lo in zip(a, r_low, high, below)]
+        else:
+            masked = [(x + top + r + top * h) % p for x, r, h in zip(a, r_low, high)]
         if degree2:
             masked = [(x + z) % p for x, z in zip(masked, self._zero_degree2(n))]
             opened = yield from self._open_degree2(masked, label)
         else:
             opened = yield from self.open(masked, label)
-        mask = shift - 1
+        if shift:
+            # (c >> shift) - 1 = t + 2^(k-1) + r' + 2^(k-1) r'' for t = trunc_fast(a): as :meth:`ltz` opens t
+            opened = [(c >> shift) - 1 for c in opened]
+        mask = top - 1
         c_low = [c & mask for c in opened]
         u = yield from self._bit_lt(c_low, groups, pair_products, label)
         # a' = c' - r' + 2^(k-1) u is a mod 2^(k-1) and [a < 0] = (a' - a) / 2^(k-1); with
         # a = c - 2^(k-1) - r' - 2^(k-1) r'' that is u + r'' + 1 - (c >> (k-1)): no share of a
-        return [(uu + h + 1 - (c >> nb)) % p for c, uu, h in zip(opened, u, high)]
+        signs = [(uu + h + 1 - (c >> nb)) % p for c, uu, h in zip(opened, u, high)]
+        if not shift:
+            return signs
+        truncated = [(c - top - r - top * h) % p for c, r, h in zip(opened, r_low, high)]
+        return truncated, signs
 
     def _bit_lt(
         self, public: Sequence[int], bits: Sequence[Sequence[int]], prod: Sequence[int], label: str
@@ -973,12 +1007,15 @@ class Engine:
         return l_flat
 
     # ---- fixed-point helpers ----------------------------------------------------------
-    def mul_trunc(self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul") -> Program[list[int]]:
-        """Program: fixed-point product ``trunc(a * b, m, k)`` in one round (the random bits
-        of :meth:`trunc` aside); ``k`` bounds the raw product. See :meth:`dot_trunc`."""
+    def mul_trunc(
+        self, a: Sequence[int], b: Sequence[int], m: int, k: int, label: str = "fxmul", *, fast: bool = False
+    ) -> Program[list[int]]:
+        """Program: fixed-point product ``trunc(a * b, m, k)`` (``fast``: :meth:`trunc_fast`)
+        in one round (the random bits of :meth:`trunc` aside); ``k`` bounds the raw product.
+        See :meth:`dot_trunc`."""
         p = self.prime
         products = [x * y % p for x, y in zip(a, b, strict=True)]
-        return (yield from self._trunc_degree2(products, m, k, label, fast=False))
+        return (yield from self._trunc_degree2(products, m, k, label, fast=fast))
 
     def dot_trunc(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "dot", *,

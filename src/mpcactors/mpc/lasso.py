@@ -412,9 +412,11 @@ def solve_batch(
     # ---- random bits for the comparisons of 6. and the first iteration of 7. -----------------
     joining_pairs = (n_problems.bit_length() + 1) // 2 if n_problems > 1 else 0
 
+    soft_pairs = 2 * d * n_problems * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+
     def pairs_needed(k: int) -> int:
         """Pairs of random bits iteration ``k`` of the loop below, and its check, draw (public)."""
-        pairs = 2 * d * n_problems * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+        pairs = soft_pairs
         if k % check_every == 0 or k == max_iter:
             pairs += n_problems * (L.check_bits // 2) + joining_pairs
         return pairs
@@ -504,27 +506,28 @@ def solve_batch(
     def step(iteration: int, v: list[list[int]]) -> Program[tuple[list[list[int]], list[list[int]]]]:
         """One FISTA step from the extrapolated point ``v``: the new iterate and its soft-threshold bits."""
 
-        def head() -> Program[tuple[list[list[int]], list[int]]]:
+        def head() -> Program[tuple[list[int], list[int]]]:
+            # z = A v + c before its truncation (2 FI + BETA_BITS fractional bits); per problem
+            # tau - z (d values), then z + tau (d), truncated and compared with 0 in one opening
             shift = 1 << (FI + _BETA_BITS)
-            z_flat = yield from engine.dot_trunc(
-                [(A[F][j], v[P]) for P, (_, F) in enumerate(problems) for j in range(d)], *L.iterate, "iterate",
-                offset=[c_vec[F][j] * shift % p for _, F in problems for j in range(d)], fast=True,
-            )
-            z = [z_flat[P * d : (P + 1) * d] for P in range(n_problems)]
-            bits = yield from engine.ltz(
-                [v for tp, zp in zip(tau, z)
-                 for v in [(t - zz) % p for t, zz in zip(tp, zp)] + [(zz + t) % p for t, zz in zip(tp, zp)]],
-                L.soft, "soft",
-            )
-            return z, bits
+            pairs, offset = [], []
+            for P, (_, F) in enumerate(problems):
+                minus_v = [-x % p for x in v[P]]
+                pairs += [(A[F][j], minus_v) for j in range(d)] + [(A[F][j], v[P]) for j in range(d)]
+                offset += [(t - c) * shift % p for t, c in zip(tau[P], c_vec[F])]
+                offset += [(t + c) * shift % p for t, c in zip(tau[P], c_vec[F])]
+            return (yield from engine.dot_trunc_ltz(pairs, *L.iterate, "iterate", offset=offset))
 
         # the next iteration's random bits ride along with this one's first rounds (the pool
         # already holds this iteration's: the previous one, or the step size, fetched them)
-        ahead = pairs_needed(iteration) + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
-        (z, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead + joining_pairs))
+        # (head() draws this iteration's pairs before the prefetch counts the pool)
+        ahead = pairs_needed(iteration) - soft_pairs + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
+        (gaps, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead + joining_pairs))
         new_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
-        pairs = [([lb[j], lb[d + j]], [(zp[j] - tp[j]) % p, (zp[j] + tp[j]) % p])
-                 for lb, zp, tp in zip(new_bits, z, tau) for j in range(d)]
+        # soft threshold: [z > tau] (z - tau) + [z < -tau] (z + tau)
+        pairs = [([lb[j], lb[d + j]], [-g[j] % p, g[d + j]])
+                 for lb, g in zip(new_bits, (gaps[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)))
+                 for j in range(d)]
         w_flat = yield from engine.dot(pairs, "soft")
         return [w_flat[P * d : (P + 1) * d] for P in range(n_problems)], new_bits
 

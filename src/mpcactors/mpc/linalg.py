@@ -151,8 +151,9 @@ def spd_inverse(
         ``(X, singular)``: the inverse as a full symmetric matrix of shares and the share
         of ``[trace(R_(k-1)) >= 2**-THRESHOLD_BITS]``, not opened.
 
-    Rounds: ``4 * layout.iterations`` plus one comparison. Communication per step: a
-    reshare and a truncation of ``d**2`` elements (``A X``) and of ``d (d + 1) / 2``.
+    Rounds: ``2 * layout.iterations`` plus one comparison. Communication per step: two
+    products fused with their truncations (:meth:`Engine.dot_trunc`), of ``d**2`` elements
+    (``A X``) and of ``d (d + 1) / 2``.
     """
     if not layout.singular_bit:
         raise ValueError("spd_inverse: the layout was checked without the singular bit's rule")
@@ -170,7 +171,7 @@ def newton_schulz(
     Returns ``(X, trace)``: the inverse as a full symmetric matrix of shares (``F``
     fractional bits) and shares of ``trace(R_(k-1))``, the residual before the last update
     (``F`` bits; ``|.| < 2 d``). Nothing is opened but the truncations' masked values.
-    Rounds: ``4 * layout.iterations``.
+    Rounds: ``2 * layout.iterations``.
     """
     p = engine.prime
     d, F = layout.d, layout.frac_bits
@@ -183,11 +184,9 @@ def newton_schulz(
     bits = layout.product_bits
     trace = 0
     for _ in range(layout.iterations):
-        flat = yield from engine.dot([(sym_a[j], x[k]) for j in range(d) for k in range(d)], label)
-        flat = yield from engine.trunc_fast(flat, F, bits, label)
+        flat = yield from engine.dot_trunc([(sym_a[j], x[k]) for j in range(d) for k in range(d)], F, bits, label, fast=True)
         ax_cols = [[flat[j * d + k] for j in range(d)] for k in range(d)]  # column k of A X
-        xax = yield from engine.dot([(x[j], ax_cols[k]) for j, k in tri], label)
-        xax = yield from engine.trunc_fast(xax, F, bits, label)
+        xax = yield from engine.dot_trunc([(x[j], ax_cols[k]) for j, k in tri], F, bits, label, fast=True)
         trace = (d * one - sum(flat[j * d + j] for j in range(d))) % p  # trace(I - A X_k)
         x = _symmetric(d, tri, [(2 * x[j][k] - v) % p for (j, k), v in zip(tri, xax)])
     return x, trace

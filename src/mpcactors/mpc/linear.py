@@ -332,16 +332,14 @@ def linear_fit(
         )
 
     # ---- 5. the scaled outputs ----------------------------------------------------------
-    gamma = yield from engine.dot([(inverse[j], b) for j in range(d)], "solve")
-    gamma = yield from engine.trunc_fast(gamma, *layout.solve, "solve")
+    gamma = yield from engine.dot_trunc([(inverse[j], b) for j in range(d)], *layout.solve, "solve", fast=True)
     products = yield from engine.dot(
         [(b, gamma), (gamma, nu[:d])] + [(inverse[j], nu_q[:d]) for j in range(d)], "output"
     )
     bg = yield from engine.trunc_fast(products[:1], *layout.rss, "output")
     cross = yield from engine.trunc_fast(products[1:2], *layout.cross, "output")  # F bits
     spread = yield from engine.trunc_fast(products[2:], *layout.spread, "output")  # F bits
-    quad = yield from engine.dot([(nu_q[:d], spread)], "output")
-    quad = yield from engine.trunc_fast(quad, *layout.quad, "output")  # F bits
+    quad = yield from engine.dot_trunc([(nu_q[:d], spread)], *layout.quad, "output", fast=True)  # F bits
     rss = (N(d, d) - bg[0]) % p
     intercept = (nu[d] * (1 << (F - NF)) - cross[0]) % p
     q = (quad[0] + (1 << F)) % p
@@ -454,11 +452,9 @@ def _ridge(
             f"constant next to the intercept: |mean| / SD of 2**{layout.NU_BITS} or more) among the "
             f"{d} features; only the scales and the singular bit were opened"
         )
-    g_r = yield from engine.dot([(inverse[j], b_r) for j in range(d)], "solve")
-    g_r = yield from engine.trunc_fast(g_r, *layout.solve, "solve")
+    g_r = yield from engine.dot_trunc([(inverse[j], b_r) for j in range(d)], *layout.solve, "solve", fast=True)
     # RSS = c_yy - 2 g.(Q b) + g^T (Q A Q) g in scaled units, g = gamma''
-    a_g = yield from engine.dot([(shifted[j * d : (j + 1) * d], g_r) for j in range(d)], "output")
-    a_g = yield from engine.trunc_fast(a_g, *layout.solve, "output")
+    a_g = yield from engine.dot_trunc([(shifted[j * d : (j + 1) * d], g_r) for j in range(d)], *layout.solve, "output", fast=True)
     gamma = engine.scale(g_r, [1 << (S - kj) for kj in k])  # gamma = Q gamma'', S extra bits
     gamma = yield from engine.trunc_fast(gamma, *layout.ridge_gamma, "output")
     terms = yield from engine.dot([(g_r, engine.sub(a_g, engine.scale(b_r, 2))), (gamma, nu[:d])], "output")

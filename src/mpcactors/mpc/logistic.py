@@ -316,8 +316,7 @@ def _powers(engine: Engine, t: list[int], degree: int, F: int, bits: int, label:
         ks = [k for k in range(top + 1, min(2 * top, degree) + 1)]
         left = [v for k in ks for v in pw[top]]
         right = [v for k in ks for v in pw[k - top]]
-        prod = yield from engine.mul(left, right, label)
-        prod = yield from engine.trunc_fast(prod, F, bits, label)
+        prod = yield from engine.mul_trunc(left, right, F, bits, label, fast=True)
         for i, k in enumerate(ks):
             pw[k] = prod[i * n : (i + 1) * n]
         top = ks[-1]
@@ -391,21 +390,16 @@ def sigmoid_program(engine: Engine, z: Sequence[int], L: LogisticLayout, label: 
         flat = yield from engine.mul([x for a_, _ in pairs for x in a_], [x for _, b_ in pairs for x in b_], label)
         rest = factors[len(pairs) * 2 :]
         factors = [flat[i * N : (i + 1) * N] for i in range(len(pairs))] + rest
-    u_raw = yield from engine.mul(poly, factors[0], label)
-    u = yield from engine.trunc_fast(u_raw, *L.op("sigmoid_exp"), label)
+    u = yield from engine.mul_trunc(poly, factors[0], *L.op("sigmoid_exp"), label, fast=True)
     den = [(one + x) % p for x in u]
     y = [((3 << FE) - x) % p for x in den]  # 1.5 - den/2 with FE + 1 fractional bits
     shift, nbits = L.op("sigmoid_newton")
     # first step with y at FE + 1 bits
-    xy = yield from engine.mul(den, y, label)
-    xy = yield from engine.trunc_fast(xy, shift, nbits, label)
-    y = yield from engine.mul(y, [((2 << FE) - x) % p for x in xy], label)
-    y = yield from engine.trunc_fast(y, shift, nbits, label)
+    xy = yield from engine.mul_trunc(den, y, shift, nbits, label, fast=True)
+    y = yield from engine.mul_trunc(y, [((2 << FE) - x) % p for x in xy], shift, nbits, label, fast=True)
     for _ in range(3):
-        xy = yield from engine.mul(den, y, label)
-        xy = yield from engine.trunc_fast(xy, FE, nbits, label)
-        y = yield from engine.mul(y, [((2 << FE) - x) % p for x in xy], label)
-        y = yield from engine.trunc_fast(y, FE, nbits, label)
+        xy = yield from engine.mul_trunc(den, y, FE, nbits, label, fast=True)
+        y = yield from engine.mul_trunc(y, [((2 << FE) - x) % p for x in xy], FE, nbits, label, fast=True)
     q = y
     both = yield from engine.mul(s + q, [(one - 2 * x) % p for x in q] + [(one - x) % p for x in q], label)
     prob = engine.add(q, both[:N])
@@ -449,8 +443,7 @@ def _evaluate(
     Hessian ``A``, both divided by ``m`` via the public ``c_m`` and scaled by the Jacobi
     factors (``Q g`` and ``Q A Q``, ``FA`` bits)."""
     p, n, m, S = engine.prime, L.n, L.m, L.S
-    eta_raw = yield from engine.dot([(row, b) for row in xt], "eta")
-    eta = yield from engine.trunc_fast(eta_raw, *L.op("eta"), "eta")
+    eta = yield from engine.dot_trunc([(row, b) for row in xt], *L.op("eta"), "eta", fast=True)
     sig = yield from sigmoid_program(engine, eta, L)
     resid = engine.sub(y_fe, sig["p"])
     w = sig["w"]
@@ -459,13 +452,12 @@ def _evaluate(
     ucols = [[u[i * n + j] for i in range(m)] for j in range(n)]
     tri = [(j, k) for j in range(n) for k in range(j, n)]
     # gradient sums carry FX + FE bits, Hessian sums FE + 2 FX: align the gradient by 2^FX
-    sums = yield from engine.dot(
-        [(ucols[j], cols[k]) for j, k in tri] + [(cols[j], resid) for j in range(n)], "hessian"
+    # the penalty's public diagonal and its gradient term ride in the truncation's offset
+    offset = [pen.hess[j] if j == k else 0 for j, k in tri] + [(-pen.grad[j] * bj) % p for j, bj in enumerate(b)]
+    h1 = yield from engine.dot_trunc(
+        [(ucols[j], cols[k]) for j, k in tri] + [(engine.scale(cols[j], 1 << L.FX), resid) for j in range(n)],
+        *L.op("hessian"), "hessian", offset=offset, fast=True,
     )
-    sums = [(v + (pen.hess[j] if j == k else 0)) % p for (j, k), v in zip(tri, sums)] + [
-        ((v << L.FX) - pen.grad[j] * bj) % p for j, (v, bj) in enumerate(zip(sums[len(tri) :], b))
-    ]
-    h1 = yield from engine.trunc_fast(sums, *L.op("hessian"), "hessian")
     k = pen.k
     factors = [L.c_m << (2 * S - k[j] - k[l]) for j, l in tri] + [L.c_m << (2 * S - k[j]) for j in range(n)]
     h2 = yield from engine.trunc_fast(engine.scale(h1, factors), *L.op("normalise"), "hessian")
@@ -566,8 +558,9 @@ def logistic_fit(
     one_x = 1 << FX
     xt = [[one_x] + xs[i * d : (i + 1) * d] for i in range(m)]
     y_fe = engine.scale(y, 1 << (FE - f))
-    xty_raw = yield from engine.dot([([row[j] for row in xt], list(y)) for j in range(n)], "standardise")
-    xty = yield from engine.trunc_fast(xty_raw, *L.op("xty"), "standardise")
+    xty = yield from engine.dot_trunc(
+        [([row[j] for row in xt], list(y)) for j in range(n)], *L.op("xty"), "standardise", fast=True
+    )
 
     # ---- 3. Newton -------------------------------------------------------------------------
     b = [0] * n
@@ -578,10 +571,11 @@ def logistic_fit(
     iterations = 0
     for iteration in range(1, max_iter + 1):
         X, _ = yield from newton_schulz(engine, state["A"], L.solver, "schulz")
-        raw_step = yield from engine.dot([(X[j], state["g"]) for j in range(n)], "step")
         # the step Q X (Q g): the outer Q as a public power of two before the truncation
-        raw_step = engine.scale(raw_step, [1 << (L.S - kj) for kj in pen.k])
-        step = yield from engine.trunc_fast(raw_step, *L.op("step"), "step")
+        step = yield from engine.dot_trunc(
+            [(engine.scale(X[j], 1 << (L.S - kj)), state["g"]) for j, kj in zip(range(n), pen.k)],
+            *L.op("step"), "step", fast=True,
+        )
         cand = engine.add(b, step)
         out = yield from engine.ltz([(box - v) % p for v in cand] + [(v + box) % p for v in cand], L.op("box"), "box")
         hi, lo = out[:n], out[n:]  # [cand > box], [cand < -box]
@@ -646,8 +640,7 @@ def logistic_fit(
     sig = state["sig"]
     logs = yield from _poly(engine, [(v - round(LOG_CENTRE * 2**FE)) % p for v in sig["u"]], LOG_COEFFS, L, "loglik")
     pos = yield from engine.mul(state["eta"], [(1 - s) % p for s in sig["s"]], "loglik")
-    t1 = yield from engine.dot([(b, xty)], "loglik")
-    t1 = yield from engine.trunc_fast(t1, *L.op("loglik_term"), "loglik")
+    t1 = yield from engine.dot_trunc([(b, xty)], *L.op("loglik_term"), "loglik", fast=True)
     ll = (t1[0] - sum(pos) - sum(logs)) % p
 
     coef_o = yield from engine.reveal(coef, "coefficients")
