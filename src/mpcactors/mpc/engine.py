@@ -864,7 +864,8 @@ class Engine:
         (the first level of the prefix product comes with the random bits,
         :meth:`random_bit_pairs`), and 3 when the pool of pairs must be refilled.
         """
-        return (yield from self._ltz(list(a), k, label, degree2=False))
+        signs, _ = yield from self._ltz(list(a), k, label, degree2=False)
+        return signs
 
     def dot_ltz(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], k: int, label: str = "ltz", *,
@@ -874,7 +875,8 @@ class Engine:
         products: the comparison's masked value is opened from degree-2 shares, as in
         :meth:`dot_trunc` (the result never needs degree-1 shares of the input). The same
         opening and result as :meth:`dot` then :meth:`ltz`, one round fewer."""
-        return (yield from self._ltz(self._local_dots(pairs, offset, "dot_ltz"), k, label, degree2=True))
+        signs, _ = yield from self._ltz(self._local_dots(pairs, offset, "dot_ltz"), k, label, degree2=True)
+        return signs
 
     def dot_trunc_ltz(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "soft", *,
@@ -893,18 +895,22 @@ class Engine:
         if not 0 < m < k - 1:
             raise ValueError(f"dot_trunc_ltz needs 0 < m < k - 1, got m={m}, k={k}")
         sums = self._local_dots(pairs, offset, "dot_trunc_ltz")
-        return (yield from self._ltz(sums, k - m, label, degree2=True, shift=m))
+        signs, truncated = yield from self._ltz(sums, k - m, label, degree2=True, shift=m)
+        return truncated, signs
 
-    def _ltz(self, a: list[int], k: int, label: str, *, degree2: bool, shift: int = 0) -> Program[Any]:
-        """:meth:`ltz` of values given by degree-1 shares, or (``degree2``) degree-2 shares;
-        with ``shift`` > 0, of their :meth:`trunc_fast` by ``2**shift``, returned with it
+    def _ltz(
+        self, a: list[int], k: int, label: str, *, degree2: bool, shift: int = 0
+    ) -> Program[tuple[list[int], list[int]]]:
+        """``(signs, truncated)``: :meth:`ltz` of values given by degree-1 shares, or
+        (``degree2``) degree-2 shares, and no truncated values; with ``shift`` > 0, the
+        signs of their :meth:`trunc_fast` by ``2**shift`` and those truncated values
         (:meth:`dot_trunc_ltz`)."""
         if k < 2:
             raise ValueError("ltz needs k >= 2")
         self._check_budget(k + shift + (1 if shift else 0), "ltz")
         n = len(a)
         if n == 0:
-            return ([], []) if shift else []
+            return [], []
         p = self.prime
         nb = k - 1
         # ceil(nb / 2) pairs per value; for odd nb the last pair's high bit is not used
@@ -940,9 +946,8 @@ class Engine:
         # a = c - 2^(k-1) - r' - 2^(k-1) r'' that is u + r'' + 1 - (c >> (k-1)): no share of a
         signs = [(uu + h + 1 - (c >> nb)) % p for c, uu, h in zip(opened, u, high)]
         if not shift:
-            return signs
-        truncated = [(c - top - r - top * h) % p for c, r, h in zip(opened, r_low, high)]
-        return truncated, signs
+            return signs, []
+        return signs, [(c - top - r - top * h) % p for c, r, h in zip(opened, r_low, high)]
 
     def _bit_lt(
         self, public: Sequence[int], bits: Sequence[Sequence[int]], prod: Sequence[int], label: str
