@@ -998,17 +998,25 @@ class Engine:
         nb = pairs + nb % 2
         rows = len(public)
         while nb > 1:
+            # combine the pairs (2g, 2g + 1) of every row; an odd top element passes through
+            # unchanged (combining it with the neutral (1, 0) would cost two products), and
+            # the last level needs no equality: only l is returned
+            half = nb // 2
+            low = [q * nb + 2 * g for q in range(rows) for g in range(half)]
+            e_high = [e_flat[i + 1] for i in low]
+            l_high = [l_flat[i + 1] for i in low]
+            if nb == 2:
+                prod = yield from self.mul(e_high, [l_flat[i] for i in low], label)
+                return [(x + y) % p for x, y in zip(l_high, prod)]
+            prod = yield from self.mul(e_high + e_high, [e_flat[i] for i in low] + [l_flat[i] for i in low], label)
+            count = len(low)
+            e_new, l_new = prod[:count], [(x + y) % p for x, y in zip(l_high, prod[count:])]
             if nb % 2:
-                # pad every row at the top with the neutral pair (e, l) = (1, 0)
-                e_flat = [v for q in range(rows) for v in (*e_flat[q * nb : (q + 1) * nb], 1)]
-                l_flat = [v for q in range(rows) for v in (*l_flat[q * nb : (q + 1) * nb], 0)]
-                nb += 1
-            e_high, l_high = e_flat[1::2], l_flat[1::2]
-            half = len(e_high)
-            prod = yield from self.mul(e_high + e_high, e_flat[0::2] + l_flat[0::2], label)
-            e_flat = prod[:half]
-            l_flat = [(x + y) % p for x, y in zip(l_high, prod[half:])]
-            nb //= 2
+                top = [q * nb + nb - 1 for q in range(rows)]
+                e_new = [v for q in range(rows) for v in (*e_new[q * half : (q + 1) * half], e_flat[top[q]])]
+                l_new = [v for q in range(rows) for v in (*l_new[q * half : (q + 1) * half], l_flat[top[q]])]
+            e_flat, l_flat = e_new, l_new
+            nb = half + nb % 2
         return l_flat
 
     # ---- fixed-point helpers ----------------------------------------------------------
