@@ -345,7 +345,8 @@ class Plan:
 
         describe: ``mean`` and ``sd`` per column, ``correlation`` (the upper triangle,
         row by row), per categorical column ``small_cell:<column>`` (one bit per level
-        and :data:`OTHER`: the count is below ``min_cell``; one reveal for all columns,
+        and :data:`OTHER`: the count is below ``min_cell``, for :data:`OTHER` below it and
+        not 0; one reveal for all columns,
         a control opening) and ``count:<column>`` (the counts, 0 where suppressed; one
         reveal for all columns). lasso: one ``converged`` bit per check (control), then
         ``coefficients``, ``intercept`` and ``r2`` in one reveal (``result``), and

@@ -251,7 +251,8 @@ def compare_with_numpy(
 ) -> dict[str, Any]:
     """numpy's mean, SD (``ddof=1``), correlation and level counts on the plaintext join,
     and the largest relative difference from ours; the counts must be exact and suppressed
-    exactly where the rules say (below ``min_cell``, and one complement)."""
+    exactly where the rules say (below ``min_cell``, an empty ``other`` shown as 0, and one
+    complement)."""
     x = data[:, [columns.index(c) for c in method.columns]]
     means, sds = x.mean(axis=0), x.std(axis=0, ddof=1) if len(x) > 1 else np.zeros(x.shape[1])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -276,9 +277,10 @@ def compare_with_numpy(
         true[OTHER] = int(len(codes) - sum(true.values()))
         counts[column] = true
         shown = output["frequencies"][column]
-        small = [level for level, n in true.items() if n < min_cell]
+        # `other` is small only when it is not empty (empty, it is shown as 0)
+        small = [level for level, n in true.items() if n < min_cell and (level != OTHER or n > 0)]
         for level, n in true.items():
-            if shown[level] is not None and (shown[level] != n or n < min_cell):
+            if shown[level] is not None and (shown[level] != n or level in small):
                 exact = False
         # one complement protects a lone small level, or a small level beside a small
         # `other` (which everyone who knows the code list may take to be empty)

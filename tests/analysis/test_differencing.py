@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from mpcactors.analysis.attacks.differencing import differencing_attack, run_describe_pair
-from mpcactors.plan import OTHER, Analysis, Describe, Plan
+from mpcactors.plan import Analysis, Describe, Plan
 
 MIN_CELL = 10
 
@@ -31,14 +31,14 @@ def codes_with(counts):
 def test_an_empty_other_no_longer_gives_away_a_suppressed_count():
     """Level 3 has 4 persons (< min_cell) and nothing lies outside 1..3. Before describe's
     residual rule, [1, 2, 3] showed level 1, so [1, 2]'s suppressed 'other' (level 3) came out
-    as m minus the shown counts. Now the empty 'other' does not hide level 3: level 1 is its
-    complement in both analyses, and even with the code list nothing is recovered. The plan
-    still warns (the two level sets differ), and what was attacked is what the manifest lists."""
+    as m minus the shown counts. Now the empty 'other' is shown as 0 and does not hide level
+    3: level 1 is its complement in both analyses, and nothing is recovered. The plan still
+    warns (the two level sets differ), and what was attacked is what the manifest lists."""
     truth = {1: 40, 2: 30, 3: 4}
     codes = codes_with(truth)
     first, second, revealed = run_describe_pair(codes, [1, 2, 3], [1, 2], min_cell=MIN_CELL, column="nyha")
     a, b = first.categorical["nyha"], second.categorical["nyha"]
-    assert [c.count for c in a] == [None, 30, None, None] and [c.count for c in b] == [None, 30, None]
+    assert [c.count for c in a] == [None, 30, None, 0] and [c.count for c in b] == [None, 30, None]
     found = differencing_attack(first.m, "nyha", a, b, closed=True)
     assert 3 not in found.levels and 1 not in found.levels  # only the assumed-empty 'other' is "known"
 
@@ -69,17 +69,16 @@ def test_the_same_level_sets_leave_suppressed_counts_hidden():
     first, second, _ = run_describe_pair(codes, [1, 2, 3], [1, 2, 3], min_cell=MIN_CELL, column="nyha")
     found = differencing_attack(first.m, "nyha", first.categorical["nyha"], second.categorical["nyha"])
     assert found.recovered == {} and 3 not in found.levels
-    assert {level for _, level in found.hidden} == {1, 3, OTHER}  # level 1: the complement
+    assert {level for _, level in found.hidden} == {1, 3}  # level 1: the complement; 'other' is an opened 0
     assert not plan_of([1, 2, 3], [1, 2, 3]).warnings
 
 
 def test_declared_levels_covering_every_value_still_hide_a_lone_small_level():
-    """Declared levels that cover every value leave 'other' at 0, itself small; an attacker
-    who knows that no value lies outside the levels would get a lone small level as m minus
-    the opened counts, so the small 'other' does not count as hiding it: it gets a complement
-    (docs/describe.md). The attack on the opened cells then recovers nothing."""
+    """Declared levels that cover every value leave 'other' at 0, shown as 0 (not small): a
+    lone small level would be m minus the opened counts, so it gets a complement, a declared
+    level (docs/describe.md). The attack on the opened cells then recovers nothing."""
     codes = codes_with({1: 40, 2: 30, 3: 4})
     first, _, _ = run_describe_pair(codes, [1, 2, 3], [1, 2, 3], min_cell=MIN_CELL, column="nyha")
     cells = first.categorical["nyha"]
-    assert [c.suppressed for c in cells] == ["complement", None, "small", "small"]
+    assert [c.suppressed for c in cells] == ["complement", None, "small", None] and cells[-1].count == 0
     assert 3 not in differencing_attack(first.m, "nyha", cells, cells, closed=True).levels

@@ -213,10 +213,33 @@ def test_one_small_level_suppresses_its_complement():
 
 def test_the_next_level_that_is_not_small_is_the_complement():
     """With one small level the complement skips nothing: the next level is not small
-    (else there would be two small levels and no complement). A column whose other
-    levels are all suppressed anyway shows nothing."""
-    result, _, _ = secure_describe(np.zeros((60, 0)), {"c": (codes_for([25, 5, 30], 6), ["p", "q", "r"])}, min_cell=10)
-    assert counts_of(result, "c") == [("p", 25, None), ("q", None, "small"), ("r", None, "complement")]
+    (else there would be two small levels and no complement)."""
+    result, _, _ = secure_describe(np.zeros((72, 0)), {"c": (codes_for([25, 5, 30, 12], 6), ["p", "q", "r", "s"])}, min_cell=10)
+    assert counts_of(result, "c") == [("p", 25, None), ("q", None, "small"), ("r", None, "complement"), ("s", 12, None)]
+
+
+def test_the_residual_level_is_shown_when_empty_and_is_the_complement_only_as_a_last_resort():
+    """The last level counts the values outside the declared ones (the plan's ``other``).
+    Empty, it is shown as 0 and hides nothing else: a complete code list loses no level
+    (it used to count as small and cost the first level a complement). Small but not
+    empty, it is suppressed as before. It is the complement only when no declared level
+    can be, since its small-cell bit (0) does not tell large from empty."""
+    columns = {
+        "complete": (codes_for([30, 40, 0], 7), ["a", "b", "other"]),
+        "before_residual": (codes_for([30, 5, 35], 8), ["a", "b", "other"]),
+        "small_residual": (codes_for([30, 37, 3], 9), ["a", "b", "other"]),
+        "alone": (codes_for([5, 65], 10), ["a", "other"]),
+        "alone_empty": (codes_for([70, 0], 11), ["a", "other"]),
+    }
+    result, engines, _ = secure_describe(np.zeros((70, 0)), columns, min_cell=10)
+    assert counts_of(result, "complete") == [("a", 30, None), ("b", 40, None), ("other", 0, None)]
+    assert counts_of(result, "before_residual") == [("a", None, "complement"), ("b", None, "small"), ("other", 35, None)]
+    assert counts_of(result, "small_residual") == [("a", None, "complement"), ("b", 37, None), ("other", None, "small")]
+    assert counts_of(result, "alone") == [("a", None, "small"), ("other", None, "complement")]
+    assert counts_of(result, "alone_empty") == [("a", 70, None), ("other", 0, None)]
+    # one small-cell bit per level, as the plan's manifest declares: the emptiness test of
+    # the residual is folded into its bit, not opened on its own
+    assert engines[1].revealed == [("small_cell", 13), ("count", 13)]
 
 
 def test_raw_indicators():

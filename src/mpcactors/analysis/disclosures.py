@@ -294,7 +294,7 @@ def _describe_text(plan: Plan, name: str, method: Describe, shown: list[dict[str
     for column, levels in method.categorical:
         lines.append(f"{column!r}: the count of each of {len(levels)} levels and 'other'; a count below min_cell = "
                      f"{plan.min_cell} is suppressed (only the bit 'below min_cell' is opened, to the compute parties "
-                     "too), and so is its complement when one level alone is small.")
+                     "too), and so is its complement when one level alone is small; an empty 'other' is shown as 0.")
     lines += [d["text"] for d in shown if name in d["analyses"]]
     return lines
 

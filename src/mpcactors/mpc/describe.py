@@ -208,8 +208,9 @@ def describe_fit(
         categorical: column name -> its levels (public), in the order of ``indicators``.
         min_cell: the smallest count that may be opened.
         residual: the last level of each column counts every value outside the others (the
-            plan's ``other``, often empty); a small last level then does not hide a second
-            small level, which gets a complement as a lone small level does.
+            plan's ``other``, often empty): it is small only when not empty, it is never the
+            complement while a declared level can be, and a small last level does not hide a
+            second small level, which gets a complement as a lone small level does.
         indicator_frac_bits: the indicators' encoding: ``params.frac_bits`` by default
             (encoded like any value: 0 or ``2**frac_bits``); 0 for raw 0/1 values.
 
@@ -349,21 +350,32 @@ def _counts(
     """Program: the counts of every level under the small-cell and complement rules.
 
     The small-cell bits are opened (label ``small_cell``); they steer which counts are
-    opened, so they reach every compute party. The complement of a column with exactly
-    one small level is chosen by a public rule, the next level in declared order that is
-    not small (after the last level comes the first), so no further bit is opened; the
-    counts are then opened in one reveal (label ``count``), 0 where suppressed.
+    opened, so they reach every compute party. With ``residual``, the last level's bit is
+    ``[1 <= count < min_cell]``: an empty residual (every value has a declared code) is
+    shown as 0 and needs no complement. The complement of a column with exactly one small
+    level is chosen by a public rule, the next level in declared order that is not small
+    (after the last level comes the first; the residual only when no declared level will
+    do), so no further bit is opened; the counts are then opened in one reveal (label
+    ``count``), 0 where suppressed.
     """
     p = engine.prime
     if not counts:
         return {name: () for name in categorical}
-    small = yield from engine.ltz([(v - min_cell) % p for v in counts], bits, "small_cell")
-    small = yield from engine.reveal(small, "small_cell")
     groups: list[list[int]] = []  # the positions of each column's levels in `counts`
     start = 0
     for levels in categorical.values():
         groups.append(list(range(start, start + len(levels))))
         start += len(levels)
+    residuals = [group[-1] for group in groups] if residual else []
+    # [count < min_cell] per level and, in the same batch, [count < 1] per residual level
+    bits_ = yield from engine.ltz(
+        [(v - min_cell) % p for v in counts] + [(counts[q] - 1) % p for q in residuals], bits, "small_cell"
+    )
+    small_bits = bits_[: len(counts)]
+    for q, empty in zip(residuals, bits_[len(counts) :]):
+        # a residual level is small only when it is not empty: [1 <= count < min_cell]
+        small_bits[q] = (small_bits[q] - empty) % p
+    small = yield from engine.reveal(small_bits, "small_cell")
     reason: list[Literal["small", "complement"] | None] = ["small" if bit else None for bit in small]
     for group in groups:
         flagged = [i for i, q in enumerate(group) if small[q]]
@@ -373,9 +385,13 @@ def _counts(
             flagged = flagged[:1]
         if len(flagged) == 1:
             after = [group[(flagged[0] + step) % len(group)] for step in range(1, len(group))]
-            complement = next((q for q in after if not small[q]), None)
-            if complement is not None:
-                reason[complement] = "complement"
+            candidates = [q for q in after if not small[q]]
+            if residual:
+                # not the residual level while a declared one will do: its bit is 0 both when
+                # it is large and when it is empty (shown as 0), and an empty one protects nothing
+                candidates = [q for q in candidates if q != group[-1]] or candidates
+            if candidates:
+                reason[candidates[0]] = "complement"
     shown = [(v if why is None else 0) for v, why in zip(counts, reason)]
     opened = yield from engine.reveal(shown, "count")
     return {
