@@ -805,34 +805,7 @@ class Engine:
         (so the rounding is unbiased and the error is below one unit). The opened value is
         masked statistically (``2**-sigma``). Costs ``m`` random bits and one opening.
         """
-        if not 0 < m < k:
-            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
-        self._check_budget(k, "trunc")
-        n = len(a)
-        if n == 0:
-            return []
-        p = self.prime
-        bits = yield from self.random_bits(n * m)
-        weights = [1 << i for i in range(m)]
-        mul = operator.mul
-        r_low = [sum(map(mul, weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
-        return (yield from self._open_and_shift(a, r_low, m, k, label, carry=0))
-
-    def _open_and_shift(
-        self, a: Sequence[int], low: list[int], m: int, k: int, label: str, *, carry: int
-    ) -> Program[list[int]]:
-        """The shared end of both truncations: open ``a + 2**(k-1) + low + 2**m * high``
-        (``high`` fresh, ``k + sigma - m`` bits) and return shares of
-        ``(a - (opened mod 2**m) + low) / 2**m - carry``."""
-        p = self.prime
-        high = self.random_bounded(len(a), k + self.params.sigma - m)
-        shift = 1 << (k - 1)
-        two_m = 1 << m
-        masked = [(x + shift + r + two_m * h) % p for x, r, h in zip(a, low, high)]
-        opened = yield from self.open(masked, label)
-        inv = pow(two_m, -1, p)
-        mask = two_m - 1
-        return [((x - (c & mask) + r) * inv - carry) % p for x, c, r in zip(a, opened, low)]
+        return (yield from self._trunc(list(a), m, k, label, fast=False, degree2=False))
 
     def trunc_fast(self, a: Sequence[int], m: int, k: int, label: str = "trunc") -> Program[list[int]]:
         """Program: truncation without random bits: one opening, no preprocessing.
@@ -844,14 +817,7 @@ class Engine:
         ``u`` in ``{-1, 0, 1, 2}`` and ``E[result] = a / 2**m - 2**-m`` (error below 2 units,
         bias ``2**-m`` units).
         """
-        if not 0 < m < k:
-            raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
-        self._check_budget(k + 1, "trunc")
-        n = len(a)
-        if n == 0:
-            return []
-        low = self.random_bounded(n, m)
-        return (yield from self._open_and_shift(a, low, m, k, label, carry=1))
+        return (yield from self._trunc(list(a), m, k, label, fast=True, degree2=False))
 
     def ltz(self, a: Sequence[int], k: int, label: str = "ltz") -> Program[list[int]]:
         """Program: exact shares of ``[a < 0]`` (0 or 1) for signed ``-2**(k-1) <= a < 2**(k-1)``.
@@ -1028,7 +994,7 @@ class Engine:
         See :meth:`dot_trunc`."""
         p = self.prime
         products = [x * y % p for x, y in zip(a, b, strict=True)]
-        return (yield from self._trunc_degree2(products, m, k, label, fast=fast))
+        return (yield from self._trunc(products, m, k, label, fast=fast, degree2=True))
 
     def dot_trunc(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], m: int, k: int, label: str = "dot", *,
@@ -1049,7 +1015,7 @@ class Engine:
         the bytes of a reshare plus an opening.
         """
         sums = self._local_dots(pairs, offset, "dot_trunc")
-        return (yield from self._trunc_degree2(sums, m, k, label, fast=fast))
+        return (yield from self._trunc(sums, m, k, label, fast=fast, degree2=True))
 
     def _local_dots(
         self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], offset: Sequence[int] | None, what: str
@@ -1063,9 +1029,11 @@ class Engine:
             sums = [(x + y) % p for x, y in zip(sums, offset, strict=True)]
         return sums
 
-    def _trunc_degree2(self, h: list[int], m: int, k: int, label: str, *, fast: bool) -> Program[list[int]]:
-        """The truncation of :meth:`trunc` (``fast``: :meth:`trunc_fast`) of values given by
-        degree-2 shares ``h``, in one opening; draws its randomness in their order."""
+    def _trunc(self, h: list[int], m: int, k: int, label: str, *, fast: bool, degree2: bool) -> Program[list[int]]:
+        """:meth:`trunc` (``fast``: :meth:`trunc_fast`) of values given by degree-1 shares
+        ``h``, or (``degree2``) degree-2 shares, in one opening of
+        ``h + 2**(k-1) + low + 2**m high``: the result ``(c >> m) - 2**(k-1-m) - high`` (minus
+        ``trunc_fast``'s carry) is linear in the PRSS share of ``high``, never in ``h``."""
         if not 0 < m < k:
             raise ValueError(f"trunc needs 0 < m < k, got m={m}, k={k}")
         self._check_budget(k + 1 if fast else k, "trunc")
@@ -1083,11 +1051,14 @@ class Engine:
             low = [sum(map(mul, weights, bits[q * m : (q + 1) * m])) % p for q in range(n)]
             carry = 0
         high = self.random_bounded(n, k + self.params.sigma - m)
-        zero = self._zero_degree2(n)
         shift = 1 << (k - 1)
         two_m = 1 << m
-        masked = [(x + shift + r + two_m * hh + z) % p for x, r, hh, z in zip(h, low, high, zero)]
-        opened = yield from self._open_degree2(masked, label)
+        masked = [(x + shift + r + two_m * hh) % p for x, r, hh in zip(h, low, high)]
+        if degree2:
+            masked = [(x + z) % p for x, z in zip(masked, self._zero_degree2(n))]
+            opened = yield from self._open_degree2(masked, label)
+        else:
+            opened = yield from self.open(masked, label)
         offset = (shift >> m) + carry
         return [((c >> m) - offset - hh) % p for c, hh in zip(opened, high)]
 
