@@ -412,14 +412,14 @@ def solve_batch(
     # ---- random bits for the comparisons of 6. and the first iteration of 7. -----------------
     joining_pairs = (n_problems.bit_length() + 1) // 2 if n_problems > 1 else 0
 
-    soft_pairs = 2 * d * n_problems * (L.soft // 2)  # ltz on k-bit values draws ceil((k - 1) / 2) pairs
+    def check_pairs(k: int) -> int:
+        """Pairs of random bits the check after iteration ``k`` draws (public; 0 if none)."""
+        return n_problems * (L.check_bits // 2) + joining_pairs if k % check_every == 0 or k == max_iter else 0
 
     def pairs_needed(k: int) -> int:
-        """Pairs of random bits iteration ``k`` of the loop below, and its check, draw (public)."""
-        pairs = soft_pairs
-        if k % check_every == 0 or k == max_iter:
-            pairs += n_problems * (L.check_bits // 2) + joining_pairs
-        return pairs
+        """Pairs of random bits iteration ``k`` of the loop below, and its check, draw (public):
+        ltz on k-bit values draws ceil((k - 1) / 2) pairs."""
+        return 2 * d * n_problems * (L.soft // 2) + check_pairs(k)
 
     tau_pairs = n_problems * d * (L.q_clamp // 2 + L.tau_clamp // 2)
 
@@ -519,9 +519,10 @@ def solve_batch(
             return (yield from engine.dot_trunc_ltz(pairs, *L.iterate, "iterate", offset=offset))
 
         # the next iteration's random bits ride along with this one's first rounds (the pool
-        # already holds this iteration's: the previous one, or the step size, fetched them)
-        # (head() draws this iteration's pairs before the prefetch counts the pool)
-        ahead = pairs_needed(iteration) - soft_pairs + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
+        # already holds this iteration's: the previous one, or the step size, fetched them);
+        # head() has drawn this iteration's pairs when the prefetch counts the pool, so it
+        # asks for this iteration's check and the next iteration
+        ahead = check_pairs(iteration) + (pairs_needed(iteration + 1) if iteration < max_iter else 0)
         (gaps, bits), _ = yield from engine.together(head(), engine.prefetch_bits(0, ahead + joining_pairs))
         new_bits = [bits[P * 2 * d : (P + 1) * 2 * d] for P in range(n_problems)]
         # soft threshold: [z > tau] (z - tau) + [z < -tau] (z + tau)
