@@ -498,6 +498,14 @@ class _Table:
             raise self.error(key, f"must be an integer of at least {low}, got {_what(value)}")
         return value
 
+    def penalty(self, key: str, zero: str) -> float:
+        """A finite number of at least 0 (default 0, which ``zero`` says the meaning of)."""
+        value = self.get(key)
+        value = 0.0 if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise self.error(key, f"must be a number of at least 0 (0: {zero}), got {_what(value)}")
+        return float(value)
+
     def names(self, key: str, allowed: Sequence[str], owner: str, *, default: Sequence[str] = ()) -> tuple[str, ...]:
         """A list of distinct strings, each in ``allowed`` (else '<name>' is <owner>)."""
         value = self.get(key)
@@ -626,20 +634,12 @@ class _Context:
 
     def _linear(self, table: _Table) -> Linear:
         target, features = self._model(table, "linear model")
-        ridge = table.get("ridge")
-        ridge = 0.0 if ridge is None else ridge
-        if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not math.isfinite(ridge) or ridge < 0:
-            raise table.error("ridge", f"must be a number of at least 0 (0: ordinary least squares), got {_what(ridge)}")
-        return Linear(target, features, float(ridge))
+        return Linear(target, features, table.penalty("ridge", "ordinary least squares"))
 
     def _logistic(self, table: _Table) -> Logistic:
         target, features = self._model(table, "logistic regression")
         max_iter = table.whole("max_iter", logistic.DEFAULT_MAX_ITER, 1)
-        l2 = table.get("l2")
-        l2 = 0.0 if l2 is None else l2
-        if isinstance(l2, bool) or not isinstance(l2, int | float) or not math.isfinite(l2) or l2 < 0:
-            raise table.error("l2", f"must be a number of at least 0 (0: maximum likelihood with standard errors), got {_what(l2)}")
-        return Logistic(target, features, max_iter, float(l2))
+        return Logistic(target, features, max_iter, table.penalty("l2", "maximum likelihood with standard errors"))
 
     def _lasso(self, table: _Table) -> Lasso:
         target, features = self._model(table, "lasso")
