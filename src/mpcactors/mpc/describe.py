@@ -368,11 +368,11 @@ def _counts(
         start += len(levels)
     residuals = [group[-1] for group in groups] if residual else []
     # [count < min_cell] per level and, in the same batch, [count < 1] per residual level
-    bits_ = yield from engine.ltz(
+    compared = yield from engine.ltz(
         [(v - min_cell) % p for v in counts] + [(counts[q] - 1) % p for q in residuals], bits, "small_cell"
     )
-    small_bits = bits_[: len(counts)]
-    for q, empty in zip(residuals, bits_[len(counts) :]):
+    small_bits = compared[: len(counts)]
+    for q, empty in zip(residuals, compared[len(counts) :]):
         # a residual level is small only when it is not empty: [1 <= count < min_cell]
         small_bits[q] = (small_bits[q] - empty) % p
     small = yield from engine.reveal(small_bits, "small_cell")
