@@ -394,12 +394,10 @@ def sigmoid_program(engine: Engine, z: Sequence[int], L: LogisticLayout, label: 
     den = [(one + x) % p for x in u]
     y = [((3 << FE) - x) % p for x in den]  # 1.5 - den/2 with FE + 1 fractional bits
     shift, nbits = L.op("sigmoid_newton")
-    # first step with y at FE + 1 bits
-    xy = yield from engine.mul_trunc(den, y, shift, nbits, label, fast=True)
-    y = yield from engine.mul_trunc(y, [((2 << FE) - x) % p for x in xy], shift, nbits, label, fast=True)
-    for _ in range(3):
-        xy = yield from engine.mul_trunc(den, y, FE, nbits, label, fast=True)
-        y = yield from engine.mul_trunc(y, [((2 << FE) - x) % p for x in xy], FE, nbits, label, fast=True)
+    # four steps, the first with y at FE + 1 bits
+    for cut in (shift, FE, FE, FE):
+        xy = yield from engine.mul_trunc(den, y, cut, nbits, label, fast=True)
+        y = yield from engine.mul_trunc(y, [((2 << FE) - x) % p for x in xy], cut, nbits, label, fast=True)
     q = y
     both = yield from engine.mul(s + q, [(one - 2 * x) % p for x in q] + [(one - x) % p for x in q], label)
     prob = engine.add(q, both[:N])
@@ -573,7 +571,7 @@ def logistic_fit(
         X, _ = yield from newton_schulz(engine, state["A"], L.solver, "schulz")
         # the step Q X (Q g): the outer Q as a public power of two before the truncation
         step = yield from engine.dot_trunc(
-            [(engine.scale(X[j], 1 << (L.S - kj)), state["g"]) for j, kj in zip(range(n), pen.k)],
+            [(engine.scale(X[j], 1 << (L.S - kj)), state["g"]) for j, kj in enumerate(pen.k)],
             *L.op("step"), "step", fast=True,
         )
         cand = engine.add(b, step)
