@@ -164,9 +164,6 @@ class Executor:
         previous runs too, and a run switched to inline by it was 1.4 times slower
         (``docs/benchmarks.md``, "Every core in one process").
         """
-        if self.requested != "auto":
-            return self.policy
-        cores = machine_cores() if cores is None else cores
         work = math.ceil(rows * (key_bits / 2048) ** 3)
         return self._resolved(work, AUTO_SHARED_MIN_ROWS, cores)
 

@@ -52,9 +52,8 @@ def analyze(out: Path, id_space: int, controls: bool, executor_policy: str, work
     from ..analysis import attacks, report, variants
     from ..analysis.disclosures import plan_disclosures
     from ..analysis.views import record_run
-    from ..synth import cohort_tables_by_party, make_cohort
-
     from ..logs import configure_logging
+    from ..synth import cohort_tables_by_party, make_cohort
 
     configure_logging(json=True, level="error")
     console = Console(stderr=True)
